@@ -1,0 +1,447 @@
+// Package hive is the cluster database: a tree of keys holding typed, named
+// values, stored in one bbolt file per node (clusdb). Names keep their case
+// and are matched case-insensitively. Changes are atomic transactions with
+// preconditions; every committed transaction raises the sequence number, and
+// each key records the sequence number of its last change.
+//
+// The hive knows nothing of consensus: the cluster service decides what to
+// apply and in which order, and hands each entry its consensus index so that
+// replays after a restart are skipped. The hive never reaches the network.
+package hive
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// FileName is the hive's file name inside a node's data directory.
+const FileName = "clusdb"
+
+// formatVersion is written in the meta bucket; a file of another format is refused.
+const formatVersion = 1
+
+var (
+	bucketTree = []byte("tree")
+	bucketMeta = []byte("meta")
+	keySeq     = []byte("seq")
+	keyApplied = []byte("applied")
+	keyFormat  = []byte("format")
+	keyMeta    = []byte{0} // inside a key's bucket: its own record
+)
+
+const (
+	prefixKey   = 'k'
+	prefixValue = 'v'
+)
+
+// Options tune Open. The zero value is what an agent uses.
+type Options struct {
+	// NoSync skips fsync on commit. Only for tests and bulk loads that can
+	// be redone; the cluster service never sets it.
+	NoSync bool
+	// MmapSize is the initial mmap size. It is virtual memory only; a large
+	// one keeps a long read transaction (a backup) from ever blocking
+	// writers on a remap. Default 4 GiB.
+	MmapSize int
+}
+
+// Hive is an open cluster database.
+type Hive struct {
+	path     string
+	opts     Options
+	readOnly bool
+
+	mu sync.RWMutex // guards db across Replace
+	db *bolt.DB
+
+	watch *watchers
+}
+
+// Open opens (creating if needed) the hive at path for reading and writing.
+// It fails with ErrInUse when another process holds the file.
+func Open(path string, opts Options) (*Hive, error) {
+	if opts.MmapSize == 0 {
+		opts.MmapSize = 4 << 30
+	}
+	h := &Hive{path: path, opts: opts, watch: newWatchers()}
+	db, err := h.openDB(false)
+	if err != nil {
+		return nil, err
+	}
+	h.db = db
+	h.watch.setFloor(h.seqLocked())
+	return h, nil
+}
+
+// OpenReadOnly opens the hive file of a stopped node, as any other file,
+// without changing it. It fails with ErrInUse while a node service holds it.
+func OpenReadOnly(path string) (*Hive, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open hive %s: %w", path, err)
+	}
+	h := &Hive{path: path, readOnly: true, watch: newWatchers()}
+	db, err := h.openDB(true)
+	if err != nil {
+		return nil, err
+	}
+	h.db = db
+	return h, nil
+}
+
+func (h *Hive) openDB(readOnly bool) (*bolt.DB, error) {
+	bo := &bolt.Options{
+		Timeout:         200 * time.Millisecond,
+		ReadOnly:        readOnly,
+		NoSync:          h.opts.NoSync,
+		InitialMmapSize: h.opts.MmapSize,
+		FreelistType:    bolt.FreelistMapType,
+		NoFreelistSync:  true,
+	}
+	db, err := bolt.Open(h.path, 0o600, bo)
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("open hive %s: %w", h.path, ErrInUse)
+		}
+		return nil, fmt.Errorf("open hive %s: %w", h.path, err)
+	}
+	if readOnly {
+		err = db.View(checkFormat)
+	} else {
+		err = db.Update(func(tx *bolt.Tx) error {
+			if _, err := tx.CreateBucketIfNotExists(bucketTree); err != nil {
+				return err
+			}
+			m, err := tx.CreateBucketIfNotExists(bucketMeta)
+			if err != nil {
+				return err
+			}
+			if m.Get(keyFormat) == nil {
+				if err := m.Put(keyFormat, u64(formatVersion)); err != nil {
+					return err
+				}
+			}
+			return checkFormat(tx)
+		})
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open hive %s: %w", h.path, err)
+	}
+	return db, nil
+}
+
+func checkFormat(tx *bolt.Tx) error {
+	m := tx.Bucket(bucketMeta)
+	if m == nil || tx.Bucket(bucketTree) == nil {
+		return fmt.Errorf("%w: not a clusterkeep hive (missing buckets)", ErrCorrupt)
+	}
+	if v := getU64(m.Get(keyFormat)); v != formatVersion {
+		return fmt.Errorf("%w: format version %d, this build reads %d", ErrCorrupt, v, formatVersion)
+	}
+	return nil
+}
+
+// Path is the hive's file path.
+func (h *Hive) Path() string { return h.path }
+
+// Close closes the database file. Pending watches end with ErrClosed.
+func (h *Hive) Close() error {
+	h.watch.close()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.db == nil {
+		return nil
+	}
+	err := h.db.Close()
+	h.db = nil
+	return err
+}
+
+func (h *Hive) view(fn func(tx *bolt.Tx) error) error {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.db == nil {
+		return ErrClosed
+	}
+	return h.db.View(fn)
+}
+
+// View runs fn with a consistent read view of the whole hive: every read
+// through r sees the hive at one sequence number.
+func (h *Hive) View(fn func(r *Reader) error) error {
+	return h.view(func(tx *bolt.Tx) error { return fn(&Reader{tx: tx}) })
+}
+
+// Get returns a key with its values and the names of its subkeys.
+func (h *Hive) Get(path string) (Key, error) {
+	var k Key
+	err := h.View(func(r *Reader) error {
+		var err error
+		k, err = r.Get(path)
+		return err
+	})
+	return k, err
+}
+
+// GetValue returns one value of a key.
+func (h *Hive) GetValue(path, name string) (Value, error) {
+	var v Value
+	err := h.View(func(r *Reader) error {
+		var err error
+		v, err = r.GetValue(path, name)
+		return err
+	})
+	return v, err
+}
+
+// Seq returns the sequence number of the last committed transaction.
+func (h *Hive) Seq() uint64 {
+	var s uint64
+	_ = h.View(func(r *Reader) error { s = r.Seq(); return nil })
+	return s
+}
+
+func (h *Hive) seqLocked() uint64 {
+	var s uint64
+	_ = h.db.View(func(tx *bolt.Tx) error { s = (&Reader{tx: tx}).Seq(); return nil })
+	return s
+}
+
+// Applied returns the consensus index of the last entry applied.
+func (h *Hive) Applied() uint64 {
+	var s uint64
+	_ = h.View(func(r *Reader) error { s = r.Applied(); return nil })
+	return s
+}
+
+// Entry is one transaction to apply, with the consensus index it was
+// committed at (0 when the hive is changed directly, offline).
+type Entry struct {
+	Index uint64
+	Txn   Txn
+	// System marks a change made by the cluster service itself, which may
+	// write the reserved subtree.
+	System bool
+}
+
+// Result is what applying one Entry did: the sequence number it committed
+// under, or why it changed nothing.
+type Result struct {
+	Seq     uint64
+	Err     error
+	Skipped bool // already applied before a restart
+}
+
+// Update applies one transaction directly (offline use and tests) and
+// returns its sequence number.
+func (h *Hive) Update(t Txn) (uint64, error) {
+	res, err := h.Apply([]Entry{{Txn: t}})
+	if err != nil {
+		return 0, err
+	}
+	return res[0].Seq, res[0].Err
+}
+
+// Apply applies entries in order in one database transaction and one fsync.
+// An entry whose index is not above the stored applied index is skipped (a
+// replay); an entry that is invalid or whose conditions fail changes nothing
+// and reports why in its Result. The returned error is a storage failure,
+// after which nothing of the batch was written.
+func (h *Hive) Apply(entries []Entry) ([]Result, error) {
+	if h.readOnly {
+		return nil, fmt.Errorf("apply: hive %s opened read-only", h.path)
+	}
+	results := make([]Result, len(entries))
+	var events []Event
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.db == nil {
+		return nil, ErrClosed
+	}
+	err := h.db.Update(func(tx *bolt.Tx) error {
+		events = events[:0]
+		meta := tx.Bucket(bucketMeta)
+		applied := getU64(meta.Get(keyApplied))
+		seq := getU64(meta.Get(keySeq))
+		for i, e := range entries {
+			results[i] = Result{}
+			if e.Index != 0 && e.Index <= applied {
+				results[i].Skipped = true
+				continue
+			}
+			if e.Index != 0 {
+				applied = e.Index
+			}
+			c, err := e.Txn.compile(e.System)
+			if err != nil {
+				results[i].Err = err
+				continue
+			}
+			w := &writer{tx: tx, root: tx.Bucket(bucketTree)}
+			if err := w.check(c.conds); err != nil {
+				results[i].Err = err
+				continue
+			}
+			seq++
+			w.seq = seq
+			if err := w.apply(c.ops); err != nil {
+				return err
+			}
+			results[i].Seq = seq
+			events = append(events, w.events...)
+		}
+		if err := meta.Put(keySeq, u64(seq)); err != nil {
+			return err
+		}
+		return meta.Put(keyApplied, u64(applied))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("apply to hive %s: %w", h.path, err)
+	}
+	h.watch.publish(events)
+	return results, nil
+}
+
+// Snapshot is a consistent, point-in-time read of the whole hive that does
+// not block writers. Close it when done.
+type Snapshot struct {
+	tx *bolt.Tx
+	r  *Reader
+}
+
+// Snapshot begins a read transaction that holds the hive at its current
+// sequence number.
+func (h *Hive) Snapshot() (*Snapshot, error) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.db == nil {
+		return nil, ErrClosed
+	}
+	tx, err := h.db.Begin(false)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot hive %s: %w", h.path, err)
+	}
+	return &Snapshot{tx: tx, r: &Reader{tx: tx}}, nil
+}
+
+// Reader reads the snapshot.
+func (s *Snapshot) Reader() *Reader { return s.r }
+
+// Size is the size in bytes of the database file the snapshot writes.
+func (s *Snapshot) Size() int64 { return s.tx.Size() }
+
+// WriteTo writes the snapshot as a complete bbolt database file.
+func (s *Snapshot) WriteTo(w io.Writer) (int64, error) { return s.tx.WriteTo(w) }
+
+// Close ends the read transaction.
+func (s *Snapshot) Close() error { return s.tx.Rollback() }
+
+// Replace atomically swaps the hive's file for the database read from r
+// (a raft snapshot being installed, or a restore). The new file is written
+// aside, fsync'd and checked before it takes the old one's place; on any
+// error the hive is unchanged. Watchers see ErrCompacted.
+func (h *Hive) Replace(r io.Reader) error {
+	if h.readOnly {
+		return fmt.Errorf("replace: hive %s opened read-only", h.path)
+	}
+	tmp := h.path + ".incoming"
+	if err := writeFileSync(tmp, r); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("replace hive %s: %w", h.path, err)
+	}
+	if err := CheckFile(tmp); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("replace hive %s: incoming database: %w", h.path, err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.db != nil {
+		if err := h.db.Close(); err != nil {
+			return fmt.Errorf("replace hive %s: close: %w", h.path, err)
+		}
+		h.db = nil
+	}
+	if err := os.Rename(tmp, h.path); err != nil {
+		return fmt.Errorf("replace hive %s: %w", h.path, err)
+	}
+	if err := SyncDir(filepath.Dir(h.path)); err != nil {
+		return fmt.Errorf("replace hive %s: %w", h.path, err)
+	}
+	db, err := h.openDB(false)
+	if err != nil {
+		return err
+	}
+	h.db = db
+	h.watch.setFloor(h.seqLocked())
+	return nil
+}
+
+// CheckFile opens a hive file read-only and runs bbolt's consistency check
+// and the hive's own structure check over it.
+func CheckFile(path string) error {
+	h, err := OpenReadOnly(path)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return h.Check()
+}
+
+// Check verifies the bbolt page structure and that every stored key and
+// value decodes.
+func (h *Hive) Check() error {
+	return h.view(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+		if err := checkFormat(tx); err != nil {
+			return err
+		}
+		r := &Reader{tx: tx}
+		return r.Walk(Path{}, func(k Key) error { return nil })
+	})
+}
+
+func writeFileSync(path string, r io.Reader) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// SyncDir fsyncs a directory so that a rename in it is durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func getU64(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}

@@ -1,0 +1,368 @@
+package hive
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Key is a key as read: its case-preserved path and name, the sequence
+// number of its last change, its values and the names of its subkeys, both
+// sorted case-insensitively.
+type Key struct {
+	Path    string   `json:"path"`
+	Name    string   `json:"name"`
+	Change  uint64   `json:"change"`
+	Subkeys []string `json:"subkeys"`
+	Values  []Value  `json:"values"`
+}
+
+// keyRecord is what a key's bucket stores under keyMeta.
+type keyRecord struct {
+	change uint64
+	name   string
+}
+
+func (k keyRecord) encode() []byte {
+	b := binary.AppendUvarint(nil, k.change)
+	return append(b, k.name...)
+}
+
+func decodeKeyRecord(b []byte) (keyRecord, error) {
+	c, n := binary.Uvarint(b)
+	if n <= 0 {
+		return keyRecord{}, fmt.Errorf("%w: stored key record", ErrCorrupt)
+	}
+	return keyRecord{change: c, name: string(b[n:])}, nil
+}
+
+func subkeyID(name string) []byte { return append([]byte{prefixKey}, fold(name)...) }
+func valueID(name string) []byte  { return append([]byte{prefixValue}, fold(name)...) }
+
+// Reader reads the hive inside one read transaction.
+type Reader struct{ tx *bolt.Tx }
+
+// Seq is the sequence number of the last committed transaction.
+func (r *Reader) Seq() uint64 { return getU64(r.tx.Bucket(bucketMeta).Get(keySeq)) }
+
+// Applied is the consensus index of the last applied entry.
+func (r *Reader) Applied() uint64 { return getU64(r.tx.Bucket(bucketMeta).Get(keyApplied)) }
+
+// lookup walks to the bucket of p, returning the case-preserved path.
+func (r *Reader) lookup(p Path) (*bolt.Bucket, Path, error) {
+	b := r.tx.Bucket(bucketTree)
+	stored := make(Path, 0, len(p))
+	for i, name := range p {
+		b = b.Bucket(subkeyID(name))
+		if b == nil {
+			return nil, nil, fmt.Errorf("%w: %s", ErrKeyNotFound, p[:i+1])
+		}
+		rec, err := decodeKeyRecord(b.Get(keyMeta))
+		if err != nil {
+			return nil, nil, err
+		}
+		stored = append(stored, rec.name)
+	}
+	return b, stored, nil
+}
+
+// Exists reports whether the key at path exists.
+func (r *Reader) Exists(path string) (bool, error) {
+	p, err := ParsePath(path)
+	if err != nil {
+		return false, err
+	}
+	b, _, _ := r.lookup(p)
+	return b != nil, nil
+}
+
+// Get reads a key.
+func (r *Reader) Get(path string) (Key, error) {
+	p, err := ParsePath(path)
+	if err != nil {
+		return Key{}, err
+	}
+	b, stored, err := r.lookup(p)
+	if err != nil {
+		return Key{}, err
+	}
+	return readKey(b, stored)
+}
+
+func readKey(b *bolt.Bucket, stored Path) (Key, error) {
+	k := Key{Path: stored.String(), Subkeys: []string{}, Values: []Value{}}
+	if len(stored) > 0 {
+		k.Name = stored[len(stored)-1]
+		rec, err := decodeKeyRecord(b.Get(keyMeta))
+		if err != nil {
+			return Key{}, err
+		}
+		k.Change = rec.change
+	} else if rec := b.Get(keyMeta); rec != nil {
+		r, err := decodeKeyRecord(rec)
+		if err != nil {
+			return Key{}, err
+		}
+		k.Change = r.change
+	}
+	c := b.Cursor()
+	for id, v := c.Seek([]byte{prefixKey}); id != nil && id[0] == prefixKey; id, v = c.Next() {
+		sub := b.Bucket(id)
+		if v != nil || sub == nil {
+			return Key{}, fmt.Errorf("%w: subkey entry %q of %q is not a bucket", ErrCorrupt, id[1:], k.Path)
+		}
+		rec, err := decodeKeyRecord(sub.Get(keyMeta))
+		if err != nil {
+			return Key{}, err
+		}
+		if fold(rec.name) != string(id[1:]) {
+			return Key{}, fmt.Errorf("%w: subkey %q of %q stored under %q", ErrCorrupt, rec.name, k.Path, id[1:])
+		}
+		k.Subkeys = append(k.Subkeys, rec.name)
+	}
+	for id, v := c.Seek([]byte{prefixValue}); id != nil && id[0] == prefixValue; id, v = c.Next() {
+		val, err := decodeValue(v)
+		if err != nil {
+			return Key{}, fmt.Errorf("key %q: %w", k.Path, err)
+		}
+		if fold(val.Name) != string(id[1:]) {
+			return Key{}, fmt.Errorf("%w: value %q of %q stored under %q", ErrCorrupt, val.Name, k.Path, id[1:])
+		}
+		k.Values = append(k.Values, val)
+	}
+	return k, nil
+}
+
+// GetValue reads one value.
+func (r *Reader) GetValue(path, name string) (Value, error) {
+	p, err := ParsePath(path)
+	if err != nil {
+		return Value{}, err
+	}
+	if err := validateName("value name", name); err != nil {
+		return Value{}, err
+	}
+	b, stored, err := r.lookup(p)
+	if err != nil {
+		return Value{}, err
+	}
+	raw := b.Get(valueID(name))
+	if raw == nil {
+		return Value{}, fmt.Errorf("%w: %q in key %q", ErrValueNotFound, name, stored.String())
+	}
+	return decodeValue(raw)
+}
+
+// Walk calls fn for the key at p and every key below it, parents before
+// children, siblings in case-insensitive order.
+func (r *Reader) Walk(p Path, fn func(Key) error) error {
+	b, stored, err := r.lookup(p)
+	if err != nil {
+		return err
+	}
+	return walk(b, stored, fn)
+}
+
+func walk(b *bolt.Bucket, stored Path, fn func(Key) error) error {
+	k, err := readKey(b, stored)
+	if err != nil {
+		return err
+	}
+	if err := fn(k); err != nil {
+		return err
+	}
+	for _, name := range k.Subkeys {
+		if err := walk(b.Bucket(subkeyID(name)), stored.Child(name), fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Count returns how many keys (the root included) and values lie at and below p.
+func (r *Reader) Count(p Path) (keys, values int, err error) {
+	err = r.Walk(p, func(k Key) error {
+		keys++
+		values += len(k.Values)
+		return nil
+	})
+	return keys, values, err
+}
+
+// writer applies one compiled transaction inside a write transaction.
+type writer struct {
+	tx     *bolt.Tx
+	root   *bolt.Bucket
+	seq    uint64
+	events []Event
+}
+
+func (w *writer) find(p Path) *bolt.Bucket {
+	b := w.root
+	for _, name := range p {
+		if b = b.Bucket(subkeyID(name)); b == nil {
+			return nil
+		}
+	}
+	return b
+}
+
+func (w *writer) check(conds []ccond) error {
+	for i, c := range conds {
+		b := w.find(c.path)
+		fail := func(why string) error {
+			return fmt.Errorf("%w: condition %d (%s %q): %s", ErrPreconditionFailed, i, c.Kind, c.Key, why)
+		}
+		switch c.Kind {
+		case CondKeyExists:
+			if b == nil {
+				return fail("key does not exist")
+			}
+		case CondKeyMissing:
+			if b != nil {
+				return fail("key exists")
+			}
+		case CondChangeEquals:
+			if b == nil {
+				return fail("key does not exist")
+			}
+			var change uint64
+			if raw := b.Get(keyMeta); raw != nil {
+				rec, err := decodeKeyRecord(raw)
+				if err != nil {
+					return err
+				}
+				change = rec.change
+			}
+			if change != c.Change {
+				return fail(fmt.Sprintf("key changed at %d, expected %d", change, c.Change))
+			}
+		case CondValueExists, CondValueMissing, CondValueEquals:
+			name := c.Name
+			if c.Kind == CondValueEquals {
+				name = c.Value.Name
+			}
+			var raw []byte
+			if b != nil {
+				raw = b.Get(valueID(name))
+			}
+			switch {
+			case c.Kind == CondValueMissing && raw != nil:
+				return fail(fmt.Sprintf("value %q exists", name))
+			case c.Kind != CondValueMissing && raw == nil:
+				return fail(fmt.Sprintf("value %q does not exist", name))
+			case c.Kind == CondValueEquals:
+				v, err := decodeValue(raw)
+				if err != nil {
+					return err
+				}
+				if !v.sameData(*c.Value) {
+					return fail(fmt.Sprintf("value %q differs", name))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (w *writer) apply(ops []cop) error {
+	for _, op := range ops {
+		var err error
+		switch op.Kind {
+		case OpCreateKey:
+			_, err = w.createKey(op.path)
+		case OpDeleteKey:
+			err = w.deleteKey(op.path)
+		case OpSetValue:
+			err = w.setValue(op.path, *op.Value)
+		case OpDeleteValue:
+			err = w.deleteValue(op.path, op.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", op.Kind, op.Key, err)
+		}
+	}
+	return nil
+}
+
+// touch records the transaction's sequence number as b's last change.
+func (w *writer) touch(b *bolt.Bucket) error {
+	var rec keyRecord
+	if raw := b.Get(keyMeta); raw != nil {
+		var err error
+		if rec, err = decodeKeyRecord(raw); err != nil {
+			return err
+		}
+	}
+	rec.change = w.seq
+	return b.Put(keyMeta, rec.encode())
+}
+
+// createKey walks to p, creating every missing key on the way.
+func (w *writer) createKey(p Path) (*bolt.Bucket, error) {
+	b := w.root
+	for i, name := range p {
+		next := b.Bucket(subkeyID(name))
+		if next == nil {
+			var err error
+			if next, err = b.CreateBucket(subkeyID(name)); err != nil {
+				return nil, err
+			}
+			if err := next.Put(keyMeta, keyRecord{change: w.seq, name: name}.encode()); err != nil {
+				return nil, err
+			}
+			if err := w.touch(b); err != nil {
+				return nil, err
+			}
+			w.events = append(w.events, Event{Seq: w.seq, Kind: OpCreateKey, Key: p[:i+1].String()})
+		}
+		b = next
+	}
+	return b, nil
+}
+
+func (w *writer) deleteKey(p Path) error {
+	parent := w.find(p[:len(p)-1])
+	if parent == nil || parent.Bucket(subkeyID(p[len(p)-1])) == nil {
+		return nil
+	}
+	if err := parent.DeleteBucket(subkeyID(p[len(p)-1])); err != nil {
+		return err
+	}
+	w.events = append(w.events, Event{Seq: w.seq, Kind: OpDeleteKey, Key: p.String()})
+	return w.touch(parent)
+}
+
+func (w *writer) setValue(p Path, v Value) error {
+	b, err := w.createKey(p)
+	if err != nil {
+		return err
+	}
+	id := valueID(v.Name)
+	if old := b.Get(id); old != nil {
+		// The name keeps the case it was created with.
+		prev, err := decodeValue(old)
+		if err != nil {
+			return err
+		}
+		v.Name = prev.Name
+	}
+	if err := b.Put(id, v.encode()); err != nil {
+		return err
+	}
+	w.events = append(w.events, Event{Seq: w.seq, Kind: OpSetValue, Key: p.String(), Name: v.Name})
+	return w.touch(b)
+}
+
+func (w *writer) deleteValue(p Path, name string) error {
+	b := w.find(p)
+	if b == nil || b.Get(valueID(name)) == nil {
+		return nil
+	}
+	if err := b.Delete(valueID(name)); err != nil {
+		return err
+	}
+	w.events = append(w.events, Event{Seq: w.seq, Kind: OpDeleteValue, Key: p.String(), Name: name})
+	return w.touch(b)
+}
