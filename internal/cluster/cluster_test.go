@@ -1,0 +1,267 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
+)
+
+// ports keeps each data directory's raft port, so a restarted node comes
+// back at the address its peers know.
+var ports = map[string]string{}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func fastConfig(t *testing.T, dir, name string) Config {
+	if ports[dir] == "" {
+		ports[dir] = freeAddr(t)
+	}
+	return Config{
+		DataDir: dir, NodeName: name, RaftBind: ports[dir], APIAddr: "api-" + name,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLog: io.Discard,
+		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
+		LeaderLeaseTimeout: 150 * time.Millisecond, ApplyTimeout: 5 * time.Second,
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// eventually polls cond until it holds or the test's deadline passes.
+func eventually(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("%s: %v", what, err)
+}
+
+func openSvc(t *testing.T, dir, name string) *Service {
+	t.Helper()
+	s, err := Open(fastConfig(t, dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func join(t *testing.T, leader, s *Service) {
+	t.Helper()
+	info, err := leader.JoinInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.PrepareJoin(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.AddMember(ctx(t), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func leaderOf(t *testing.T, svcs ...*Service) *Service {
+	t.Helper()
+	var l *Service
+	eventually(t, "a ready leader", func() error {
+		for _, s := range svcs {
+			if s.ReadIndex(context.Background()) == nil {
+				l = s
+				return nil
+			}
+		}
+		return errors.New("none")
+	})
+	return l
+}
+
+func TestThreeNodesReplicateAndSurviveLeaderLoss(t *testing.T) {
+	base := t.TempDir()
+	var svcs []*Service
+	for i := range 3 {
+		svcs = append(svcs, openSvc(t, filepath.Join(base, fmt.Sprint(i)), fmt.Sprintf("n%d", i)))
+	}
+	if err := svcs[0].Create(ctx(t), "test"); err != nil {
+		t.Fatal(err)
+	}
+	leaderOf(t, svcs[0])
+	join(t, svcs[0], svcs[1])
+	join(t, svcs[0], svcs[2])
+	seq, err := svcs[0].Apply(ctx(t), hive.Txn{Ops: []hive.Op{hive.SetValue("App", hive.Uint32Value("X", 7))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range svcs {
+		eventually(t, "replication", func() error {
+			v, err := s.Hive().GetValue("app", "x")
+			if err != nil || v.Uint32 != 7 || s.Hive().Seq() < seq {
+				return fmt.Errorf("value %+v seq %d: %v", v, s.Hive().Seq(), err)
+			}
+			return nil
+		})
+	}
+	if _, err := svcs[1].Apply(ctx(t), hive.Txn{Ops: []hive.Op{hive.CreateKey("x")}}); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("follower apply: %v", err)
+	}
+	if _, err := svcs[0].Apply(ctx(t), hive.Txn{Ops: []hive.Op{hive.CreateKey("Cluster/x")}}); !errors.Is(err, hive.ErrReserved) {
+		t.Fatalf("client write to reserved: %v", err)
+	}
+	ms, _ := svcs[2].Members()
+	if len(ms) != 3 {
+		t.Fatalf("members %+v", ms)
+	}
+	// The leader goes; the other two elect one and keep taking writes.
+	svcs[0].Close()
+	l := leaderOf(t, svcs[1], svcs[2])
+	if _, err := l.Apply(ctx(t), hive.Txn{Ops: []hive.Op{hive.SetValue("App", hive.Uint32Value("X", 8))}}); err != nil {
+		t.Fatal(err)
+	}
+	// The old leader comes back and catches up.
+	back := openSvc(t, filepath.Join(base, "0"), "n0")
+	eventually(t, "catch up", func() error {
+		v, err := back.Hive().GetValue("app", "x")
+		if err != nil || v.Uint32 != 8 {
+			return fmt.Errorf("value %+v: %v", v, err)
+		}
+		return nil
+	})
+}
+
+func TestHandshakeRefusesOtherClusterAndGeneration(t *testing.T) {
+	me := PeerIdentity{ClusterID: "c1", Generation: 2, NodeID: "a"}
+	sl, err := NewStreamLayer("127.0.0.1:0", func() PeerIdentity { return me }, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sl.Close()
+	go func() {
+		for {
+			c, err := sl.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	addr := sl.Addr().String()
+	cases := []struct {
+		peer   PeerIdentity
+		reason string
+	}{
+		{PeerIdentity{ClusterID: "c2", Generation: 2, NodeID: "b"}, RefusedCluster},
+		{PeerIdentity{ClusterID: "c1", Generation: 1, NodeID: "b"}, RefusedGeneration},
+		{PeerIdentity{ClusterID: "c1", Generation: 3, NodeID: "b"}, RefusedGeneration},
+	}
+	for _, c := range cases {
+		_, err := DialPeer(addr, time.Second, c.peer, nil)
+		var re *RefusedError
+		if !errors.As(err, &re) || re.Reason != c.reason || !errors.Is(err, ErrPeerRefused) {
+			t.Errorf("%+v: got %v, want refusal %s", c.peer, err, c.reason)
+		}
+	}
+	conn, err := DialPeer(addr, time.Second, PeerIdentity{ClusterID: "c1", Generation: 2, NodeID: "b"}, nil)
+	if err != nil {
+		t.Fatalf("same cluster and generation refused: %v", err)
+	}
+	conn.Close()
+}
+
+func TestStaleGenerationNodeCannotDisturbCluster(t *testing.T) {
+	base := t.TempDir()
+	a := openSvc(t, filepath.Join(base, "a"), "a")
+	b := openSvc(t, filepath.Join(base, "b"), "b")
+	c := openSvc(t, filepath.Join(base, "c"), "c")
+	if err := a.Create(ctx(t), "gen"); err != nil {
+		t.Fatal(err)
+	}
+	leaderOf(t, a)
+	join(t, a, b)
+	join(t, a, c)
+	// c is stopped and comes back believing in another generation.
+	c.Close()
+	if _, err := noderegistry.Update(filepath.Join(base, "c"), func(i *noderegistry.Identity) error { i.Generation = 7; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	c2 := openSvc(t, filepath.Join(base, "c"), "c")
+	l := leaderOf(t, a, b)
+	seq, err := l.Apply(ctx(t), hive.Txn{Ops: []hive.Op{hive.SetValue("k", hive.Uint32Value("v", 1))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stale node receives nothing, however long the others run.
+	time.Sleep(time.Second)
+	if got := c2.Hive().Seq(); got >= seq {
+		t.Fatalf("stale-generation node received entries: seq %d", got)
+	}
+	if st := c2.Status(); st.RaftState == "Leader" {
+		t.Fatal("stale-generation node became leader")
+	}
+}
+
+func TestEvictedNodeIsRefused(t *testing.T) {
+	base := t.TempDir()
+	a := openSvc(t, filepath.Join(base, "a"), "a")
+	b := openSvc(t, filepath.Join(base, "b"), "b")
+	c := openSvc(t, filepath.Join(base, "c"), "c")
+	if err := a.Create(ctx(t), "ev"); err != nil {
+		t.Fatal(err)
+	}
+	leaderOf(t, a)
+	join(t, a, b)
+	join(t, a, c)
+	cid := c.Identity().NodeID
+	eventually(t, "c caught up", func() error {
+		if st := c.Status(); !st.Voter || st.Applied < a.Status().Applied {
+			return fmt.Errorf("c: %+v", st)
+		}
+		return nil
+	})
+	c.Close()
+	if err := a.RemoveMember(ctx(t), "C"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Member(cid); !errors.Is(err, ErrUnknownNode) {
+		t.Fatalf("evicted still a member: %v", err)
+	}
+	// It cannot be added again under the same identity.
+	if err := a.AddMember(ctx(t), Member{ID: cid, Name: "c", RaftAddr: "127.0.0.1:1"}); !errors.Is(err, ErrEvicted) {
+		t.Fatalf("re-add evicted: %v", err)
+	}
+	// Restarted, it is refused by the members and moves its data aside.
+	c2 := openSvc(t, filepath.Join(base, "c"), "c")
+	eventually(t, "evicted node forgets its cluster", func() error {
+		if c2.Identity().Configured() {
+			return fmt.Errorf("still configured: %+v", c2.Status())
+		}
+		return nil
+	})
+	matches, _ := filepath.Glob(filepath.Join(base, "c", "aside", "*-evicted", hive.FileName))
+	if len(matches) != 1 {
+		t.Fatalf("moved-aside data: %v", matches)
+	}
+}

@@ -1,0 +1,147 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/hashicorp/raft"
+)
+
+// command is what a raft log entry of type LogCommand carries.
+type command struct {
+	// System marks a change made by the cluster service itself.
+	System bool     `json:"system,omitempty"`
+	Txn    hive.Txn `json:"txn"`
+	// Noop commits nothing; a new leader applies one to learn when its
+	// state machine has caught up (see readIndex).
+	Noop bool `json:"noop,omitempty"`
+}
+
+// applyResult is the response of an applied command.
+type applyResult struct {
+	Seq uint64
+	Err error
+}
+
+// fsm applies committed entries to the hive. It implements raft's
+// BatchingFSM (one bbolt transaction per batch) and ConfigurationStore (so
+// that every entry after a leader's first no-op reaches it, which makes its
+// index a safe read index).
+type fsm struct {
+	hive *hive.Hive
+
+	mu      sync.Mutex
+	index   uint64        // the last log index this FSM has applied
+	changed chan struct{} // closed when index moves
+}
+
+func newFSM(h *hive.Hive) *fsm {
+	return &fsm{hive: h, index: h.Applied(), changed: make(chan struct{})}
+}
+
+func (f *fsm) advance(idx uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if idx > f.index {
+		f.index = idx
+		close(f.changed)
+		f.changed = make(chan struct{})
+	}
+}
+
+// Index returns the last log index applied.
+func (f *fsm) Index() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.index
+}
+
+// waitIndex blocks until the FSM has applied idx.
+func (f *fsm) waitIndex(ctx context.Context, idx uint64) error {
+	for {
+		f.mu.Lock()
+		cur, ch := f.index, f.changed
+		f.mu.Unlock()
+		if cur >= idx {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for index %d (applied %d): %w", idx, cur, ctx.Err())
+		case <-ch:
+		}
+	}
+}
+
+func (f *fsm) Apply(l *raft.Log) interface{} { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
+	out := make([]interface{}, len(logs))
+	entries := make([]hive.Entry, 0, len(logs))
+	pos := make([]int, 0, len(logs))
+	var last uint64
+	for i, l := range logs {
+		last = l.Index
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		var c command
+		if err := json.Unmarshal(l.Data, &c); err != nil {
+			out[i] = &applyResult{Err: fmt.Errorf("decode log entry %d: %w", l.Index, err)}
+			continue
+		}
+		if c.Noop {
+			out[i] = &applyResult{}
+			continue
+		}
+		entries = append(entries, hive.Entry{Index: l.Index, Txn: c.Txn, System: c.System})
+		pos = append(pos, i)
+	}
+	if len(entries) > 0 {
+		res, err := f.hive.Apply(entries)
+		if err != nil {
+			// The hive cannot take committed entries: continuing would
+			// diverge from the cluster. Stop the node; it replays on restart.
+			panic(fmt.Sprintf("clusterkeep: cannot apply committed entries to the hive: %v", err))
+		}
+		for j, r := range res {
+			out[pos[j]] = &applyResult{Seq: r.Seq, Err: r.Err}
+		}
+	}
+	f.advance(last)
+	return out
+}
+
+func (f *fsm) StoreConfiguration(index uint64, _ raft.Configuration) { f.advance(index) }
+
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	s, err := f.hive.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return &fsmSnapshot{s: s}, nil
+}
+
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	if err := f.hive.Replace(rc); err != nil {
+		return fmt.Errorf("install raft snapshot: %w", err)
+	}
+	return nil
+}
+
+type fsmSnapshot struct{ s *hive.Snapshot }
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := s.s.WriteTo(sink); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("persist raft snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() { s.s.Close() }

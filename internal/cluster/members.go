@@ -1,0 +1,177 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/hashicorp/raft"
+)
+
+// Member is a node of the cluster as recorded in the hive, under
+// Cluster/Nodes/<id>.
+type Member struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	RaftAddr string `json:"raft_addr"`
+	APIAddr  string `json:"api_addr"`
+	Paused   bool   `json:"paused"`
+	// Voter is whether the node is in the consensus configuration this
+	// node knows; a recorded node that is not yet is still joining.
+	Voter bool `json:"voter"`
+}
+
+func nodePath(id string) string    { return hive.ReservedKey + "/Nodes/" + id }
+func evictedPath(id string) string { return hive.ReservedKey + "/Evicted/" + id }
+
+func nodeRecordOps(m Member) []hive.Op {
+	var paused uint32
+	if m.Paused {
+		paused = 1
+	}
+	p := nodePath(m.ID)
+	return []hive.Op{
+		hive.SetValue(p, hive.StringValue("Name", m.Name)),
+		hive.SetValue(p, hive.StringValue("RaftAddr", m.RaftAddr)),
+		hive.SetValue(p, hive.StringValue("APIAddr", m.APIAddr)),
+		hive.SetValue(p, hive.Uint32Value("Paused", paused)),
+	}
+}
+
+// Members lists the recorded members from this node's hive (a stale read),
+// marking those in the consensus configuration.
+func (s *Service) Members() ([]Member, error) {
+	voters := map[string]bool{}
+	if r, err := s.currentRaft(); err == nil {
+		if f := r.GetConfiguration(); f.Error() == nil {
+			for _, srv := range f.Configuration().Servers {
+				if srv.Suffrage == raft.Voter {
+					voters[string(srv.ID)] = true
+				}
+			}
+		}
+	}
+	var out []Member
+	err := s.hive.View(func(r *hive.Reader) error {
+		nodes, err := r.Get(hive.ReservedKey + "/Nodes")
+		if errors.Is(err, hive.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, id := range nodes.Subkeys {
+			k, err := r.Get(nodePath(id))
+			if err != nil {
+				return err
+			}
+			m := Member{ID: id, Voter: voters[id]}
+			for _, v := range k.Values {
+				switch strings.ToLower(v.Name) {
+				case "name":
+					m.Name = v.String
+				case "raftaddr":
+					m.RaftAddr = v.String
+				case "apiaddr":
+					m.APIAddr = v.String
+				case "paused":
+					m.Paused = v.Uint32 != 0
+				}
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Member finds a member by id or, case-insensitively, by name.
+func (s *Service) Member(idOrName string) (Member, error) {
+	ms, err := s.Members()
+	if err != nil {
+		return Member{}, err
+	}
+	for _, m := range ms {
+		if m.ID == idOrName || strings.EqualFold(m.Name, idOrName) {
+			return m, nil
+		}
+	}
+	return Member{}, fmt.Errorf("%w: %q", ErrUnknownNode, idOrName)
+}
+
+// LocalStatus is this node's own view, served to probes and clients.
+type LocalStatus struct {
+	NodeID      string `json:"node_id"`
+	NodeName    string `json:"node_name"`
+	ClusterID   string `json:"cluster_id,omitempty"`
+	ClusterName string `json:"cluster_name,omitempty"`
+	Generation  uint64 `json:"generation"`
+	// RaftState is Leader, Follower, Candidate or Shutdown; empty when the
+	// node is in no cluster.
+	RaftState string `json:"raft_state,omitempty"`
+	LeaderID  string `json:"leader_id,omitempty"`
+	Applied   uint64 `json:"applied_index"`
+	Commit    uint64 `json:"commit_index"`
+	LastIndex uint64 `json:"last_index"`
+	Seq       uint64 `json:"seq"`
+	Voter     bool   `json:"voter"`
+	Evicted   bool   `json:"evicted,omitempty"`
+	APIAddr   string `json:"api_addr"`
+	RaftAddr  string `json:"raft_addr,omitempty"`
+}
+
+// Status returns this node's own view.
+func (s *Service) Status() LocalStatus {
+	id := s.Identity()
+	st := LocalStatus{NodeID: id.NodeID, NodeName: id.NodeName, ClusterID: id.ClusterID, ClusterName: id.ClusterName,
+		Generation: id.Generation, Seq: s.hive.Seq(), APIAddr: s.cfg.APIAddr}
+	s.mu.RLock()
+	st.Evicted = s.evicted
+	f := s.fsm
+	s.mu.RUnlock()
+	r, err := s.currentRaft()
+	if err != nil {
+		return st
+	}
+	st.RaftAddr = s.raftAdvertise()
+	st.RaftState = r.State().String()
+	_, lid := r.LeaderWithID()
+	st.LeaderID = string(lid)
+	st.Applied = f.Index()
+	st.Commit = r.CommitIndex()
+	st.LastIndex = r.LastIndex()
+	if fut := r.GetConfiguration(); fut.Error() == nil {
+		for _, srv := range fut.Configuration().Servers {
+			if string(srv.ID) == id.NodeID && srv.Suffrage == raft.Voter {
+				st.Voter = true
+			}
+		}
+	}
+	return st
+}
+
+// LeaderAPI returns the API address of the current leader, as recorded.
+func (s *Service) LeaderAPI() (string, error) {
+	r, err := s.currentRaft()
+	if err != nil {
+		return "", err
+	}
+	_, lid := r.LeaderWithID()
+	if lid == "" {
+		return "", ErrNoLeader
+	}
+	m, err := s.Member(string(lid))
+	if err != nil {
+		return "", fmt.Errorf("leader %s: %w", lid, err)
+	}
+	return m.APIAddr, nil
+}
+
+type tcpAddr string
+
+func (a tcpAddr) Network() string { return "tcp" }
+func (a tcpAddr) String() string  { return string(a) }
+
+var _ net.Addr = tcpAddr("")
