@@ -34,7 +34,7 @@ func (r *Reader) Export(w io.Writer, path string) error {
 	err = r.Walk(p, func(k Key) error {
 		fmt.Fprintf(bw, "key %s\n", strconv.Quote(k.Path))
 		for _, v := range k.Values {
-			fmt.Fprintf(bw, "value %s %s %s\n", strconv.Quote(v.Name), v.Type, formatData(v))
+			fmt.Fprintf(bw, "value %s %s %s\n", strconv.Quote(v.Name), v.Type, FormatData(v))
 		}
 		return nil
 	})
@@ -49,7 +49,8 @@ func (h *Hive) Export(w io.Writer, path string) error {
 	return h.View(func(r *Reader) error { return r.Export(w, path) })
 }
 
-func formatData(v Value) string {
+// FormatData writes a value's data in the text form Export uses.
+func FormatData(v Value) string {
 	switch v.Type {
 	case TypeString:
 		return strconv.Quote(v.String)

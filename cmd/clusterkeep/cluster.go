@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/clusterkeep/clusterkeep/internal/api"
+	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/ui"
+	"github.com/spf13/cobra"
+)
+
+func clusterCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "cluster", Short: "The cluster as a whole"}
+	info := &cobra.Command{
+		Use: "info", Short: "Show the cluster's name, id, generation, leader and members (GetClusterInformation)", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			c, err := g.open(ctx)
+			if err != nil {
+				return err
+			}
+			info, err := c.GetClusterInformation(ctx)
+			if err != nil {
+				return err
+			}
+			return g.out.Result(info, func(w io.Writer) {
+				fmt.Fprintf(w, "cluster:    %s\nid:         %s\ngeneration: %d\nversion:    %s\nleader:     %s\nsequence:   %d\n\n",
+					info.Name, info.ID, info.Generation, info.Version, orDash(info.Leader), info.Seq)
+				nodeTable(w, info.Nodes)
+			})
+		},
+	}
+	cmd.AddCommand(info)
+	return cmd
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func nodeTable(w io.Writer, nodes []api.NodeInfo) {
+	var rows [][]string
+	for _, n := range nodes {
+		role := ""
+		if n.Leader {
+			role = "leader"
+		}
+		rows = append(rows, []string{n.Name, string(n.State), role, n.APIAddr, fmt.Sprint(n.Applied), n.Why})
+	}
+	ui.Table(w, []string{"NODE", "STATE", "ROLE", "API", "APPLIED", "WHY"}, rows)
+}
+
+func nodeCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "node", Short: "Members of the cluster"}
+	list := &cobra.Command{
+		Use: "list", Short: "List the members with their states", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			c, err := g.open(ctx)
+			if err != nil {
+				return err
+			}
+			info, err := c.GetClusterInformation(ctx)
+			if err != nil {
+				return err
+			}
+			return g.out.Result(map[string]any{"nodes": info.Nodes}, func(w io.Writer) { nodeTable(w, info.Nodes) })
+		},
+	}
+	action := func(name, short string, call func(*client.Cluster, context.Context, string) (api.Member, error)) *cobra.Command {
+		return &cobra.Command{
+			Use: name + " NODE", Short: short, Args: exactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				ctx, cancel := g.context(cmd)
+				defer cancel()
+				c, err := g.open(ctx)
+				if err != nil {
+					return err
+				}
+				m, err := call(c, ctx, args[0])
+				if err != nil {
+					return err
+				}
+				return g.out.Result(m, func(w io.Writer) { fmt.Fprintf(w, "%s: %s done\n", m.Name, name) })
+			},
+		}
+	}
+	var leaveAddr string
+	leave := &cobra.Command{
+		Use: "leave", Short: "Make a node leave its cluster gracefully (its cluster data is moved aside)", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			st, err := client.Leave(ctx, leaveAddr)
+			if err != nil {
+				return err
+			}
+			return g.out.Result(st, func(w io.Writer) { fmt.Fprintf(w, "%s left the cluster\n", st.NodeName) })
+		},
+	}
+	leave.Flags().StringVar(&leaveAddr, "node-api", "127.0.0.1:7400", "API address of the node that leaves")
+	cmd.AddCommand(list,
+		action("pause", "Pause a node: it stays a member and takes no new roles", (*client.Cluster).PauseNode),
+		action("resume", "Resume a paused node", (*client.Cluster).ResumeNode),
+		action("evict", "Evict a node from the cluster for good", (*client.Cluster).EvictNode),
+		leave)
+	return cmd
+}

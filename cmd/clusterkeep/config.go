@@ -1,0 +1,344 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
+	"github.com/clusterkeep/clusterkeep/internal/ui"
+	"github.com/spf13/cobra"
+)
+
+// configReader is where read commands read from: the cluster, or the
+// database file of a stopped node.
+type configReader interface {
+	GetKey(ctx context.Context, path string) (hive.Key, error)
+	GetValue(ctx context.Context, path, name string) (hive.Value, error)
+	Export(ctx context.Context, path string, w io.Writer) error
+	Close() error
+}
+
+type clusterReader struct {
+	c    *client.Cluster
+	opts []client.ReadOption
+}
+
+func (r clusterReader) GetKey(ctx context.Context, p string) (hive.Key, error) {
+	return r.c.GetKey(ctx, p, r.opts...)
+}
+func (r clusterReader) GetValue(ctx context.Context, p, n string) (hive.Value, error) {
+	return r.c.GetValue(ctx, p, n, r.opts...)
+}
+func (r clusterReader) Export(ctx context.Context, p string, w io.Writer) error {
+	return r.c.Export(ctx, p, w, r.opts...)
+}
+func (r clusterReader) Close() error { return nil }
+
+type fileReader struct{ h *hive.Hive }
+
+func (r fileReader) GetKey(_ context.Context, p string) (hive.Key, error) { return r.h.Get(p) }
+func (r fileReader) GetValue(_ context.Context, p, n string) (hive.Value, error) {
+	return r.h.GetValue(p, n)
+}
+func (r fileReader) Export(_ context.Context, p string, w io.Writer) error { return r.h.Export(w, p) }
+func (r fileReader) Close() error                                         { return r.h.Close() }
+
+// readFlags are the flags of the read commands.
+type readFlags struct {
+	dataDir string
+	stale   bool
+}
+
+func (f *readFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "read the database file of this stopped node instead of the cluster")
+	cmd.Flags().BoolVar(&f.stale, "stale", false, "let any member answer from its own copy (may lag)")
+}
+
+func (f *readFlags) open(ctx context.Context, g *globals) (configReader, error) {
+	if f.dataDir == "" {
+		c, err := g.open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r := clusterReader{c: c}
+		if f.stale {
+			r.opts = append(r.opts, client.Stale())
+		}
+		return r, nil
+	}
+	if noderegistry.ServiceHolds(f.dataDir) {
+		return nil, fmt.Errorf("the node service running on %s holds its database: stop it first, or read through the cluster without --data-dir", f.dataDir)
+	}
+	p := filepath.Join(f.dataDir, hive.FileName)
+	if _, err := os.Stat(p); err != nil {
+		return nil, fmt.Errorf("no cluster database in %s: %w", f.dataDir, err)
+	}
+	h, err := hive.OpenReadOnly(p)
+	if err != nil {
+		return nil, err
+	}
+	return fileReader{h}, nil
+}
+
+func configCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Read and change the cluster configuration database (the hive)",
+		Long: `Read and change the hive: keys separated by "/", each holding named values of
+type string, multi-string, uint32, uint64 or binary. Names keep their case and
+match case-insensitively. The subtree "Cluster" is kept by the cluster itself
+and is read-only here.`,
+	}
+	cmd.AddCommand(configGet(g), configList(g), configSet(g), configDelete(g), configExport(g), configImport(g))
+	return cmd
+}
+
+func configGet(g *globals) *cobra.Command {
+	var rf readFlags
+	c := &cobra.Command{
+		Use: "get KEY NAME", Short: "Print one value", Args: exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			r, err := rf.open(ctx, g)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			v, err := r.GetValue(ctx, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			return g.out.Result(v, func(w io.Writer) { fmt.Fprintln(w, displayData(v)) })
+		},
+	}
+	rf.add(c)
+	return c
+}
+
+func displayData(v hive.Value) string {
+	switch v.Type {
+	case hive.TypeString:
+		return v.String
+	case hive.TypeMultiString:
+		return strings.Join(v.Strings, "\n")
+	}
+	return hive.FormatData(v)
+}
+
+func configList(g *globals) *cobra.Command {
+	var rf readFlags
+	c := &cobra.Command{
+		Use: "list [KEY]", Short: "List a key's subkeys and values (the root by default)", Args: rangeArgs(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			path := ""
+			if len(args) == 1 {
+				path = args[0]
+			}
+			r, err := rf.open(ctx, g)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			k, err := r.GetKey(ctx, path)
+			if err != nil {
+				return err
+			}
+			return g.out.Result(k, func(w io.Writer) {
+				fmt.Fprintf(w, "key %q (changed at %d)\n", "/"+k.Path, k.Change)
+				var rows [][]string
+				for _, s := range k.Subkeys {
+					rows = append(rows, []string{s + "/", "key", ""})
+				}
+				for _, v := range k.Values {
+					rows = append(rows, []string{v.Name, string(v.Type), hive.FormatData(v)})
+				}
+				ui.Table(w, []string{"NAME", "TYPE", "DATA"}, rows)
+			})
+		},
+	}
+	rf.add(c)
+	return c
+}
+
+func configSet(g *globals) *cobra.Command {
+	var typ string
+	c := &cobra.Command{
+		Use:   "set KEY NAME VALUE...",
+		Short: "Set a value (the key is created if needed)",
+		Long: `Set a value. --type is string (default), multi-string (the VALUE arguments are
+the strings, or one JSON array), uint32, uint64 (decimal or 0x hex) or binary
+(hex). "config set KEY" with no name creates the key alone.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 2 || len(args) == 0 {
+				return usageError{fmt.Errorf("want KEY, or KEY NAME VALUE")}
+			}
+			if len(args) > 3 && typ != string(hive.TypeMultiString) {
+				return usageError{fmt.Errorf("one VALUE expected for --type %s, got %d (quote it)", typ, len(args)-2)}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := hive.ParseType(typ)
+			if err != nil {
+				return usageError{err}
+			}
+			op := hive.CreateKey(args[0])
+			if len(args) > 1 {
+				data := args[2]
+				if t == hive.TypeMultiString && !(len(args) == 3 && strings.HasPrefix(data, "[")) {
+					data = jsonArray(args[2:])
+				}
+				if t == hive.TypeString {
+					data = fmt.Sprintf("%q", data)
+				}
+				v, err := hive.ParseData(args[1], t, data)
+				if err != nil {
+					return err
+				}
+				op = hive.SetValue(args[0], v)
+			}
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			c, err := g.open(ctx)
+			if err != nil {
+				return err
+			}
+			seq, err := c.Txn(ctx, hive.Txn{Ops: []hive.Op{op}})
+			if err != nil {
+				return err
+			}
+			return g.out.Result(map[string]any{"seq": seq}, func(w io.Writer) { fmt.Fprintf(w, "ok, sequence %d\n", seq) })
+		},
+	}
+	c.Flags().StringVar(&typ, "type", "string", "value type: string, multi-string, uint32, uint64 or binary")
+	return c
+}
+
+func jsonArray(items []string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		b, _ := jsonMarshal(s)
+		q[i] = b
+	}
+	return "[" + strings.Join(q, ",") + "]"
+}
+
+func configDelete(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use: "delete KEY [NAME]", Short: "Delete a value, or a key with its whole subtree", Args: rangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			c, err := g.open(ctx)
+			if err != nil {
+				return err
+			}
+			var seq uint64
+			if len(args) == 2 {
+				seq, err = c.DeleteValue(ctx, args[0], args[1])
+			} else {
+				seq, err = c.DeleteKey(ctx, args[0])
+			}
+			if err != nil {
+				return err
+			}
+			return g.out.Result(map[string]any{"seq": seq}, func(w io.Writer) { fmt.Fprintf(w, "deleted, sequence %d\n", seq) })
+		},
+	}
+	return c
+}
+
+func configExport(g *globals) *cobra.Command {
+	var rf readFlags
+	var outFile string
+	c := &cobra.Command{
+		Use: "export [KEY]", Short: "Write a subtree (the whole hive by default) in the text form", Args: rangeArgs(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			path := ""
+			if len(args) == 1 {
+				path = args[0]
+			}
+			r, err := rf.open(ctx, g)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			var w io.Writer = os.Stdout
+			if outFile != "" {
+				f, err := os.CreateTemp(filepath.Dir(outFile), ".export-*")
+				if err != nil {
+					return err
+				}
+				defer os.Remove(f.Name())
+				if err := r.Export(ctx, path, f); err != nil {
+					f.Close()
+					return err
+				}
+				if err := f.Close(); err != nil {
+					return err
+				}
+				return os.Rename(f.Name(), outFile)
+			}
+			return r.Export(ctx, path, w)
+		},
+	}
+	rf.add(c)
+	c.Flags().StringVarP(&outFile, "output", "o", "", "write to this file instead of stdout")
+	return c
+}
+
+func configImport(g *globals) *cobra.Command {
+	var key string
+	var replace bool
+	c := &cobra.Command{
+		Use:   "import FILE",
+		Short: "Apply an export atomically (- reads stdin)",
+		Long: `Apply an export as one atomic transaction. With --replace, the subtree --key
+is deleted first, so that it ends exactly as the export says.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var in io.Reader = os.Stdin
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				in = f
+			}
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			c, err := g.open(ctx)
+			if err != nil {
+				return err
+			}
+			res, err := c.Import(ctx, key, in, replace)
+			if err != nil {
+				return err
+			}
+			return g.out.Result(res, func(w io.Writer) {
+				fmt.Fprintf(w, "imported %d keys (%d operations), sequence %d\n", res.Keys, res.Ops, res.Seq)
+			})
+		},
+	}
+	c.Flags().StringVar(&key, "key", "", "with --replace: the subtree to replace")
+	c.Flags().BoolVar(&replace, "replace", false, "delete the subtree --key before applying")
+	return c
+}
+
+func jsonMarshal(s string) (string, error) {
+	b, err := json.Marshal(s)
+	return string(b), err
+}

@@ -1,0 +1,104 @@
+// Command clusterkeep runs a node of a failover cluster (`clusterkeep
+// agent`) and is every client of it: cluster and node commands, the
+// configuration database, and the local test cluster. Each file here is one
+// command group; the logic lives in internal/.
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/ui"
+	"github.com/clusterkeep/clusterkeep/internal/version"
+	"github.com/spf13/cobra"
+)
+
+// EnvDataDir names the environment variable for the default data directory.
+const EnvDataDir = "CLUSTERKEEP_DATA_DIR"
+
+// defaultDataDir is where a node keeps its data unless told otherwise.
+func defaultDataDir() string {
+	if d := os.Getenv(EnvDataDir); d != "" {
+		return d
+	}
+	return "/var/lib/clusterkeep"
+}
+
+// globals are the flags every command has.
+type globals struct {
+	cluster string
+	json    bool
+	timeout time.Duration
+	out     *ui.Output
+}
+
+// usageError marks an error in how the command was called (exit 2).
+type usageError struct{ error }
+
+func main() {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "clusterkeep",
+		Short:         "Run, back up and restore a failover cluster's configuration",
+		Version:       version.Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+			g.out = ui.New(g.json)
+		},
+	}
+	root.PersistentFlags().StringVar(&g.cluster, "cluster", "", "cluster API addresses host:port[,host:port] (default $"+client.EnvCluster+")")
+	root.PersistentFlags().BoolVar(&g.json, "json", false, "print results as JSON")
+	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 60*time.Second, "give up on a command after this long")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(agentCmd(g), localCmd(g), stateCmd(g), clusterCmd(g), nodeCmd(g), configCmd(g))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := root.ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		if g.out == nil {
+			g.out = ui.New(g.json)
+		}
+		g.out.Error(err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// context returns the command's context bounded by --timeout.
+func (g *globals) context(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(cmd.Context(), g.timeout)
+}
+
+// open opens the cluster named by --cluster or $CLUSTERKEEP_CLUSTER.
+func (g *globals) open(ctx context.Context) (*client.Cluster, error) {
+	return client.OpenCluster(ctx, g.cluster)
+}
+
+// exactArgs is cobra.ExactArgs whose error is a usage error.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
+func rangeArgs(min, max int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.RangeArgs(min, max)(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}

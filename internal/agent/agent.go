@@ -1,0 +1,221 @@
+// Package agent runs one node: it opens the cluster service on a data
+// directory, serves the cluster API, and creates or joins a cluster when the
+// node is in none. It is what `clusterkeep agent` calls; it holds no logic
+// of the cluster or of backups itself.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/api"
+	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/cluster"
+)
+
+// Config is an agent's configuration, from flags or a JSON file whose keys
+// are the json names below.
+type Config struct {
+	DataDir string `json:"data_dir"`
+	Name    string `json:"name"`
+	// API is the address the cluster API listens on; APIAdvertise, when
+	// set, the one recorded for clients and peers (default: API).
+	API          string `json:"api"`
+	APIAdvertise string `json:"api_advertise,omitempty"`
+	// Raft is the peer address; RaftAdvertise as for the API.
+	Raft          string `json:"raft"`
+	RaftAdvertise string `json:"raft_advertise,omitempty"`
+	// Create names a cluster to create when the node is in none.
+	Create string `json:"create,omitempty"`
+	// Join lists API addresses of members to join when the node is in none.
+	Join []string `json:"join,omitempty"`
+	// Timing of consensus (Go durations); empty keeps raft's defaults.
+	HeartbeatTimeout string `json:"heartbeat_timeout,omitempty"`
+	ElectionTimeout  string `json:"election_timeout,omitempty"`
+	LeaderLease      string `json:"leader_lease,omitempty"`
+	// SnapshotThreshold is how many log entries trigger a raft snapshot.
+	SnapshotThreshold uint64 `json:"snapshot_threshold,omitempty"`
+}
+
+// LoadFile reads a JSON config file, refusing unknown keys.
+func LoadFile(path string) (Config, error) {
+	var c Config
+	f, err := os.Open(path)
+	if err != nil {
+		return c, fmt.Errorf("read agent config: %w", err)
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("read agent config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func duration(name, s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("agent config: %s %q is not a positive duration", name, s)
+	}
+	return d, nil
+}
+
+// Validate checks the configuration before anything is opened.
+func (c Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("agent config: data_dir (--data-dir) is required")
+	case c.API == "":
+		return errors.New("agent config: api (--api) is required")
+	case c.Raft == "":
+		return errors.New("agent config: raft (--raft) is required")
+	case c.Create != "" && len(c.Join) > 0:
+		return errors.New("agent config: create and join exclude each other")
+	}
+	for _, a := range append([]string{c.API, c.Raft}, c.Join...) {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("agent config: address %q: %w", a, err)
+		}
+	}
+	for _, d := range [][2]string{{"heartbeat_timeout", c.HeartbeatTimeout}, {"election_timeout", c.ElectionTimeout}, {"leader_lease", c.LeaderLease}} {
+		if _, err := duration(d[0], d[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Agent is a running node.
+type Agent struct {
+	cfg  Config
+	log  *slog.Logger
+	svc  *cluster.Service
+	srv  *http.Server
+	ln   net.Listener
+	done chan error
+}
+
+// Start opens the node and serves its API. It returns once the API listens;
+// creating or joining a cluster continues in the background.
+func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.API)
+	if err != nil {
+		return nil, fmt.Errorf("listen for the API on %s: %w", cfg.API, err)
+	}
+	adv := cfg.APIAdvertise
+	if adv == "" {
+		adv = ln.Addr().String()
+	}
+	hb, _ := duration("", cfg.HeartbeatTimeout)
+	el, _ := duration("", cfg.ElectionTimeout)
+	ll, _ := duration("", cfg.LeaderLease)
+	svc, err := cluster.Open(cluster.Config{
+		DataDir: cfg.DataDir, NodeName: cfg.Name, RaftBind: cfg.Raft, RaftAdvertise: cfg.RaftAdvertise, APIAddr: adv,
+		Logger: log, RaftLog: raftLog, HeartbeatTimeout: hb, ElectionTimeout: el, LeaderLeaseTimeout: ll,
+		SnapshotThreshold: cfg.SnapshotThreshold,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, log: log, svc: svc, ln: ln, done: make(chan error, 1),
+		srv: &http.Server{Handler: api.NewServer(svc, log), ReadHeaderTimeout: 10 * time.Second}}
+	go func() {
+		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.done <- err
+		}
+	}()
+	log.Info("agent started", "node", svc.Identity().NodeName, "api", adv, "data_dir", cfg.DataDir)
+	if !svc.Identity().Configured() {
+		switch {
+		case cfg.Create != "":
+			if err := svc.Create(ctx, cfg.Create); err != nil {
+				a.Close()
+				return nil, err
+			}
+		case len(cfg.Join) > 0:
+			go a.joinLoop(ctx)
+		default:
+			log.Warn("node is in no cluster: start it with --create NAME or --join ADDR")
+		}
+	}
+	return a, nil
+}
+
+// APIAddr is where the API listens.
+func (a *Agent) APIAddr() string { return a.ln.Addr().String() }
+
+// Service is the node's cluster service.
+func (a *Agent) Service() *cluster.Service { return a.svc }
+
+// Done reports a fatal serving error.
+func (a *Agent) Done() <-chan error { return a.done }
+
+// joinLoop asks the given members to add this node until one does.
+func (a *Agent) joinLoop(ctx context.Context) {
+	for attempt := 0; ; attempt++ {
+		err := a.joinOnce(ctx)
+		if err == nil {
+			a.log.Info("joined cluster", "cluster", a.svc.Identity().ClusterName)
+			return
+		}
+		if errors.Is(err, cluster.ErrAlreadyMember) || errors.Is(err, client.ErrConflict) {
+			a.log.Error("cannot join", "err", err)
+			return
+		}
+		if attempt%10 == 0 {
+			a.log.Warn("join failed, retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (a *Agent) joinOnce(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := client.OpenClusterWith(ctx, a.cfg.Join, client.WithRetryWindow(5*time.Second))
+	if err != nil {
+		return err
+	}
+	ji, err := c.JoinInfo(ctx)
+	if err != nil {
+		return err
+	}
+	m, err := a.svc.PrepareJoin(ji)
+	if err != nil {
+		return err
+	}
+	return c.AddMember(ctx, m)
+}
+
+// Close stops serving and closes the node gracefully; it keeps its membership.
+func (a *Agent) Close() error {
+	// Stop taking requests, close the node (which ends pending watches),
+	// then wait for the requests in flight.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stopped := make(chan struct{})
+	go func() { a.srv.Shutdown(ctx); close(stopped) }()
+	err := a.svc.Close()
+	<-stopped
+	return err
+}

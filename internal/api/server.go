@@ -1,0 +1,541 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/cluster"
+	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/version"
+)
+
+// maxBody bounds a request body: the largest transaction plus its framing.
+const maxBody = hive.MaxTxnBytes*2 + 1<<20
+
+// probeTimeout bounds asking one member for its status.
+const probeTimeout = time.Second
+
+// Server serves the cluster API of one node.
+type Server struct {
+	svc  *cluster.Service
+	log  *slog.Logger
+	http *http.Client
+	mux  *http.ServeMux
+}
+
+// NewServer returns the API handler for svc.
+func NewServer(svc *cluster.Service, log *slog.Logger) *Server {
+	s := &Server{svc: svc, log: log, mux: http.NewServeMux(),
+		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: 30 * time.Second}}}
+	m := s.mux
+	m.HandleFunc("GET /v1/local/status", s.localStatus)
+	m.HandleFunc("POST /v1/local/leave", s.leave)
+	m.HandleFunc("GET /v1/cluster", s.clusterInfo)
+	m.HandleFunc("GET /v1/join-info", s.joinInfo)
+	m.HandleFunc("POST /v1/members", s.leaderOnly(s.addMember))
+	m.HandleFunc("POST /v1/nodes/{node}/{action}", s.leaderOnly(s.nodeAction))
+	m.HandleFunc("GET /v1/keys/{path...}", s.readKey)
+	m.HandleFunc("POST /v1/txn", s.leaderOnly(s.txn))
+	m.HandleFunc("GET /v1/export/{path...}", s.export)
+	m.HandleFunc("POST /v1/import/{path...}", s.leaderOnly(s.importText))
+	m.HandleFunc("GET /v1/watch/{path...}", s.watch)
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	s.mux.ServeHTTP(w, r)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// writeError maps an error to its status and code.
+func writeError(w http.ResponseWriter, err error) {
+	status, code := http.StatusInternalServerError, CodeInternal
+	switch {
+	case errors.Is(err, hive.ErrKeyNotFound):
+		status, code = http.StatusNotFound, CodeKeyNotFound
+	case errors.Is(err, hive.ErrValueNotFound):
+		status, code = http.StatusNotFound, CodeValueNotFound
+	case errors.Is(err, cluster.ErrUnknownNode):
+		status, code = http.StatusNotFound, CodeNodeNotFound
+	case errors.Is(err, hive.ErrPreconditionFailed):
+		status, code = http.StatusConflict, CodePrecondition
+	case errors.Is(err, cluster.ErrNameTaken), errors.Is(err, cluster.ErrLastMember), errors.Is(err, cluster.ErrAlreadyMember):
+		status, code = http.StatusConflict, CodeConflict
+	case errors.Is(err, cluster.ErrEvicted):
+		status, code = http.StatusForbidden, CodeEvicted
+	case errors.Is(err, cluster.ErrNotConfigured):
+		status, code = http.StatusServiceUnavailable, CodeNotConfigured
+	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrNotReady):
+		status, code = http.StatusServiceUnavailable, CodeNotLeader
+	case errors.Is(err, cluster.ErrServiceStopped), errors.Is(err, hive.ErrClosed):
+		status, code = http.StatusServiceUnavailable, CodeUnavailable
+	case errors.Is(err, errUncertain):
+		status, code = http.StatusBadGateway, CodeUncertain
+	case isInvalid(err):
+		status, code = http.StatusBadRequest, CodeInvalid
+	}
+	writeJSON(w, status, Error{Code: code, Message: err.Error()})
+}
+
+var errInvalidRequest = errors.New("invalid request")
+
+func isInvalid(err error) bool {
+	for _, e := range []error{hive.ErrInvalidPath, hive.ErrInvalidName, hive.ErrInvalidType, hive.ErrInvalidValue,
+		hive.ErrValueTooLarge, hive.ErrInvalidTxn, hive.ErrReserved, hive.ErrBadExport, errInvalidRequest} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
+}
+
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: body: %w", errInvalidRequest, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: body: trailing data after the JSON object", errInvalidRequest)
+	}
+	return nil
+}
+
+// errUncertain: the leader may or may not have applied a forwarded write.
+var errUncertain = errors.New("the leader did not answer: the change may or may not have been applied")
+
+// leaderOnly runs h on the leader: on a follower the request is forwarded.
+func (s *Server) leaderOnly(h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			writeError(w, fmt.Errorf("%w: read body: %w", errInvalidRequest, err))
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		err = h(w, r)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, cluster.ErrNotLeader) && r.Header.Get(ForwardedHeader) == "" {
+			s.forward(w, r, body)
+			return
+		}
+		writeError(w, err)
+	}
+}
+
+// forward sends the request to the leader and copies its answer back.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte) {
+	leader, err := s.waitLeaderAPI(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+leader+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	req.Header = r.Header.Clone()
+	req.Header.Set(ForwardedHeader, s.svc.Identity().NodeName)
+	resp, err := s.http.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			writeError(w, fmt.Errorf("%w: leader %s: %v", cluster.ErrNoLeader, leader, err))
+		} else {
+			writeError(w, fmt.Errorf("forward to leader %s: %w: %v", leader, errUncertain, err))
+		}
+		return
+	}
+	defer resp.Body.Close()
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, resp.Body)
+}
+
+func (s *Server) waitLeaderAPI(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		addr, err := s.svc.LeaderAPI()
+		if err == nil && addr != "" && addr != s.svc.Status().APIAddr {
+			return addr, nil
+		}
+		if errors.Is(err, cluster.ErrNotConfigured) || errors.Is(err, cluster.ErrServiceStopped) {
+			return "", err
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = cluster.ErrNoLeader
+			}
+			return "", fmt.Errorf("find the leader: %w", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Server) localStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.svc.Status())
+}
+
+func (s *Server) joinInfo(w http.ResponseWriter, r *http.Request) {
+	info, err := s.svc.JoinInfo()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+func (s *Server) addMember(w http.ResponseWriter, r *http.Request) error {
+	var m Member
+	if err := decodeBody(r, &m); err != nil {
+		return err
+	}
+	if err := s.svc.AddMember(r.Context(), m); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, m)
+	return nil
+}
+
+func (s *Server) nodeAction(w http.ResponseWriter, r *http.Request) error {
+	node, action := r.PathValue("node"), r.PathValue("action")
+	m, err := s.svc.Member(node)
+	if err != nil {
+		return err
+	}
+	switch action {
+	case "pause":
+		err = s.svc.SetPaused(r.Context(), m.ID, true)
+	case "resume":
+		err = s.svc.SetPaused(r.Context(), m.ID, false)
+	case "evict":
+		err = s.svc.RemoveMember(r.Context(), m.ID)
+	default:
+		return fmt.Errorf("%w: unknown node action %q (want pause, resume or evict)", errInvalidRequest, action)
+	}
+	if err != nil {
+		return err
+	}
+	m, _ = s.svc.Member(m.ID)
+	writeJSON(w, http.StatusOK, m)
+	return nil
+}
+
+// leave evicts this node through the leader, then moves its data aside.
+func (s *Server) leave(w http.ResponseWriter, r *http.Request) {
+	id := s.svc.Identity()
+	if !id.Configured() {
+		writeError(w, cluster.ErrNotConfigured)
+		return
+	}
+	err := s.svc.RemoveMember(r.Context(), id.NodeID)
+	if errors.Is(err, cluster.ErrNotLeader) {
+		var leader string
+		if leader, err = s.waitLeaderAPI(r.Context()); err == nil {
+			err = s.post(r.Context(), leader, "/v1/nodes/"+id.NodeID+"/evict")
+		}
+	}
+	if err != nil {
+		writeError(w, fmt.Errorf("leave cluster: %w", err))
+		return
+	}
+	if err := s.svc.Forget("left"); err != nil {
+		writeError(w, fmt.Errorf("leave cluster: %w", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, s.svc.Status())
+}
+
+func (s *Server) post(ctx context.Context, addr, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set(ForwardedHeader, s.svc.Identity().NodeName)
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e Error
+		json.NewDecoder(resp.Body).Decode(&e)
+		return fmt.Errorf("%s %s: %s", addr, path, e.Message)
+	}
+	return nil
+}
+
+// consistent prepares a read: a linearizable read is answered by the
+// leader after its read index is applied; a stale one by this node as is.
+// It returns false when the request was forwarded (and answered) already.
+func (s *Server) consistent(w http.ResponseWriter, r *http.Request) bool {
+	if stale, _ := strconv.ParseBool(r.URL.Query().Get("stale")); stale {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	for {
+		err := s.svc.ReadIndex(ctx)
+		switch {
+		case err == nil:
+			return true
+		case errors.Is(err, cluster.ErrNotLeader) && r.Header.Get(ForwardedHeader) == "":
+			s.forward(w, r, nil)
+			return false
+		case errors.Is(err, cluster.ErrNotReady):
+			select {
+			case <-ctx.Done():
+				writeError(w, err)
+				return false
+			case <-time.After(20 * time.Millisecond):
+			}
+		default:
+			writeError(w, err)
+			return false
+		}
+	}
+}
+
+func (s *Server) readKey(w http.ResponseWriter, r *http.Request) {
+	if !s.consistent(w, r) {
+		return
+	}
+	path := r.PathValue("path")
+	if name := r.URL.Query().Get("value"); name != "" {
+		v, err := s.svc.Hive().GetValue(path, name)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+		return
+	}
+	k, err := s.svc.Hive().Get(path)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, k)
+}
+
+func (s *Server) txn(w http.ResponseWriter, r *http.Request) error {
+	var t hive.Txn
+	if err := decodeBody(r, &t); err != nil {
+		return err
+	}
+	seq, err := s.svc.Apply(r.Context(), t)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, TxnResult{Seq: seq})
+	return nil
+}
+
+func (s *Server) export(w http.ResponseWriter, r *http.Request) {
+	if !s.consistent(w, r) {
+		return
+	}
+	var buf bytes.Buffer
+	if err := s.svc.Hive().Export(&buf, r.PathValue("path")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write(buf.Bytes())
+}
+
+// importText applies an export as one atomic transaction; with
+// replace=true the subtree it names is deleted first.
+func (s *Server) importText(w http.ResponseWriter, r *http.Request) error {
+	ops, err := hive.ParseExport(r.Body)
+	if err != nil {
+		return err
+	}
+	// The cluster's own subtree is never imported: an export of the whole
+	// hive holds it, and it describes the cluster that exported it.
+	keys, skipped, kept := 0, 0, ops[:0]
+	for _, op := range ops {
+		if p, _ := hive.ParsePath(op.Key); p.Reserved() {
+			skipped++
+			continue
+		}
+		if op.Kind == hive.OpCreateKey {
+			keys++
+		}
+		kept = append(kept, op)
+	}
+	ops = kept
+	if len(ops) == 0 {
+		return fmt.Errorf("%w: the import holds nothing outside %q", errInvalidRequest, hive.ReservedKey)
+	}
+	if replace, _ := strconv.ParseBool(r.URL.Query().Get("replace")); replace {
+		root, err := hive.ParsePath(r.PathValue("path"))
+		if err != nil {
+			return err
+		}
+		if root.IsRoot() {
+			return fmt.Errorf("%w: replace needs a key below the root", errInvalidRequest)
+		}
+		for _, op := range ops {
+			if p, _ := hive.ParsePath(op.Key); !root.Under(p) {
+				return fmt.Errorf("%w: key %q in the import lies outside %q, which replace would delete", errInvalidRequest, op.Key, root)
+			}
+		}
+		ops = append([]hive.Op{hive.DeleteKey(root.String())}, ops...)
+	}
+	seq, err := s.svc.Apply(r.Context(), hive.Txn{Ops: ops})
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	writeJSON(w, http.StatusOK, ImportResult{Seq: seq, Keys: keys, Ops: len(ops), SkippedReserved: skipped})
+	return nil
+}
+
+func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	after, err := strconv.ParseUint(q.Get("after"), 10, 64)
+	if err != nil {
+		writeError(w, fmt.Errorf("%w: after=%q is not a sequence number", errInvalidRequest, q.Get("after")))
+		return
+	}
+	wait := 30 * time.Second
+	if ws := q.Get("wait"); ws != "" {
+		if wait, err = time.ParseDuration(ws); err != nil || wait <= 0 || wait > 10*time.Minute {
+			writeError(w, fmt.Errorf("%w: wait=%q is not a duration up to 10m", errInvalidRequest, ws))
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	evs, err := s.svc.Hive().Watch(ctx, r.PathValue("path"), after)
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, hive.ErrCompacted) {
+			writeJSON(w, http.StatusGone, Error{Code: "compacted", Message: err.Error()})
+			return
+		}
+		writeError(w, err)
+		return
+	}
+	if evs == nil {
+		evs = []hive.Event{}
+	}
+	writeJSON(w, http.StatusOK, WatchResult{Events: evs, Seq: s.svc.Hive().Seq()})
+}
+
+// clusterInfo answers GetClusterInformation: the identity from this node,
+// the members from its hive, and each member's state from asking it.
+func (s *Server) clusterInfo(w http.ResponseWriter, r *http.Request) {
+	st := s.svc.Status()
+	if st.ClusterID == "" {
+		writeError(w, cluster.ErrNotConfigured)
+		return
+	}
+	if !s.consistent(w, r) {
+		return
+	}
+	st = s.svc.Status()
+	members, err := s.svc.Members()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	info := ClusterInfo{Name: st.ClusterName, ID: st.ClusterID, Generation: st.Generation, Version: version.Version,
+		LeaderID: st.LeaderID, Commit: st.Commit, Seq: st.Seq, AnsweredBy: st.NodeName, Nodes: make([]NodeInfo, len(members))}
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			info.Nodes[i] = s.nodeInfo(r.Context(), m, st)
+		}()
+	}
+	wg.Wait()
+	sort.Slice(info.Nodes, func(i, j int) bool { return info.Nodes[i].Name < info.Nodes[j].Name })
+	info.LeaderID = ""
+	for _, n := range info.Nodes {
+		// A leader that does not answer is no leader any more.
+		if n.Leader && n.State != NodeDown {
+			info.Leader, info.LeaderID = n.Name, n.ID
+		}
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+func (s *Server) nodeInfo(ctx context.Context, m Member, self LocalStatus) NodeInfo {
+	n := NodeInfo{ID: m.ID, Name: m.Name, APIAddr: m.APIAddr, RaftAddr: m.RaftAddr, Paused: m.Paused, Voter: m.Voter, Leader: m.ID == self.LeaderID}
+	var peer LocalStatus
+	var err error
+	if m.ID == self.NodeID {
+		peer = self
+	} else {
+		peer, err = s.probe(ctx, m.APIAddr)
+	}
+	switch {
+	case err != nil:
+		n.State, n.Why = NodeDown, err.Error()
+	case peer.NodeID != m.ID:
+		n.State, n.Why = NodeDown, fmt.Sprintf("%s answers as node %s", m.APIAddr, peer.NodeID)
+	case peer.ClusterID != self.ClusterID || peer.Generation != self.Generation:
+		n.State, n.Why = NodeDown, fmt.Sprintf("node is in cluster %s generation %d", peer.ClusterID, peer.Generation)
+	case peer.RaftState == "" || peer.RaftState == "Shutdown":
+		n.State, n.Why = NodeDown, "cluster service not running"
+	case !peer.Voter:
+		n.State, n.Why = NodeJoining, "not yet in the consensus configuration"
+	case self.Commit > 0 && peer.Applied == 0:
+		n.State, n.Why = NodeJoining, "has applied nothing yet"
+	case m.Paused:
+		n.State = NodePaused
+	default:
+		n.State = NodeUp
+	}
+	n.Applied, n.Seq = peer.Applied, peer.Seq
+	if peer.RaftState == "Leader" {
+		n.Leader = true
+	}
+	return n
+}
+
+func (s *Server) probe(ctx context.Context, addr string) (LocalStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/local/status", nil)
+	if err != nil {
+		return LocalStatus{}, err
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return LocalStatus{}, fmt.Errorf("no answer: %s", strings.TrimPrefix(err.Error(), "Get "))
+	}
+	defer resp.Body.Close()
+	var st LocalStatus
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("status %s", resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}

@@ -1,0 +1,114 @@
+// Package api is the cluster API over HTTP+JSON: the wire types shared with
+// the Go client, and the server an agent runs. The server serves reads from
+// its own node, forwards writes and linearizable reads to the leader, and
+// computes node states by asking each member for its own status.
+//
+// It holds no cluster state of its own; internal/cluster does.
+package api
+
+import (
+	"github.com/clusterkeep/clusterkeep/internal/cluster"
+	"github.com/clusterkeep/clusterkeep/internal/hive"
+)
+
+// NodeState is a member's state as the cluster sees it.
+type NodeState string
+
+// The node states.
+const (
+	NodeUp      NodeState = "Up"
+	NodeDown    NodeState = "Down"
+	NodeJoining NodeState = "Joining"
+	NodePaused  NodeState = "Paused"
+)
+
+// NodeInfo is one member in GetClusterInformation.
+type NodeInfo struct {
+	ID       string    `json:"id"`
+	Name     string    `json:"name"`
+	State    NodeState `json:"state"`
+	APIAddr  string    `json:"api_addr"`
+	RaftAddr string    `json:"raft_addr"`
+	Leader   bool      `json:"leader"`
+	Paused   bool      `json:"paused"`
+	Voter    bool      `json:"voter"`
+	// Applied is the last consensus index the node applied, when it answered.
+	Applied uint64 `json:"applied_index"`
+	// Seq is the node's hive sequence number, when it answered.
+	Seq uint64 `json:"seq"`
+	// Why says what made the state, for Down and Joining.
+	Why string `json:"why,omitempty"`
+}
+
+// ClusterInfo is GetClusterInformation's answer.
+type ClusterInfo struct {
+	Name       string     `json:"name"`
+	ID         string     `json:"id"`
+	Generation uint64     `json:"generation"`
+	Version    string     `json:"version"`
+	Leader     string     `json:"leader"`
+	LeaderID   string     `json:"leader_id"`
+	Commit     uint64     `json:"commit_index"`
+	Seq        uint64     `json:"seq"`
+	Nodes      []NodeInfo `json:"nodes"`
+	// AnsweredBy is the node that computed this answer.
+	AnsweredBy string `json:"answered_by"`
+}
+
+// LocalStatus is a node's own view (GET /v1/local/status).
+type LocalStatus = cluster.LocalStatus
+
+// JoinInfo is what a joining node learns first (GET /v1/join-info).
+type JoinInfo = cluster.JoinInfo
+
+// Member is a node record, as sent by a joining node (POST /v1/members).
+type Member = cluster.Member
+
+// TxnResult answers POST /v1/txn.
+type TxnResult struct {
+	Seq uint64 `json:"seq"`
+}
+
+// WatchResult answers GET /v1/watch/...: the events after the asked
+// sequence number, empty when the wait ended first; Seq is the hive's
+// sequence number when it answered.
+type WatchResult struct {
+	Events []hive.Event `json:"events"`
+	Seq    uint64       `json:"seq"`
+}
+
+// ImportResult answers POST /v1/import.
+type ImportResult struct {
+	Seq  uint64 `json:"seq"`
+	Keys int    `json:"keys"`
+	Ops  int    `json:"ops"`
+	// SkippedReserved counts the operations on the cluster's own subtree,
+	// which an import leaves alone.
+	SkippedReserved int `json:"skipped_reserved"`
+}
+
+// Error is every error answer's body. Code is one of the Code* constants.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"error"`
+}
+
+// Error codes, stable for scripts and the client.
+const (
+	CodeInvalid       = "invalid"
+	CodeKeyNotFound   = "key-not-found"
+	CodeValueNotFound = "value-not-found"
+	CodeNodeNotFound  = "node-not-found"
+	CodePrecondition  = "precondition-failed"
+	CodeConflict      = "conflict"
+	CodeNotLeader     = "not-leader"
+	CodeUnavailable   = "unavailable"
+	CodeNotConfigured = "not-configured"
+	CodeEvicted       = "evicted"
+	CodeUncertain     = "uncertain"
+	CodeInternal      = "internal"
+)
+
+// ForwardedHeader marks a request a node forwarded to the leader, so it is
+// never forwarded twice.
+const ForwardedHeader = "X-Clusterkeep-Forwarded"

@@ -1,0 +1,529 @@
+// Package client is the Go client of the cluster API, with the names a
+// backup program looks for: GetNodeClusterState, OpenCluster,
+// GetClusterInformation, and a call for every hive operation.
+//
+// A Cluster handle knows every member's address: when the node it talks to
+// stops, the next call goes to another member without the caller noticing.
+// A write whose outcome is unknown (the node went away after receiving it)
+// is reported as ErrUncertain, never retried blindly.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/api"
+	"github.com/clusterkeep/clusterkeep/internal/hive"
+)
+
+// EnvCluster names the environment variable clients read the cluster's
+// addresses from ("host:port[,host:port]").
+const EnvCluster = "CLUSTERKEEP_CLUSTER"
+
+// Errors callers branch on. Errors from the cluster wrap them and *APIError.
+var (
+	ErrKeyNotFound    = errors.New("key not found")
+	ErrValueNotFound  = errors.New("value not found")
+	ErrNodeNotFound   = errors.New("node not found")
+	ErrPrecondition   = errors.New("precondition failed")
+	ErrInvalid        = errors.New("invalid request")
+	ErrConflict       = errors.New("conflict")
+	ErrUnavailable    = errors.New("no member of the cluster answered")
+	ErrUncertain      = errors.New("outcome unknown: the node went away after receiving the request")
+	ErrNotConfigured  = errors.New("node is not a member of a cluster")
+	ErrCompacted      = errors.New("watch history compacted: re-read and watch again")
+	ErrNoAddress      = errors.New("no cluster address given (use --cluster or " + EnvCluster + ")")
+	errRetryElsewhere = errors.New("retry on another member")
+)
+
+// APIError is an error answer from a node.
+type APIError struct {
+	Status int
+	Body   api.Error
+	Node   string
+}
+
+func (e *APIError) Error() string { return e.Body.Message }
+
+func (e *APIError) Unwrap() error {
+	switch e.Body.Code {
+	case api.CodeKeyNotFound:
+		return ErrKeyNotFound
+	case api.CodeValueNotFound:
+		return ErrValueNotFound
+	case api.CodeNodeNotFound:
+		return ErrNodeNotFound
+	case api.CodePrecondition:
+		return ErrPrecondition
+	case api.CodeInvalid:
+		return ErrInvalid
+	case api.CodeConflict:
+		return ErrConflict
+	case api.CodeUncertain:
+		return ErrUncertain
+	case api.CodeNotConfigured:
+		return ErrNotConfigured
+	case "compacted":
+		return ErrCompacted
+	}
+	return nil
+}
+
+// Cluster is a handle on a cluster (OpenCluster).
+type Cluster struct {
+	http *http.Client
+
+	mu      sync.Mutex
+	addrs   []string // every known member's API address; addrs[cur] is in use
+	cur     int
+	name    string
+	retries time.Duration
+}
+
+// Option configures OpenCluster.
+type Option func(*Cluster)
+
+// WithRetryWindow sets how long a call keeps trying other members before
+// it gives up with ErrUnavailable (default 15s, enough for an election).
+func WithRetryWindow(d time.Duration) Option { return func(c *Cluster) { c.retries = d } }
+
+// OpenCluster connects to the cluster that nodeAddrs (API addresses,
+// "host:port", each may hold a comma-separated list) belong to, and learns
+// every member's address. With no address it uses CLUSTERKEEP_CLUSTER.
+func OpenCluster(ctx context.Context, nodeAddrs ...string) (*Cluster, error) {
+	return OpenClusterWith(ctx, nodeAddrs)
+}
+
+// OpenClusterWith is OpenCluster with options.
+func OpenClusterWith(ctx context.Context, nodeAddrs []string, opts ...Option) (*Cluster, error) {
+	var addrs []string
+	for _, a := range nodeAddrs {
+		addrs = append(addrs, splitAddrs(a)...)
+	}
+	if len(addrs) == 0 {
+		addrs = splitAddrs(os.Getenv(EnvCluster))
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("open cluster: %w", ErrNoAddress)
+	}
+	c := &Cluster{addrs: addrs, retries: 15 * time.Second,
+		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second,
+			DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext}}}
+	for _, o := range opts {
+		o(c)
+	}
+	info, err := c.GetClusterInformation(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open cluster at %s: %w", strings.Join(addrs, ","), err)
+	}
+	c.learn(info)
+	return c, nil
+}
+
+func splitAddrs(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, strings.TrimPrefix(strings.TrimPrefix(a, "http://"), "https://"))
+		}
+	}
+	return out
+}
+
+// learn adds every member's address, keeping the one in use first.
+func (c *Cluster) learn(info api.ClusterInfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.name = info.Name
+	seen := map[string]bool{}
+	cur := c.addrs[c.cur]
+	out := []string{cur}
+	seen[cur] = true
+	for _, n := range info.Nodes {
+		if n.APIAddr != "" && !seen[n.APIAddr] {
+			seen[n.APIAddr] = true
+			out = append(out, n.APIAddr)
+		}
+	}
+	for _, a := range c.addrs {
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	c.addrs, c.cur = out, 0
+}
+
+// Name is the cluster's name, as learnt when the handle was opened.
+func (c *Cluster) Name() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.name
+}
+
+// Addrs lists the member addresses the handle knows, the one in use first.
+func (c *Cluster) Addrs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := append([]string(nil), c.addrs[c.cur:]...)
+	return append(out, c.addrs[:c.cur]...)
+}
+
+// Current is the address of the member calls go to now.
+func (c *Cluster) Current() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.addrs[c.cur]
+}
+
+func (c *Cluster) next(failed string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.addrs[c.cur] == failed {
+		c.cur = (c.cur + 1) % len(c.addrs)
+	}
+}
+
+// request is one API call.
+type request struct {
+	method string
+	path   string // with query
+	body   []byte
+	ctype  string
+	// idempotent calls are retried after any failure; others only when
+	// the request cannot have reached a node.
+	idempotent bool
+}
+
+// do runs a request against the current member, moving on to the next on
+// failure, until one answers or the retry window closes.
+func (c *Cluster) do(ctx context.Context, rq request) (*http.Response, error) {
+	deadline := time.Now().Add(c.retries)
+	var last error
+	for attempt := 0; ; attempt++ {
+		addr := c.Current()
+		resp, err := c.once(ctx, addr, rq)
+		if err == nil {
+			return resp, nil
+		}
+		if !errors.Is(err, errRetryElsewhere) {
+			return nil, err
+		}
+		last = err
+		c.next(addr)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, last)
+		}
+		// Cycle through members at once; pause once every member failed.
+		if (attempt+1)%len(c.Addrs()) == 0 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+}
+
+func (c *Cluster) once(ctx context.Context, addr string, rq request) (*http.Response, error) {
+	var body io.Reader
+	if rq.body != nil {
+		body = bytes.NewReader(rq.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, rq.method, "http://"+addr+rq.path, body)
+	if err != nil {
+		return nil, err
+	}
+	if rq.ctype != "" {
+		req.Header.Set("Content-Type", rq.ctype)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if rq.idempotent || notSent(err) {
+			return nil, fmt.Errorf("%w: %s: %v", errRetryElsewhere, addr, err)
+		}
+		return nil, fmt.Errorf("%s: %w: %v", addr, ErrUncertain, err)
+	}
+	if resp.StatusCode < 300 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	ae := &APIError{Status: resp.StatusCode, Node: addr}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if json.Unmarshal(raw, &ae.Body) != nil || ae.Body.Code == "" {
+		ae.Body.Code, ae.Body.Message = api.CodeInternal, fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(raw))
+	}
+	// A node that is no leader and knows none, or is stopping, or is in no
+	// cluster: another member may answer.
+	switch ae.Body.Code {
+	case api.CodeNotLeader, api.CodeUnavailable, api.CodeNotConfigured:
+		return nil, fmt.Errorf("%w: %s: %s", errRetryElsewhere, addr, ae.Body.Message)
+	}
+	return nil, ae
+}
+
+// notSent reports whether a transport error happened before the request
+// could reach the server (so retrying elsewhere cannot apply it twice).
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+func (c *Cluster) getJSON(ctx context.Context, path string, out any) error {
+	resp, err := c.do(ctx, request{method: http.MethodGet, path: path, idempotent: true})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func (c *Cluster) postJSON(ctx context.Context, path string, in, out any, idempotent bool) error {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return err
+		}
+	}
+	resp, err := c.do(ctx, request{method: http.MethodPost, path: path, body: body, ctype: "application/json", idempotent: idempotent})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// GetClusterInformation returns the cluster's name, id, generation,
+// version, leader and members with their states.
+func (c *Cluster) GetClusterInformation(ctx context.Context) (api.ClusterInfo, error) {
+	var info api.ClusterInfo
+	if err := c.getJSON(ctx, "/v1/cluster", &info); err != nil {
+		return info, fmt.Errorf("get cluster information: %w", err)
+	}
+	return info, nil
+}
+
+// Refresh re-learns the members' addresses.
+func (c *Cluster) Refresh(ctx context.Context) error {
+	info, err := c.GetClusterInformation(ctx)
+	if err == nil {
+		c.learn(info)
+	}
+	return err
+}
+
+// NodeAction pauses, resumes or evicts a node, named by name or id.
+func (c *Cluster) NodeAction(ctx context.Context, node, action string) (api.Member, error) {
+	var m api.Member
+	err := c.postJSON(ctx, "/v1/nodes/"+url.PathEscape(node)+"/"+action, nil, &m, action != "evict")
+	if err != nil {
+		return m, fmt.Errorf("%s node %s: %w", action, node, err)
+	}
+	return m, nil
+}
+
+// PauseNode pauses a node: it stays a member.
+func (c *Cluster) PauseNode(ctx context.Context, node string) (api.Member, error) {
+	return c.NodeAction(ctx, node, "pause")
+}
+
+// ResumeNode resumes a paused node.
+func (c *Cluster) ResumeNode(ctx context.Context, node string) (api.Member, error) {
+	return c.NodeAction(ctx, node, "resume")
+}
+
+// EvictNode removes a node from the cluster for good.
+func (c *Cluster) EvictNode(ctx context.Context, node string) (api.Member, error) {
+	return c.NodeAction(ctx, node, "evict")
+}
+
+// ReadOption changes how a read is served.
+type ReadOption func(url.Values)
+
+// Stale lets any member answer from its own copy, which may lag.
+func Stale() ReadOption { return func(q url.Values) { q.Set("stale", "true") } }
+
+func keyURL(prefix, path string, q url.Values) string {
+	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	u := prefix + strings.Join(parts, "/")
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	return u
+}
+
+func readQuery(opts []ReadOption) url.Values {
+	q := url.Values{}
+	for _, o := range opts {
+		o(q)
+	}
+	return q
+}
+
+// GetKey reads a key with its values and subkey names. Reads are
+// linearizable unless Stale is given.
+func (c *Cluster) GetKey(ctx context.Context, path string, opts ...ReadOption) (hive.Key, error) {
+	var k hive.Key
+	if err := c.getJSON(ctx, keyURL("/v1/keys/", path, readQuery(opts)), &k); err != nil {
+		return k, fmt.Errorf("get key %q: %w", path, err)
+	}
+	return k, nil
+}
+
+// GetValue reads one value of a key.
+func (c *Cluster) GetValue(ctx context.Context, path, name string, opts ...ReadOption) (hive.Value, error) {
+	q := readQuery(opts)
+	q.Set("value", name)
+	var v hive.Value
+	if err := c.getJSON(ctx, keyURL("/v1/keys/", path, q), &v); err != nil {
+		return v, fmt.Errorf("get value %q of %q: %w", name, path, err)
+	}
+	return v, nil
+}
+
+// Txn applies a transaction atomically and returns its sequence number.
+func (c *Cluster) Txn(ctx context.Context, t hive.Txn) (uint64, error) {
+	if err := t.Validate(false); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	var r api.TxnResult
+	if err := c.postJSON(ctx, "/v1/txn", t, &r, false); err != nil {
+		return 0, fmt.Errorf("transaction: %w", err)
+	}
+	return r.Seq, nil
+}
+
+// CreateKey creates a key and any missing ancestors.
+func (c *Cluster) CreateKey(ctx context.Context, path string) (uint64, error) {
+	return c.Txn(ctx, hive.Txn{Ops: []hive.Op{hive.CreateKey(path)}})
+}
+
+// SetValue sets a value, creating the key if needed.
+func (c *Cluster) SetValue(ctx context.Context, path string, v hive.Value) (uint64, error) {
+	return c.Txn(ctx, hive.Txn{Ops: []hive.Op{hive.SetValue(path, v)}})
+}
+
+// DeleteKey deletes a key and its subtree; ErrKeyNotFound if it is not there.
+func (c *Cluster) DeleteKey(ctx context.Context, path string) (uint64, error) {
+	seq, err := c.Txn(ctx, hive.Txn{Conds: []hive.Cond{{Kind: hive.CondKeyExists, Key: path}}, Ops: []hive.Op{hive.DeleteKey(path)}})
+	if errors.Is(err, ErrPrecondition) {
+		return 0, fmt.Errorf("delete key %q: %w", path, ErrKeyNotFound)
+	}
+	return seq, err
+}
+
+// DeleteValue deletes a value; ErrValueNotFound if it is not there.
+func (c *Cluster) DeleteValue(ctx context.Context, path, name string) (uint64, error) {
+	seq, err := c.Txn(ctx, hive.Txn{Conds: []hive.Cond{{Kind: hive.CondValueExists, Key: path, Name: name}}, Ops: []hive.Op{hive.DeleteValue(path, name)}})
+	if errors.Is(err, ErrPrecondition) {
+		return 0, fmt.Errorf("delete value %q of %q: %w", name, path, ErrValueNotFound)
+	}
+	return seq, err
+}
+
+// Export writes the subtree at path in the hive's text form.
+func (c *Cluster) Export(ctx context.Context, path string, w io.Writer, opts ...ReadOption) error {
+	resp, err := c.do(ctx, request{method: http.MethodGet, path: keyURL("/v1/export/", path, readQuery(opts)), idempotent: true})
+	if err != nil {
+		return fmt.Errorf("export %q: %w", path, err)
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+// Import applies an export atomically. With replace, the subtree at path is
+// deleted first (every key of the import must lie in it).
+func (c *Cluster) Import(ctx context.Context, path string, r io.Reader, replace bool) (api.ImportResult, error) {
+	var res api.ImportResult
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return res, err
+	}
+	if _, err := hive.ParseExport(bytes.NewReader(body)); err != nil {
+		return res, fmt.Errorf("import: %w: %w", ErrInvalid, err)
+	}
+	q := url.Values{}
+	if replace {
+		q.Set("replace", "true")
+	}
+	resp, err := c.do(ctx, request{method: http.MethodPost, path: keyURL("/v1/import/", path, q), body: body, ctype: "text/plain"})
+	if err != nil {
+		return res, fmt.Errorf("import: %w", err)
+	}
+	defer resp.Body.Close()
+	return res, json.NewDecoder(resp.Body).Decode(&res)
+}
+
+// Watch blocks until a change after sequence number after touches the
+// subtree at path, or wait passes (then it returns no events).
+func (c *Cluster) Watch(ctx context.Context, path string, after uint64, wait time.Duration) (api.WatchResult, error) {
+	q := url.Values{"after": {strconv.FormatUint(after, 10)}, "wait": {wait.String()}}
+	var r api.WatchResult
+	if err := c.getJSON(ctx, keyURL("/v1/watch/", path, q), &r); err != nil {
+		return r, fmt.Errorf("watch %q: %w", path, err)
+	}
+	return r, nil
+}
+
+// LocalStatus asks one node for its own status, without failing over.
+func LocalStatus(ctx context.Context, addr string) (api.LocalStatus, error) {
+	var st api.LocalStatus
+	c := &Cluster{addrs: []string{addr}, http: &http.Client{Timeout: 2 * time.Second}}
+	resp, err := c.once(ctx, addr, request{method: http.MethodGet, path: "/v1/local/status", idempotent: true})
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// JoinInfo asks a member what a joining node needs to know.
+func (c *Cluster) JoinInfo(ctx context.Context) (api.JoinInfo, error) {
+	var ji api.JoinInfo
+	err := c.getJSON(ctx, "/v1/join-info", &ji)
+	return ji, err
+}
+
+// AddMember asks the leader to add a prepared node.
+func (c *Cluster) AddMember(ctx context.Context, m api.Member) error {
+	return c.postJSON(ctx, "/v1/members", m, nil, true)
+}
+
+// Leave makes the node at addr leave its cluster gracefully: it is removed
+// through the leader and its cluster data is moved aside.
+func Leave(ctx context.Context, addr string) (api.LocalStatus, error) {
+	c := &Cluster{addrs: []string{addr}, http: &http.Client{Timeout: 30 * time.Second}}
+	var st api.LocalStatus
+	resp, err := c.once(ctx, addr, request{method: http.MethodPost, path: "/v1/local/leave"})
+	if err != nil {
+		return st, fmt.Errorf("leave: %w", err)
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}

@@ -1,0 +1,373 @@
+// Package localcluster starts, stops and reports a cluster of agents on
+// loopback, each a real background process with its own data directory,
+// for trying clusterkeep on one machine and for tests. Its state file
+// (local.json) records each node's addresses and process id.
+//
+// It manages processes only; it never reads or writes a node's data.
+package localcluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/client"
+)
+
+// StateFile is the file in the cluster directory describing the nodes.
+const StateFile = "local.json"
+
+// ClusterName is the name of the cluster `local up` creates.
+const ClusterName = "local"
+
+// Node is one local node.
+type Node struct {
+	Name    string `json:"name"`
+	API     string `json:"api"`
+	Raft    string `json:"raft"`
+	DataDir string `json:"data_dir"`
+	Log     string `json:"log"`
+	PID     int    `json:"pid,omitempty"`
+	// Join is the API address the node joins at its first start.
+	Join string `json:"join,omitempty"`
+}
+
+// Cluster is a local cluster's directory and nodes.
+type Cluster struct {
+	Dir    string `json:"dir"`
+	Binary string `json:"binary"`
+	Nodes  []Node `json:"nodes"`
+}
+
+// Load reads the state of the local cluster in dir.
+func Load(dir string) (*Cluster, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no local cluster in %s (run `clusterkeep local up --dir %s`)", dir, dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var c Cluster
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, StateFile), err)
+	}
+	return &c, nil
+}
+
+func (c *Cluster) save() error {
+	raw, _ := json.MarshalIndent(c, "", "  ")
+	tmp := filepath.Join(c.Dir, StateFile+".tmp")
+	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(c.Dir, StateFile))
+}
+
+// Node finds a node by name.
+func (c *Cluster) Node(name string) (*Node, error) {
+	var names []string
+	for i := range c.Nodes {
+		if strings.EqualFold(c.Nodes[i].Name, name) {
+			return &c.Nodes[i], nil
+		}
+		names = append(names, c.Nodes[i].Name)
+	}
+	return nil, fmt.Errorf("no node %q in the local cluster (nodes: %s)", name, strings.Join(names, ", "))
+}
+
+// APIAddrs lists the nodes' API addresses, comma-separated.
+func (c *Cluster) APIAddrs() string {
+	var a []string
+	for _, n := range c.Nodes {
+		a = append(a, n.API)
+	}
+	return strings.Join(a, ",")
+}
+
+func freePorts(n int) ([]string, error) {
+	var out []string
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, l)
+		out = append(out, l.Addr().String())
+	}
+	return out, nil
+}
+
+// Up creates a cluster of n nodes in dir (or starts the stopped nodes of
+// the one there) and waits until every node is Up. binary is the
+// clusterkeep executable; it is copied into dir/bin so the cluster keeps
+// working whatever happens to the original.
+func Up(ctx context.Context, dir string, n int, binary string) (*Cluster, error) {
+	if n < 1 || n > 9 {
+		return nil, fmt.Errorf("local up: --nodes must be 1 to 9, not %d", n)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Load(dir)
+	if err != nil {
+		if c, err = create(dir, n, binary); err != nil {
+			return nil, err
+		}
+	} else if err := copyExecutable(binary, c.Binary); err != nil {
+		// Nodes started from now on run the binary `up` was called with.
+		return nil, fmt.Errorf("local up: copy %s: %w", binary, err)
+	}
+	for i := range c.Nodes {
+		if c.alive(&c.Nodes[i]) {
+			continue
+		}
+		if err := c.start(&c.Nodes[i]); err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			// The first node creates the cluster; the others join it.
+			if err := waitRunning(ctx, &c.Nodes[0]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return c, c.WaitAllUp(ctx)
+}
+
+func create(dir string, n int, binary string) (*Cluster, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		return nil, fmt.Errorf("local up: %w", err)
+	}
+	bin := filepath.Join(dir, "bin", "clusterkeep")
+	if err := copyExecutable(binary, bin); err != nil {
+		return nil, fmt.Errorf("local up: copy %s: %w", binary, err)
+	}
+	ports, err := freePorts(2 * n)
+	if err != nil {
+		return nil, fmt.Errorf("local up: find free ports: %w", err)
+	}
+	c := &Cluster{Dir: dir, Binary: bin}
+	for i := range n {
+		name := fmt.Sprintf("node%d", i+1)
+		nd := Node{Name: name, API: ports[2*i], Raft: ports[2*i+1], DataDir: filepath.Join(dir, name),
+			Log: filepath.Join(dir, name+".log")}
+		if i > 0 {
+			nd.Join = ports[0]
+		}
+		c.Nodes = append(c.Nodes, nd)
+	}
+	return c, c.save()
+}
+
+func copyExecutable(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := dst + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
+
+// args are the agent's flags for a node.
+func (c *Cluster) args(nd *Node) []string {
+	a := []string{"agent", "--data-dir", nd.DataDir, "--name", nd.Name, "--api", nd.API, "--raft", nd.Raft,
+		"--heartbeat-timeout", "500ms", "--election-timeout", "500ms", "--leader-lease", "250ms"}
+	if nd.Join == "" {
+		a = append(a, "--create", ClusterName)
+	} else {
+		a = append(a, "--join", nd.Join)
+	}
+	return a
+}
+
+func (c *Cluster) start(nd *Node) error {
+	logf, err := os.OpenFile(nd.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", nd.Name, err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(c.Binary, c.args(nd)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", nd.Name, err)
+	}
+	nd.PID = cmd.Process.Pid
+	go cmd.Wait() // reap it if it dies while we run
+	return c.save()
+}
+
+// alive reports whether the node's recorded process runs.
+func (c *Cluster) alive(nd *Node) bool {
+	if nd.PID <= 0 {
+		return false
+	}
+	if err := syscall.Kill(nd.PID, 0); err != nil {
+		return false
+	}
+	// A recycled pid is not our agent: check its command line.
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(nd.PID) + "/cmdline")
+	return err != nil || strings.Contains(string(cmdline), nd.DataDir)
+}
+
+// Start starts one stopped node.
+func (c *Cluster) Start(ctx context.Context, name string) (*Node, error) {
+	nd, err := c.Node(name)
+	if err != nil {
+		return nil, err
+	}
+	if c.alive(nd) {
+		return nd, fmt.Errorf("node %s already runs (pid %d)", nd.Name, nd.PID)
+	}
+	if err := c.start(nd); err != nil {
+		return nil, err
+	}
+	return nd, waitRunning(ctx, nd)
+}
+
+// Stop stops one node: SIGTERM and, after 10 seconds, SIGKILL; with kill,
+// SIGKILL at once (a crash).
+func (c *Cluster) Stop(name string, kill bool) (*Node, error) {
+	nd, err := c.Node(name)
+	if err != nil {
+		return nil, err
+	}
+	if !c.alive(nd) {
+		return nd, fmt.Errorf("node %s is not running", nd.Name)
+	}
+	sig := syscall.SIGTERM
+	if kill {
+		sig = syscall.SIGKILL
+	}
+	syscall.Kill(nd.PID, sig)
+	deadline := time.Now().Add(10 * time.Second)
+	for c.alive(nd) {
+		if time.Now().After(deadline) {
+			syscall.Kill(nd.PID, syscall.SIGKILL)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	nd.PID = 0
+	return nd, c.save()
+}
+
+// Down stops every node.
+func (c *Cluster) Down() error {
+	var errs []error
+	for _, nd := range c.Nodes {
+		if c.alive(&nd) {
+			if _, err := c.Stop(nd.Name, false); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// NodeStatus is one line of `local status`.
+type NodeStatus struct {
+	Node
+	Process string                  `json:"process"` // running or stopped
+	State   client.NodeClusterState `json:"node_cluster_state"`
+}
+
+// Status reports each node's process and node cluster state.
+func (c *Cluster) Status(ctx context.Context) []NodeStatus {
+	var out []NodeStatus
+	for _, nd := range c.Nodes {
+		ns := NodeStatus{Node: nd, Process: "stopped"}
+		if c.alive(&nd) {
+			ns.Process = "running"
+		} else {
+			ns.PID = 0
+		}
+		st, err := client.GetNodeState(ctx, nd.DataDir)
+		if err == nil {
+			ns.State = st.State
+		}
+		out = append(out, ns)
+	}
+	return out
+}
+
+func waitRunning(ctx context.Context, nd *Node) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		st, err := client.GetNodeState(ctx, nd.DataDir)
+		if err == nil && st.State == client.Running {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %s did not come up (state %s); see %s", nd.Name, st.State, nd.Log)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// WaitAllUp waits until the cluster reports every node Up.
+func (c *Cluster) WaitAllUp(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var last string
+	for {
+		cl, err := client.OpenClusterWith(ctx, []string{c.APIAddrs()}, client.WithRetryWindow(2*time.Second))
+		if err == nil {
+			info, err := cl.GetClusterInformation(ctx)
+			if err == nil {
+				up := 0
+				var states []string
+				for _, n := range info.Nodes {
+					if n.State == "Up" || n.State == "Paused" {
+						up++
+					}
+					states = append(states, n.Name+"="+string(n.State))
+				}
+				if up == len(c.Nodes) && info.Leader != "" {
+					return nil
+				}
+				last = strings.Join(states, " ")
+			} else {
+				last = err.Error()
+			}
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("local cluster in %s not up: %s", c.Dir, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
