@@ -48,7 +48,7 @@ func (r fileReader) GetValue(_ context.Context, p, n string) (hive.Value, error)
 	return r.h.GetValue(p, n)
 }
 func (r fileReader) Export(_ context.Context, p string, w io.Writer) error { return r.h.Export(w, p) }
-func (r fileReader) Close() error                                         { return r.h.Close() }
+func (r fileReader) Close() error                                          { return r.h.Close() }
 
 // readFlags are the flags of the read commands.
 type readFlags struct {
