@@ -181,10 +181,10 @@ func (s *Server) waitLeaderAPI(ctx context.Context) (string, error) {
 	defer cancel()
 	for {
 		addr, err := s.svc.LeaderAPI()
-		if err == nil && addr != "" && addr != s.svc.Status().APIAddr {
+		if err == nil && addr != "" {
 			return addr, nil
 		}
-		if errors.Is(err, cluster.ErrNotConfigured) || errors.Is(err, cluster.ErrServiceStopped) {
+		if errors.Is(err, cluster.ErrNotConfigured) || errors.Is(err, cluster.ErrServiceStopped) || errors.Is(err, cluster.ErrNotReady) {
 			return "", err
 		}
 		select {

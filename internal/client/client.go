@@ -90,6 +90,7 @@ type Cluster struct {
 	cur     int
 	name    string
 	retries time.Duration
+	single  bool // a Node handle: no failover
 }
 
 // Option configures OpenCluster.
@@ -115,14 +116,17 @@ func OpenClusterWith(ctx context.Context, nodeAddrs []string, opts ...Option) (*
 	if len(addrs) == 0 {
 		addrs = splitAddrs(os.Getenv(EnvCluster))
 	}
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("open cluster: %w", ErrNoAddress)
-	}
 	c := &Cluster{addrs: addrs, retries: 15 * time.Second,
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second,
 			DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext}}}
 	for _, o := range opts {
 		o(c)
+	}
+	if c.single {
+		return c, nil
+	}
+	if len(c.addrs) == 0 {
+		return nil, fmt.Errorf("open cluster: %w", ErrNoAddress)
 	}
 	info, err := c.GetClusterInformation(ctx)
 	if err != nil {
@@ -130,6 +134,17 @@ func OpenClusterWith(ctx context.Context, nodeAddrs []string, opts ...Option) (*
 	}
 	c.learn(info)
 	return c, nil
+}
+
+// Node returns a handle on one node that never fails over: every call goes
+// to addr. For reading one node's own copy (with Stale) and for tests.
+func Node(addr string) *Cluster {
+	c, _ := OpenClusterWith(context.Background(), nil, withNode(addr))
+	return c
+}
+
+func withNode(addr string) Option {
+	return func(c *Cluster) { c.addrs, c.single, c.retries = []string{addr}, true, 0 }
 }
 
 func splitAddrs(s string) []string {
@@ -222,6 +237,9 @@ func (c *Cluster) do(ctx context.Context, rq request) (*http.Response, error) {
 			return nil, err
 		}
 		last = err
+		if c.single {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, last)
+		}
 		c.next(addr)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -162,6 +162,11 @@ func (s *Service) LeaderAPI() (string, error) {
 	if lid == "" {
 		return "", ErrNoLeader
 	}
+	if string(lid) == s.Identity().NodeID {
+		// This node leads but was asked to forward: it has not finished
+		// becoming leader. The caller retries.
+		return "", ErrNotReady
+	}
 	m, err := s.Member(string(lid))
 	if err != nil {
 		return "", fmt.Errorf("leader %s: %w", lid, err)

@@ -371,3 +371,29 @@ func (c *Cluster) WaitAllUp(ctx context.Context) error {
 		}
 	}
 }
+
+// Add starts one more node that joins the cluster, and waits until it runs.
+func (c *Cluster) Add(ctx context.Context) (*Node, error) {
+	ports, err := freePorts(2)
+	if err != nil {
+		return nil, err
+	}
+	join := ""
+	for i := range c.Nodes {
+		if c.alive(&c.Nodes[i]) {
+			join = c.Nodes[i].API
+			break
+		}
+	}
+	if join == "" {
+		return nil, fmt.Errorf("add node: no node of the local cluster runs")
+	}
+	name := fmt.Sprintf("node%d", len(c.Nodes)+1)
+	c.Nodes = append(c.Nodes, Node{Name: name, API: ports[0], Raft: ports[1], DataDir: filepath.Join(c.Dir, name),
+		Log: filepath.Join(c.Dir, name+".log"), Join: join})
+	nd := &c.Nodes[len(c.Nodes)-1]
+	if err := c.start(nd); err != nil {
+		return nil, err
+	}
+	return nd, waitRunning(ctx, nd)
+}

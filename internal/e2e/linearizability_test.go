@@ -1,0 +1,216 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/hive"
+	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+)
+
+type regInput struct {
+	Op  string // "r", "w" or "cas"
+	Key string
+	Val string // written value, or cas's new value
+	Old string // cas's expected value
+}
+
+type regOutput struct {
+	Val     string // what a read saw ("" when missing)
+	OK      bool   // whether a cas took effect
+	Unknown bool   // a write or cas whose outcome is unknown
+}
+
+// registerModel is a map of registers, partitioned by key; reads are
+// linearizable reads, cas is a transaction with a value-equals condition.
+var registerModel = porcupine.Model{
+	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
+		by := map[string][]porcupine.Operation{}
+		for _, op := range h {
+			k := op.Input.(regInput).Key
+			by[k] = append(by[k], op)
+		}
+		var out [][]porcupine.Operation
+		for _, ops := range by {
+			out = append(out, ops)
+		}
+		return out
+	},
+	Init: func() interface{} { return "" },
+	Step: func(state, input, output interface{}) (bool, interface{}) {
+		st, in, out := state.(string), input.(regInput), output.(regOutput)
+		switch in.Op {
+		case "r":
+			return out.Val == st, st
+		case "w":
+			return true, in.Val
+		default: // cas
+			if out.Unknown {
+				if st == in.Old {
+					return true, in.Val
+				}
+				return true, st
+			}
+			if out.OK {
+				return st == in.Old, in.Val
+			}
+			return st != in.Old, st
+		}
+	},
+	DescribeOperation: func(input, output interface{}) string {
+		in, out := input.(regInput), output.(regOutput)
+		return fmt.Sprintf("%s(%s %q %q) -> %+v", in.Op, in.Key, in.Old, in.Val, out)
+	},
+}
+
+func TestLinearizableAcrossLeaderKills(t *testing.T) {
+	lc := tc.Processes(t, 3)
+	ctx := tc.Context(t)
+	start := time.Now()
+	now := func() int64 { return time.Since(start).Nanoseconds() }
+
+	var mu sync.Mutex
+	var history []porcupine.Operation
+	record := func(op porcupine.Operation) {
+		mu.Lock()
+		history = append(history, op)
+		mu.Unlock()
+	}
+	stop := make(chan struct{})
+	const clients = 4
+	var wg sync.WaitGroup
+	var unknown, failedReads, okOps int
+	var countMu sync.Mutex
+	for id := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := client.OpenClusterWith(ctx, []string{lc.APIAddrs()}, client.WithRetryWindow(20*time.Second))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			clientID := id
+			last := map[string]string{}
+			for i := 0; i < 5000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				key := fmt.Sprintf("k%d", (i+id)%3)
+				in := regInput{Key: key}
+				switch i % 3 {
+				case 0:
+					in.Op = "r"
+				case 1:
+					in.Op, in.Val = "w", fmt.Sprintf("c%d-%d", id, i)
+				default:
+					in.Op, in.Val, in.Old = "cas", fmt.Sprintf("c%d-%d", id, i), last[key]
+				}
+				opCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				call := now()
+				out, err := runOp(opCtx, c, in)
+				ret := now()
+				cancel()
+				countMu.Lock()
+				switch {
+				case err == nil:
+					okOps++
+					if in.Op == "r" {
+						last[key] = out.Val
+					}
+					record(porcupine.Operation{ClientId: clientID, Input: in, Call: call, Output: out, Return: ret})
+				case in.Op == "r":
+					failedReads++ // a failed read has no effect
+				default:
+					// The change may have been applied, at any time after
+					// the call: it stays open to the end of the history.
+					unknown++
+					record(porcupine.Operation{ClientId: clientID, Input: in, Call: call, Output: regOutput{Unknown: true}, Return: math.MaxInt64})
+					clientID += clients // a new client id: this one never returned
+				}
+				countMu.Unlock()
+			}
+		}()
+	}
+
+	// The nemesis: three times, kill the leader with SIGKILL, let the
+	// others run without it, then restart it.
+	c := tc.Open(t, lc.APIAddrs())
+	for round := range 3 {
+		time.Sleep(time.Second)
+		victim := leader(t, c)
+		if _, err := lc.Stop(victim, true); err != nil {
+			t.Fatalf("round %d: kill %s: %v", round, victim, err)
+		}
+		time.Sleep(2 * time.Second)
+		if _, err := lc.Start(ctx, victim); err != nil {
+			t.Fatalf("round %d: restart %s: %v", round, victim, err)
+		}
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+
+	t.Logf("%d operations: %d completed, %d writes of unknown outcome, %d failed reads", len(history)+failedReads, okOps, unknown, failedReads)
+	if okOps < 100 {
+		t.Fatalf("only %d operations completed", okOps)
+	}
+	if last := history[len(history)-1].Call; last < int64(6*time.Second) {
+		t.Fatalf("clients stopped at %v, before the nemesis was done", time.Duration(last))
+	}
+	res, info := porcupine.CheckOperationsVerbose(registerModel, history, 2*time.Minute)
+	if res != porcupine.Ok {
+		_ = info
+		t.Fatalf("history is not linearizable (result %v)", res)
+	}
+}
+
+func runOp(ctx context.Context, c *client.Cluster, in regInput) (regOutput, error) {
+	switch in.Op {
+	case "r":
+		v, err := c.GetValue(ctx, in.Key, "v")
+		if errors.Is(err, client.ErrKeyNotFound) || errors.Is(err, client.ErrValueNotFound) {
+			return regOutput{}, nil
+		}
+		return regOutput{Val: v.String}, err
+	case "w":
+		_, err := c.SetValue(ctx, in.Key, hive.StringValue("v", in.Val))
+		return regOutput{}, err
+	default:
+		cond := hive.Cond{Kind: hive.CondValueEquals, Key: in.Key, Value: &hive.Value{Name: "v", Type: hive.TypeString, String: in.Old}}
+		if in.Old == "" {
+			cond = hive.Cond{Kind: hive.CondValueMissing, Key: in.Key, Name: "v"}
+		}
+		_, err := c.Txn(ctx, hive.Txn{Conds: []hive.Cond{cond}, Ops: []hive.Op{hive.SetValue(in.Key, hive.StringValue("v", in.Val))}})
+		if errors.Is(err, client.ErrPrecondition) {
+			return regOutput{OK: false}, nil
+		}
+		return regOutput{OK: err == nil}, err
+	}
+}
+
+// The checker is only worth something if it can fail: a read of a value
+// overwritten before the read began is caught.
+func TestRegisterModelCatchesStaleRead(t *testing.T) {
+	h := []porcupine.Operation{
+		{ClientId: 0, Input: regInput{Op: "w", Key: "k", Val: "a"}, Call: 0, Output: regOutput{}, Return: 10},
+		{ClientId: 0, Input: regInput{Op: "w", Key: "k", Val: "b"}, Call: 20, Output: regOutput{}, Return: 30},
+		{ClientId: 1, Input: regInput{Op: "r", Key: "k"}, Call: 40, Output: regOutput{Val: "a"}, Return: 50},
+	}
+	if porcupine.CheckOperations(registerModel, h) {
+		t.Fatal("a stale read passed the check")
+	}
+	h[2].Output = regOutput{Val: "b"}
+	if !porcupine.CheckOperations(registerModel, h) {
+		t.Fatal("a fresh read failed the check")
+	}
+}
