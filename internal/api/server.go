@@ -46,11 +46,11 @@ func NewServer(svc *cluster.Service, log *slog.Logger) *Server {
 	m.HandleFunc("GET /v1/join-info", s.joinInfo)
 	m.HandleFunc("POST /v1/members", s.leaderOnly(s.addMember))
 	m.HandleFunc("POST /v1/nodes/{node}/{action}", s.leaderOnly(s.nodeAction))
-	m.HandleFunc("GET /v1/keys/{path...}", s.readKey)
+	m.HandleFunc("GET /v1/keys", s.readKey)
 	m.HandleFunc("POST /v1/txn", s.leaderOnly(s.txn))
-	m.HandleFunc("GET /v1/export/{path...}", s.export)
-	m.HandleFunc("POST /v1/import/{path...}", s.leaderOnly(s.importText))
-	m.HandleFunc("GET /v1/watch/{path...}", s.watch)
+	m.HandleFunc("GET /v1/export", s.export)
+	m.HandleFunc("POST /v1/import", s.leaderOnly(s.importText))
+	m.HandleFunc("GET /v1/watch", s.watch)
 	return s
 }
 
@@ -326,7 +326,7 @@ func (s *Server) readKey(w http.ResponseWriter, r *http.Request) {
 	if !s.consistent(w, r) {
 		return
 	}
-	path := r.PathValue("path")
+	path := r.URL.Query().Get("key")
 	if name := r.URL.Query().Get("value"); name != "" {
 		v, err := s.svc.Hive().GetValue(path, name)
 		if err != nil {
@@ -362,7 +362,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var buf bytes.Buffer
-	if err := s.svc.Hive().Export(&buf, r.PathValue("path")); err != nil {
+	if err := s.svc.Hive().Export(&buf, r.URL.Query().Get("key")); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -395,7 +395,7 @@ func (s *Server) importText(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("%w: the import holds nothing outside %q", errInvalidRequest, hive.ReservedKey)
 	}
 	if replace, _ := strconv.ParseBool(r.URL.Query().Get("replace")); replace {
-		root, err := hive.ParsePath(r.PathValue("path"))
+		root, err := hive.ParsePath(r.URL.Query().Get("key"))
 		if err != nil {
 			return err
 		}
@@ -433,7 +433,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
-	evs, err := s.svc.Hive().Watch(ctx, r.PathValue("path"), after)
+	evs, err := s.svc.Hive().Watch(ctx, r.URL.Query().Get("key"), after)
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		if errors.Is(err, hive.ErrCompacted) {
 			writeJSON(w, http.StatusGone, Error{Code: "compacted", Message: err.Error()})

@@ -383,16 +383,12 @@ type ReadOption func(url.Values)
 // Stale lets any member answer from its own copy, which may lag.
 func Stale() ReadOption { return func(q url.Values) { q.Set("stale", "true") } }
 
-func keyURL(prefix, path string, q url.Values) string {
-	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
-	for i, p := range parts {
-		parts[i] = url.PathEscape(p)
-	}
-	u := prefix + strings.Join(parts, "/")
-	if len(q) > 0 {
-		u += "?" + q.Encode()
-	}
-	return u
+// keyURL addresses a key endpoint. The key path travels in the query, never
+// in the URL path, so that no router cleans "a/../b" or "a//b" into a
+// different, valid key.
+func keyURL(endpoint, path string, q url.Values) string {
+	q.Set("key", path)
+	return endpoint + "?" + q.Encode()
 }
 
 func readQuery(opts []ReadOption) url.Values {
@@ -407,7 +403,7 @@ func readQuery(opts []ReadOption) url.Values {
 // linearizable unless Stale is given.
 func (c *Cluster) GetKey(ctx context.Context, path string, opts ...ReadOption) (hive.Key, error) {
 	var k hive.Key
-	if err := c.getJSON(ctx, keyURL("/v1/keys/", path, readQuery(opts)), &k); err != nil {
+	if err := c.getJSON(ctx, keyURL("/v1/keys", path, readQuery(opts)), &k); err != nil {
 		return k, fmt.Errorf("get key %q: %w", path, err)
 	}
 	return k, nil
@@ -418,7 +414,7 @@ func (c *Cluster) GetValue(ctx context.Context, path, name string, opts ...ReadO
 	q := readQuery(opts)
 	q.Set("value", name)
 	var v hive.Value
-	if err := c.getJSON(ctx, keyURL("/v1/keys/", path, q), &v); err != nil {
+	if err := c.getJSON(ctx, keyURL("/v1/keys", path, q), &v); err != nil {
 		return v, fmt.Errorf("get value %q of %q: %w", name, path, err)
 	}
 	return v, nil
@@ -466,7 +462,7 @@ func (c *Cluster) DeleteValue(ctx context.Context, path, name string) (uint64, e
 
 // Export writes the subtree at path in the hive's text form.
 func (c *Cluster) Export(ctx context.Context, path string, w io.Writer, opts ...ReadOption) error {
-	resp, err := c.do(ctx, request{method: http.MethodGet, path: keyURL("/v1/export/", path, readQuery(opts)), idempotent: true})
+	resp, err := c.do(ctx, request{method: http.MethodGet, path: keyURL("/v1/export", path, readQuery(opts)), idempotent: true})
 	if err != nil {
 		return fmt.Errorf("export %q: %w", path, err)
 	}
@@ -490,7 +486,7 @@ func (c *Cluster) Import(ctx context.Context, path string, r io.Reader, replace 
 	if replace {
 		q.Set("replace", "true")
 	}
-	resp, err := c.do(ctx, request{method: http.MethodPost, path: keyURL("/v1/import/", path, q), body: body, ctype: "text/plain"})
+	resp, err := c.do(ctx, request{method: http.MethodPost, path: keyURL("/v1/import", path, q), body: body, ctype: "text/plain"})
 	if err != nil {
 		return res, fmt.Errorf("import: %w", err)
 	}
@@ -503,7 +499,7 @@ func (c *Cluster) Import(ctx context.Context, path string, r io.Reader, replace 
 func (c *Cluster) Watch(ctx context.Context, path string, after uint64, wait time.Duration) (api.WatchResult, error) {
 	q := url.Values{"after": {strconv.FormatUint(after, 10)}, "wait": {wait.String()}}
 	var r api.WatchResult
-	if err := c.getJSON(ctx, keyURL("/v1/watch/", path, q), &r); err != nil {
+	if err := c.getJSON(ctx, keyURL("/v1/watch", path, q), &r); err != nil {
 		return r, fmt.Errorf("watch %q: %w", path, err)
 	}
 	return r, nil
