@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/api"
@@ -105,6 +106,9 @@ type Agent struct {
 	srv  *http.Server
 	ln   net.Listener
 	done chan error
+	// joining is the background join, cancelled and awaited by Close.
+	cancelJoin context.CancelFunc
+	joining    sync.WaitGroup
 }
 
 // Start opens the node and serves its API. It returns once the API listens;
@@ -149,7 +153,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 				return nil, err
 			}
 		case len(cfg.Join) > 0:
-			go a.joinLoop(ctx)
+			jctx, cancel := context.WithCancel(context.Background())
+			a.cancelJoin = cancel
+			a.joining.Add(1)
+			go func() {
+				defer a.joining.Done()
+				a.joinLoop(jctx)
+			}()
 		default:
 			log.Warn("node is in no cluster: start it with --create NAME or --join ADDR")
 		}
@@ -176,6 +186,9 @@ func (a *Agent) joinLoop(ctx context.Context) {
 		}
 		if errors.Is(err, cluster.ErrAlreadyMember) || errors.Is(err, client.ErrConflict) {
 			a.log.Error("cannot join", "err", err)
+			if ferr := a.svc.Forget("join-refused"); ferr != nil {
+				a.log.Error("take back the join", "err", ferr)
+			}
 			return
 		}
 		if attempt%10 == 0 {
@@ -211,6 +224,10 @@ func (a *Agent) joinOnce(ctx context.Context) error {
 func (a *Agent) Close() error {
 	// Stop taking requests, close the node (which ends pending watches),
 	// then wait for the requests in flight.
+	if a.cancelJoin != nil {
+		a.cancelJoin()
+		a.joining.Wait()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	stopped := make(chan struct{})

@@ -51,6 +51,7 @@ func NewServer(svc *cluster.Service, log *slog.Logger) *Server {
 	m.HandleFunc("GET /v1/export", s.export)
 	m.HandleFunc("POST /v1/import", s.leaderOnly(s.importText))
 	m.HandleFunc("GET /v1/watch", s.watch)
+	m.HandleFunc("GET /v1/read-index", s.leaderOnly(s.readIndex))
 	return s
 }
 
@@ -87,7 +88,7 @@ func writeError(w http.ResponseWriter, err error) {
 		status, code = http.StatusServiceUnavailable, CodeNotLeader
 	case errors.Is(err, cluster.ErrServiceStopped), errors.Is(err, hive.ErrClosed):
 		status, code = http.StatusServiceUnavailable, CodeUnavailable
-	case errors.Is(err, errUncertain):
+	case errors.Is(err, errUncertain), errors.Is(err, cluster.ErrUncertain):
 		status, code = http.StatusBadGateway, CodeUncertain
 	case isInvalid(err):
 		status, code = http.StatusBadRequest, CodeInvalid
@@ -198,6 +199,20 @@ func (s *Server) waitLeaderAPI(ctx context.Context) (string, error) {
 	}
 }
 
+// readIndex answers, on the leader, the commit index a read or a backup
+// must see applied to hold every change acknowledged before it began.
+func (s *Server) readIndex(w http.ResponseWriter, r *http.Request) error {
+	idx, err := s.svc.ReadIndex(r.Context())
+	if err != nil {
+		if errors.Is(err, cluster.ErrNotReady) {
+			return fmt.Errorf("%w: %w", cluster.ErrNotLeader, err)
+		}
+		return err
+	}
+	writeJSON(w, http.StatusOK, ReadIndexResult{Index: idx})
+	return nil
+}
+
 func (s *Server) localStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.svc.Status())
 }
@@ -301,7 +316,7 @@ func (s *Server) consistent(w http.ResponseWriter, r *http.Request) bool {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	for {
-		err := s.svc.ReadIndex(ctx)
+		_, err := s.svc.ReadIndex(ctx)
 		switch {
 		case err == nil:
 			return true
@@ -433,7 +448,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
-	evs, err := s.svc.Hive().Watch(ctx, r.URL.Query().Get("key"), after)
+	evs, seen, err := s.svc.Hive().Watch(ctx, r.URL.Query().Get("key"), after)
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		if errors.Is(err, hive.ErrCompacted) {
 			writeJSON(w, http.StatusGone, Error{Code: "compacted", Message: err.Error()})
@@ -445,7 +460,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	if evs == nil {
 		evs = []hive.Event{}
 	}
-	writeJSON(w, http.StatusOK, WatchResult{Events: evs, Seq: s.svc.Hive().Seq()})
+	writeJSON(w, http.StatusOK, WatchResult{Events: evs, Seq: seen})
 }
 
 // clusterInfo answers GetClusterInformation: the identity from this node,

@@ -77,6 +77,11 @@ type WatchResult struct {
 	Seq    uint64       `json:"seq"`
 }
 
+// ReadIndexResult answers GET /v1/read-index.
+type ReadIndexResult struct {
+	Index uint64 `json:"index"`
+}
+
 // ImportResult answers POST /v1/import.
 type ImportResult struct {
 	Seq  uint64 `json:"seq"`

@@ -541,3 +541,13 @@ func Leave(ctx context.Context, addr string) (api.LocalStatus, error) {
 	defer resp.Body.Close()
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
+
+// ReadIndex asks the leader for the commit index a consistent read must
+// see applied.
+func (c *Cluster) ReadIndex(ctx context.Context) (uint64, error) {
+	var r api.ReadIndexResult
+	if err := c.getJSON(ctx, "/v1/read-index", &r); err != nil {
+		return 0, fmt.Errorf("read index: %w", err)
+	}
+	return r.Index, nil
+}

@@ -90,7 +90,7 @@ func leaderOf(t *testing.T, svcs ...*Service) *Service {
 	var l *Service
 	eventually(t, "a ready leader", func() error {
 		for _, s := range svcs {
-			if s.ReadIndex(context.Background()) == nil {
+			if _, err := s.ReadIndex(context.Background()); err == nil {
 				l = s
 				return nil
 			}
@@ -264,4 +264,89 @@ func TestEvictedNodeIsRefused(t *testing.T) {
 	if len(matches) != 1 {
 		t.Fatalf("moved-aside data: %v", matches)
 	}
+}
+
+func TestSnapshotsBringLaggingAndDamagedNodesForward(t *testing.T) {
+	base := t.TempDir()
+	open := func(name string) *Service {
+		cfg := fastConfig(t, filepath.Join(base, name), name)
+		cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = 8, 4, 100*time.Millisecond
+		s, err := Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b, c := open("a"), open("b"), open("c")
+	if err := a.Create(ctx(t), "snap"); err != nil {
+		t.Fatal(err)
+	}
+	leaderOf(t, a)
+	join(t, a, b)
+	join(t, a, c)
+	write := func(from, to int) {
+		for i := from; i < to; i++ {
+			if _, err := a.Apply(ctx(t), hive.Txn{Ops: []hive.Op{hive.SetValue(fmt.Sprintf("k/%d", i), hive.Uint32Value("v", uint32(i)))}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	hasAll := func(s *Service, n int) func() error {
+		return func() error {
+			for i := range n {
+				if v, err := s.Hive().GetValue(fmt.Sprintf("k/%d", i), "v"); err != nil || v.Uint32 != uint32(i) {
+					return fmt.Errorf("k/%d: %+v %v", i, v, err)
+				}
+			}
+			return nil
+		}
+	}
+	// c misses many entries while down: the leader compacts them away and
+	// must send c a snapshot, which replaces c's hive.
+	c.Close()
+	write(0, 60)
+	eventually(t, "leader snapshot", func() error {
+		if list, _ := filepath.Glob(filepath.Join(base, "a", "raft", "snapshots", "*")); len(list) == 0 {
+			return errors.New("no snapshot yet")
+		}
+		return nil
+	})
+	write(60, 80)
+	c = open("c")
+	eventually(t, "c catches up through a snapshot", hasAll(c, 80))
+
+	// c's hive falls behind its own stored snapshot (as after a crash
+	// between storing an installed snapshot and applying it): at start it
+	// restores from the snapshot and replays the rest.
+	eventually(t, "c snapshot", func() error {
+		if list, _ := filepath.Glob(filepath.Join(base, "c", "raft", "snapshots", "*")); len(list) == 0 {
+			return errors.New("no snapshot on c yet")
+		}
+		return nil
+	})
+	c.Close()
+	empty, err := hive.Open(filepath.Join(base, "empty"), hive.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, _ := empty.Snapshot()
+	h, err := hive.Open(filepath.Join(base, "c", hive.FileName), hive.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Replace(pipeSnapshot(snap)); err != nil {
+		t.Fatal(err)
+	}
+	snap.Close()
+	empty.Close()
+	h.Close()
+	c = open("c")
+	eventually(t, "c restored from its snapshot", hasAll(c, 80))
+}
+
+func pipeSnapshot(s *hive.Snapshot) io.Reader {
+	pr, pw := io.Pipe()
+	go func() { _, err := s.WriteTo(pw); pw.CloseWithError(err) }()
+	return pr
 }

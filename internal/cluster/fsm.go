@@ -101,22 +101,32 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		entries = append(entries, hive.Entry{Index: l.Index, Txn: c.Txn, System: c.System})
 		pos = append(pos, i)
 	}
-	if len(entries) > 0 {
+	if len(entries) == 0 || entries[len(entries)-1].Index != last {
+		// The hive records the last index of the batch even when no key
+		// changed with it, so that its applied index is the FSM's.
+		entries = append(entries, hive.Entry{Index: last, Mark: true})
+	}
+	{
 		res, err := f.hive.Apply(entries)
 		if err != nil {
 			// The hive cannot take committed entries: continuing would
 			// diverge from the cluster. Stop the node; it replays on restart.
 			panic(fmt.Sprintf("clusterkeep: cannot apply committed entries to the hive: %v", err))
 		}
-		for j, r := range res {
-			out[pos[j]] = &applyResult{Seq: r.Seq, Err: r.Err}
+		for j := range pos {
+			out[pos[j]] = &applyResult{Seq: res[j].Seq, Err: res[j].Err}
 		}
 	}
 	f.advance(last)
 	return out
 }
 
-func (f *fsm) StoreConfiguration(index uint64, _ raft.Configuration) { f.advance(index) }
+func (f *fsm) StoreConfiguration(index uint64, _ raft.Configuration) {
+	if _, err := f.hive.Apply([]hive.Entry{{Index: index, Mark: true}}); err != nil {
+		panic(fmt.Sprintf("clusterkeep: cannot record configuration entry %d in the hive: %v", index, err))
+	}
+	f.advance(index)
+}
 
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	s, err := f.hive.Snapshot()
@@ -131,6 +141,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := f.hive.Replace(rc); err != nil {
 		return fmt.Errorf("install raft snapshot: %w", err)
 	}
+	f.advance(f.hive.Applied())
 	return nil
 }
 

@@ -25,6 +25,7 @@ type Member struct {
 
 func nodePath(id string) string    { return hive.ReservedKey + "/Nodes/" + id }
 func evictedPath(id string) string { return hive.ReservedKey + "/Evicted/" + id }
+func namePath(name string) string  { return hive.ReservedKey + "/NodeNames/" + strings.ToLower(name) }
 
 func nodeRecordOps(m Member) []hive.Op {
 	var paused uint32
@@ -129,10 +130,9 @@ func (s *Service) Status() LocalStatus {
 		Generation: id.Generation, Seq: s.hive.Seq(), APIAddr: s.cfg.APIAddr}
 	s.mu.RLock()
 	st.Evicted = s.evicted
-	f := s.fsm
+	f, r := s.fsm, s.raft
 	s.mu.RUnlock()
-	r, err := s.currentRaft()
-	if err != nil {
+	if r == nil || f == nil {
 		return st
 	}
 	st.RaftAddr = s.raftAdvertise()

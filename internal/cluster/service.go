@@ -42,6 +42,9 @@ var (
 	ErrLastMember     = errors.New("cannot remove the last member of the cluster")
 	ErrNotReady       = errors.New("leader not yet ready for consistent reads")
 	ErrServiceStopped = errors.New("cluster service stopped")
+	// ErrUncertain: the change was proposed but the leader lost its place
+	// before it learnt the outcome; it may or may not be committed.
+	ErrUncertain = errors.New("outcome unknown: leadership was lost after the change was proposed")
 )
 
 // Config configures a Service.
@@ -63,7 +66,9 @@ type Config struct {
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
 	SnapshotThreshold  uint64
-	TrailingLogs       uint64
+	// SnapshotInterval is how often raft checks whether to snapshot.
+	SnapshotInterval time.Duration
+	TrailingLogs     uint64
 	// ApplyTimeout bounds how long a write waits to be committed.
 	ApplyTimeout time.Duration
 }
@@ -83,11 +88,14 @@ type Service struct {
 	trans    *raft.NetworkTransport
 	store    *raftboltdb.BoltStore
 	notifyCh chan bool
-	ready    bool // leader applied its no-op: reads may use the read index
-	stopped  bool
-	evicted  bool // a peer told this node it was evicted
-	stopWG   sync.WaitGroup
-	stopCh   chan struct{}
+	// readyTerm is the term in which this node, as leader, applied its
+	// no-op: only in that term may it serve reads by read index.
+	readyTerm uint64
+	opMu      sync.Mutex // serializes start, stop, forget and close
+	stopped   bool
+	evicted   bool // a peer told this node it was evicted
+	stopWG    sync.WaitGroup
+	stopCh    chan struct{}
 }
 
 // Open locks the data directory, reads or creates the node registry, opens
@@ -123,6 +131,9 @@ func Open(cfg Config) (*Service, error) {
 		name := cfg.NodeName
 		if name == "" {
 			name, _ = os.Hostname()
+		}
+		if err := validateClusterName(name); err != nil {
+			return fail(fmt.Errorf("open cluster service: node %w", err))
 		}
 		id = noderegistry.Identity{NodeID: uuid.NewString(), NodeName: name, Created: time.Now().UTC()}
 	case err != nil:
@@ -199,6 +210,9 @@ func (s *Service) raftDir() string { return filepath.Join(s.cfg.DataDir, "raft")
 func (s *Service) startRaft(bootstrap bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.stopped {
+		return ErrServiceStopped
+	}
 	if s.raft != nil {
 		return nil
 	}
@@ -225,6 +239,11 @@ func (s *Service) startRaft(bootstrap bool) error {
 		store.Close()
 		return fmt.Errorf("start raft: open snapshot store: %w", err)
 	}
+	if err := s.catchUpFromSnapshot(snaps); err != nil {
+		trans.Close()
+		store.Close()
+		return fmt.Errorf("start raft: %w", err)
+	}
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(s.id.NodeID)
 	rc.Logger = hlog
@@ -241,6 +260,9 @@ func (s *Service) startRaft(bootstrap bool) error {
 	if s.cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = s.cfg.SnapshotThreshold
 	}
+	if s.cfg.SnapshotInterval > 0 {
+		rc.SnapshotInterval = s.cfg.SnapshotInterval
+	}
 	if s.cfg.TrailingLogs > 0 {
 		rc.TrailingLogs = s.cfg.TrailingLogs
 	}
@@ -256,17 +278,44 @@ func (s *Service) startRaft(bootstrap bool) error {
 	if bootstrap {
 		cfg := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}}
 		if err := r.BootstrapCluster(cfg).Error(); err != nil {
-			r.Shutdown()
+			r.Shutdown().Error()
 			trans.Close()
 			store.Close()
 			return fmt.Errorf("bootstrap cluster: %w", err)
 		}
 	}
 	s.raft, s.fsm, s.stream, s.trans, s.store, s.notifyCh = r, f, stream, trans, store, notify
-	s.ready = false
+	s.readyTerm = 0
 	s.stopCh = make(chan struct{})
 	s.stopWG.Add(1)
 	go s.watchLeadership(r, notify, s.stopCh)
+	return nil
+}
+
+// catchUpFromSnapshot restores the hive from the newest consensus snapshot
+// when the hive is behind it. Raft is told not to re-read snapshots at
+// start (the hive is durable on its own), but a snapshot installed from the
+// leader is stored before it is applied: a crash in between, or a failed
+// replace, leaves the hive behind a snapshot whose entries are compacted
+// away, and only the snapshot can bring it forward.
+func (s *Service) catchUpFromSnapshot(snaps raft.SnapshotStore) error {
+	list, err := snaps.List()
+	if err != nil || len(list) == 0 {
+		return err
+	}
+	newest := list[0]
+	if newest.Index <= s.hive.Applied() {
+		return nil
+	}
+	s.log.Warn("hive is behind the newest consensus snapshot: restoring it", "hive_index", s.hive.Applied(), "snapshot_index", newest.Index)
+	_, rc, err := snaps.Open(newest.ID)
+	if err != nil {
+		return fmt.Errorf("open snapshot %s: %w", newest.ID, err)
+	}
+	defer rc.Close()
+	if err := s.hive.Replace(rc); err != nil {
+		return fmt.Errorf("restore hive from snapshot %s: %w", newest.ID, err)
+	}
 	return nil
 }
 
@@ -291,19 +340,22 @@ func (s *Service) watchLeadership(r *raft.Raft, notify chan bool, stop chan stru
 			}
 		case leader := <-notify:
 			s.mu.Lock()
-			s.ready = false
+			s.readyTerm = 0
 			s.mu.Unlock()
 			if !leader {
 				continue
 			}
 			s.log.Info("became leader", "node", s.cfg.NodeName)
+			term := r.CurrentTerm()
 			b, _ := json.Marshal(command{Noop: true})
 			if err := r.Apply(b, s.cfg.ApplyTimeout).Error(); err != nil {
 				s.log.Warn("leader no-op failed", "err", err)
 				continue
 			}
 			s.mu.Lock()
-			s.ready = r.State() == raft.Leader
+			if r.State() == raft.Leader && r.CurrentTerm() == term {
+				s.readyTerm = term
+			}
 			s.mu.Unlock()
 		}
 	}
@@ -314,7 +366,7 @@ func (s *Service) stopRaft() error {
 	s.mu.Lock()
 	r, trans, store, stop := s.raft, s.trans, s.store, s.stopCh
 	s.raft, s.trans, s.store, s.stream = nil, nil, nil, nil
-	s.ready = false
+	s.readyTerm = 0
 	s.mu.Unlock()
 	if r == nil {
 		return nil
@@ -331,6 +383,8 @@ func (s *Service) stopRaft() error {
 
 // Close stops the service; the node keeps its membership and data.
 func (s *Service) Close() error {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
@@ -367,6 +421,8 @@ func (s *Service) Create(ctx context.Context, name string) error {
 	if id.Configured() {
 		return fmt.Errorf("create cluster %q: %w (%s)", name, ErrAlreadyMember, id.ClusterName)
 	}
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
 	id, err := noderegistry.Update(s.cfg.DataDir, func(i *noderegistry.Identity) error {
 		i.ClusterID, i.ClusterName, i.Generation = uuid.NewString(), name, 1
 		i.RaftAddr = s.raftAdvertise()
@@ -379,7 +435,8 @@ func (s *Service) Create(ctx context.Context, name string) error {
 	s.id, s.evicted = id, false
 	s.mu.Unlock()
 	if err := s.startRaft(true); err != nil {
-		return err
+		s.unconfigure()
+		return fmt.Errorf("create cluster %q: %w", name, err)
 	}
 	if err := s.WaitLeader(ctx); err != nil {
 		return fmt.Errorf("create cluster %q: %w", name, err)
@@ -389,6 +446,7 @@ func (s *Service) Create(ctx context.Context, name string) error {
 		hive.SetValue(hive.ReservedKey, hive.StringValue("Id", id.ClusterID)),
 	}}
 	txn.Ops = append(txn.Ops, nodeRecordOps(Member{ID: id.NodeID, Name: id.NodeName, RaftAddr: s.raftAdvertise(), APIAddr: s.cfg.APIAddr})...)
+	txn.Ops = append(txn.Ops, hive.SetValue(namePath(id.NodeName), hive.StringValue("Id", id.NodeID)))
 	if _, err := s.applySystem(ctx, txn); err != nil {
 		return fmt.Errorf("create cluster %q: record cluster: %w", name, err)
 	}
@@ -418,10 +476,16 @@ type JoinInfo struct {
 // PrepareJoin records the cluster this node is about to join and starts
 // raft without a configuration; the leader then adds it (AddMember).
 func (s *Service) PrepareJoin(info JoinInfo) (Member, error) {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
 	id := s.Identity()
 	if id.Configured() {
 		if id.ClusterID == info.ClusterID {
-			return s.self(), nil // a retried join
+			// A retried join: make sure raft runs, then ask again.
+			if err := s.startRaft(false); err != nil {
+				return Member{}, err
+			}
+			return s.self(), nil
 		}
 		return Member{}, fmt.Errorf("join cluster %q: %w (%s)", info.ClusterName, ErrAlreadyMember, id.ClusterName)
 	}
@@ -439,6 +503,7 @@ func (s *Service) PrepareJoin(info JoinInfo) (Member, error) {
 	s.id, s.evicted = id, false
 	s.mu.Unlock()
 	if err := s.startRaft(false); err != nil {
+		s.unconfigure()
 		return Member{}, err
 	}
 	if _, err := noderegistry.Update(s.cfg.DataDir, func(i *noderegistry.Identity) error {
@@ -448,6 +513,21 @@ func (s *Service) PrepareJoin(info JoinInfo) (Member, error) {
 		return Member{}, err
 	}
 	return s.self(), nil
+}
+
+// unconfigure takes back a registry change whose raft did not start.
+func (s *Service) unconfigure() {
+	id, err := noderegistry.Update(s.cfg.DataDir, func(i *noderegistry.Identity) error {
+		i.ClusterID, i.ClusterName, i.Generation = "", "", 0
+		return nil
+	})
+	if err != nil {
+		s.log.Error("take back registry change", "err", err)
+		return
+	}
+	s.mu.Lock()
+	s.id = id
+	s.mu.Unlock()
 }
 
 func (s *Service) self() Member {
@@ -464,28 +544,44 @@ func (s *Service) JoinInfo() (JoinInfo, error) {
 	return JoinInfo{ClusterID: id.ClusterID, ClusterName: id.ClusterName, Generation: id.Generation}, nil
 }
 
-// AddMember adds a prepared node to the cluster. Leader only.
+// AddMember adds a prepared node to the cluster. Leader only. Adding a
+// node again with the same identity is harmless (a retried join).
 func (s *Service) AddMember(ctx context.Context, m Member) error {
 	r, err := s.leaderRaft()
 	if err != nil {
 		return err
 	}
-	if m.ID == "" || m.Name == "" || m.RaftAddr == "" {
-		return fmt.Errorf("add member: id, name and raft address are required")
+	if _, err := uuid.Parse(m.ID); err != nil {
+		return fmt.Errorf("add member: node id %q is not a UUID", m.ID)
+	}
+	if m.RaftAddr == "" {
+		return fmt.Errorf("add member %s: no raft address", m.ID)
+	}
+	if err := validateClusterName(m.Name); err != nil {
+		return fmt.Errorf("add member %s: node %w", m.ID, err)
+	}
+	if err := (hive.Txn{Ops: nodeRecordOps(m)}).Validate(true); err != nil {
+		return fmt.Errorf("add member %s: %w", m.ID, err)
 	}
 	if _, err := s.hive.Get(evictedPath(m.ID)); err == nil {
 		return fmt.Errorf("add member %s (%s): %w; wipe its data directory to add the machine as a new node", m.Name, m.ID, ErrEvicted)
 	}
-	members, err := s.Members()
-	if err != nil {
-		return err
-	}
-	for _, o := range members {
-		if strings.EqualFold(o.Name, m.Name) && o.ID != m.ID {
-			return fmt.Errorf("add member %q: %w (node %s)", m.Name, ErrNameTaken, o.ID)
+	// The name index makes names unique inside the transaction itself, so
+	// two joins racing for one name cannot both win.
+	var conds []hive.Cond
+	if old, err := s.Member(m.ID); err == nil {
+		if !strings.EqualFold(old.Name, m.Name) || old.RaftAddr != m.RaftAddr {
+			return fmt.Errorf("add member %s: %w: it is recorded as %q at %s", m.ID, ErrNameTaken, old.Name, old.RaftAddr)
 		}
+		conds = append(conds, hive.Cond{Kind: hive.CondValueEquals, Key: namePath(m.Name), Value: &hive.Value{Name: "Id", Type: hive.TypeString, String: m.ID}})
+	} else {
+		conds = append(conds, hive.Cond{Kind: hive.CondKeyMissing, Key: namePath(m.Name)}, hive.Cond{Kind: hive.CondKeyMissing, Key: nodePath(m.ID)})
 	}
-	if _, err := s.applySystem(ctx, hive.Txn{Ops: nodeRecordOps(m)}); err != nil {
+	txn := hive.Txn{Conds: conds, Ops: append(nodeRecordOps(m), hive.SetValue(namePath(m.Name), hive.StringValue("Id", m.ID)))}
+	if _, err := s.applySystem(ctx, txn); err != nil {
+		if errors.Is(err, hive.ErrPreconditionFailed) {
+			return fmt.Errorf("add member %q: %w", m.Name, ErrNameTaken)
+		}
 		return fmt.Errorf("add member %s: record: %w", m.Name, err)
 	}
 	if err := r.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, s.cfg.ApplyTimeout).Error(); err != nil {
@@ -495,15 +591,12 @@ func (s *Service) AddMember(ctx context.Context, m Member) error {
 	return nil
 }
 
-// RemoveMember evicts a node: it leaves the consensus configuration, its
-// record moves to the evicted list, and its peer connections are refused
-// from then on. Leader only.
+// RemoveMember evicts a node: its record moves to the evicted list (which
+// reaches the node itself, so it knows), it leaves the consensus
+// configuration, and its peer connections are refused from then on.
+// Leader only. A retry after a lost leader finishes the job.
 func (s *Service) RemoveMember(ctx context.Context, nodeID string) error {
 	r, err := s.leaderRaft()
-	if err != nil {
-		return err
-	}
-	m, err := s.Member(nodeID)
 	if err != nil {
 		return err
 	}
@@ -512,11 +605,26 @@ func (s *Service) RemoveMember(ctx context.Context, nodeID string) error {
 		return mapRaftErr(err)
 	}
 	servers := fut.Configuration().Servers
+	m, err := s.Member(nodeID)
+	if errors.Is(err, ErrUnknownNode) {
+		// Recorded as evicted, but maybe still in the configuration.
+		for _, srv := range servers {
+			if string(srv.ID) == nodeID {
+				if _, rerr := s.hive.Get(evictedPath(nodeID)); rerr == nil {
+					return mapRaftErr(r.RemoveServer(srv.ID, 0, s.cfg.ApplyTimeout).Error())
+				}
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
 	if len(servers) == 1 && string(servers[0].ID) == m.ID {
 		return fmt.Errorf("evict %s: %w", m.Name, ErrLastMember)
 	}
 	txn := hive.Txn{Ops: []hive.Op{
 		hive.DeleteKey(nodePath(m.ID)),
+		hive.DeleteKey(namePath(m.Name)),
 		hive.SetValue(evictedPath(m.ID), hive.StringValue("Name", m.Name)),
 		hive.SetValue(evictedPath(m.ID), hive.StringValue("Time", time.Now().UTC().Format(time.RFC3339))),
 	}}
@@ -535,6 +643,17 @@ func (s *Service) RemoveMember(ctx context.Context, nodeID string) error {
 func (s *Service) Forget(reason string) error { return s.forget(reason) }
 
 func (s *Service) forget(reason string) error {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	s.mu.RLock()
+	stopped := s.stopped
+	s.mu.RUnlock()
+	if stopped {
+		return ErrServiceStopped
+	}
+	if !s.Identity().Configured() {
+		return nil // forgotten already
+	}
 	if err := s.stopRaft(); err != nil {
 		s.log.Warn("stop raft before moving data aside", "err", err)
 	}
@@ -667,7 +786,7 @@ func (s *Service) apply(ctx context.Context, c command) (uint64, error) {
 	}
 	f := r.Apply(b, timeout)
 	if err := f.Error(); err != nil {
-		return 0, mapRaftErr(err)
+		return 0, mapApplyErr(err)
 	}
 	res, ok := f.Response().(*applyResult)
 	if !ok {
@@ -679,21 +798,40 @@ func (s *Service) apply(ctx context.Context, c command) (uint64, error) {
 // ReadIndex makes a linearizable read safe on this node: it confirms this
 // node is still the leader and waits until the hive holds every entry
 // committed before the call. Leader only.
-func (s *Service) ReadIndex(ctx context.Context) error {
+func (s *Service) ReadIndex(ctx context.Context) (uint64, error) {
 	r, err := s.leaderRaft()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	s.mu.RLock()
-	ready, f := s.ready, s.fsm
+	readyTerm, f := s.readyTerm, s.fsm
 	s.mu.RUnlock()
-	if !ready {
-		return ErrNotReady
+	// The read index is only safe in the term whose no-op this leader has
+	// applied: the commit index then covers every earlier leader's entries.
+	if readyTerm == 0 || r.CurrentTerm() != readyTerm {
+		return 0, ErrNotReady
 	}
+	idx := r.CommitIndex()
 	if err := r.VerifyLeader().Error(); err != nil {
-		return mapRaftErr(err)
+		return 0, mapRaftErr(err)
 	}
-	return f.waitIndex(ctx, r.CommitIndex())
+	if r.CurrentTerm() != readyTerm {
+		return 0, ErrNotReady
+	}
+	return idx, f.waitIndex(ctx, idx)
+}
+
+// WaitApplied waits until this node's hive holds the entry at idx (a read
+// index the leader gave). Every entry a ready leader's read index can name
+// reaches the state machine, so the wait ends.
+func (s *Service) WaitApplied(ctx context.Context, idx uint64) error {
+	s.mu.RLock()
+	f := s.fsm
+	s.mu.RUnlock()
+	if f == nil {
+		return ErrNotConfigured
+	}
+	return f.waitIndex(ctx, idx)
 }
 
 // WaitLeader waits until the cluster has a leader known to this node.
@@ -714,12 +852,27 @@ func (s *Service) WaitLeader(ctx context.Context) error {
 	}
 }
 
+// mapRaftErr maps errors of calls that propose nothing, or that raft
+// refused before proposing (ErrNotLeader is returned before an entry is
+// appended): they are safe to retry elsewhere.
 func mapRaftErr(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("%w: %v", ErrNotLeader, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return fmt.Errorf("%w: %v", ErrServiceStopped, err)
+	}
+	return err
+}
+
+// mapApplyErr maps the error of a proposed entry: lost leadership and
+// shutdown leave its outcome unknown, and it must not be retried blindly.
+func mapApplyErr(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: %v", ErrNotLeader, err)
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("%w: %v", ErrUncertain, err)
 	}
 	return err
 }

@@ -92,6 +92,7 @@ func NewStreamLayer(bind string, self func() PeerIdentity, admit func(PeerIdenti
 }
 
 func (s *StreamLayer) acceptLoop() {
+	backoff := 5 * time.Millisecond
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
@@ -100,12 +101,18 @@ func (s *StreamLayer) acceptLoop() {
 				return
 			default:
 			}
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				continue
+			// A transient failure (out of file descriptors, say) must not
+			// leave the node deaf to its peers: back off and go on.
+			s.log.Warn("accept peer connection", "err", err, "retry_in", backoff)
+			select {
+			case <-s.closed:
+				return
+			case <-time.After(backoff):
 			}
-			s.Close()
-			return
+			backoff = min(2*backoff, time.Second)
+			continue
 		}
+		backoff = 5 * time.Millisecond
 		go s.serveHandshake(c)
 	}
 }

@@ -60,8 +60,9 @@ type Hive struct {
 	opts     Options
 	readOnly bool
 
-	mu sync.RWMutex // guards db across Replace
-	db *bolt.DB
+	mu     sync.RWMutex // guards db and closed across Replace
+	db     *bolt.DB
+	closed bool
 
 	watch *watchers
 }
@@ -158,6 +159,7 @@ func (h *Hive) Close() error {
 	h.watch.close()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.closed = true
 	if h.db == nil {
 		return nil
 	}
@@ -231,6 +233,9 @@ type Entry struct {
 	// System marks a change made by the cluster service itself, which may
 	// write the reserved subtree.
 	System bool
+	// Mark records Index as applied without a transaction: a consensus
+	// entry that changes no key (a no-op, a configuration change).
+	Mark bool
 }
 
 // Result is what applying one Entry did: the sequence number it committed
@@ -262,6 +267,7 @@ func (h *Hive) Apply(entries []Entry) ([]Result, error) {
 	}
 	results := make([]Result, len(entries))
 	var events []Event
+	var final uint64
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if h.db == nil {
@@ -281,6 +287,9 @@ func (h *Hive) Apply(entries []Entry) ([]Result, error) {
 			if e.Index != 0 {
 				applied = e.Index
 			}
+			if e.Mark {
+				continue
+			}
 			c, err := e.Txn.compile(e.System)
 			if err != nil {
 				results[i].Err = err
@@ -299,6 +308,7 @@ func (h *Hive) Apply(entries []Entry) ([]Result, error) {
 			results[i].Seq = seq
 			events = append(events, w.events...)
 		}
+		final = seq
 		if err := meta.Put(keySeq, u64(seq)); err != nil {
 			return err
 		}
@@ -307,7 +317,7 @@ func (h *Hive) Apply(entries []Entry) ([]Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("apply to hive %s: %w", h.path, err)
 	}
-	h.watch.publish(events)
+	h.watch.publish(events, final)
 	return results, nil
 }
 
@@ -364,24 +374,30 @@ func (h *Hive) Replace(r io.Reader) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.db != nil {
-		if err := h.db.Close(); err != nil {
-			return fmt.Errorf("replace hive %s: close: %w", h.path, err)
-		}
-		h.db = nil
+	if h.closed || h.db == nil {
+		os.Remove(tmp)
+		return fmt.Errorf("replace hive %s: %w", h.path, ErrClosed)
 	}
-	if err := os.Rename(tmp, h.path); err != nil {
-		return fmt.Errorf("replace hive %s: %w", h.path, err)
+	if err := h.db.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("replace hive %s: close: %w", h.path, err)
 	}
-	if err := SyncDir(filepath.Dir(h.path)); err != nil {
-		return fmt.Errorf("replace hive %s: %w", h.path, err)
+	h.db = nil
+	renameErr := os.Rename(tmp, h.path)
+	if renameErr == nil {
+		renameErr = SyncDir(filepath.Dir(h.path))
 	}
+	// Whichever file is in place now, the hive stays open on it.
 	db, err := h.openDB(false)
 	if err != nil {
-		return err
+		return fmt.Errorf("replace hive %s: reopen: %w", h.path, errors.Join(renameErr, err))
 	}
 	h.db = db
 	h.watch.setFloor(h.seqLocked())
+	if renameErr != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("replace hive %s: %w", h.path, renameErr)
+	}
 	return nil
 }
 

@@ -342,7 +342,7 @@ func TestWatch(t *testing.T) {
 	start := mustUpdate(t, h, CreateKey("Other"))
 	got := make(chan []Event, 1)
 	go func() {
-		ev, err := h.Watch(context.Background(), "Apps/Web", start)
+		ev, _, err := h.Watch(context.Background(), "Apps/Web", start)
 		if err != nil {
 			t.Error(err)
 		}
@@ -366,13 +366,13 @@ func TestWatch(t *testing.T) {
 	// A deleted ancestor concerns the watcher too.
 	after := h.Seq()
 	mustUpdate(t, h, DeleteKey("Apps"))
-	ev, err := h.Watch(context.Background(), "apps/web/conf", after)
+	ev, _, err := h.Watch(context.Background(), "apps/web/conf", after)
 	if err != nil || len(ev) != 1 || ev[0].Kind != OpDeleteKey {
 		t.Fatalf("delete event %+v %v", ev, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := h.Watch(ctx, "apps", h.Seq()); !errors.Is(err, context.DeadlineExceeded) {
+	if _, seen, err := h.Watch(ctx, "apps", h.Seq()); !errors.Is(err, context.DeadlineExceeded) || seen != h.Seq() {
 		t.Fatalf("idle watch: %v", err)
 	}
 	// A reopened hive has no history before its open: watchers re-read.
@@ -383,7 +383,7 @@ func TestWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h3.Close()
-	if _, err := h3.Watch(context.Background(), "", 1); !errors.Is(err, ErrCompacted) {
+	if _, _, err := h3.Watch(context.Background(), "", 1); !errors.Is(err, ErrCompacted) {
 		t.Fatalf("watch after reopen: %v", err)
 	}
 }

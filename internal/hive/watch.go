@@ -20,6 +20,8 @@ type watchers struct {
 	mu      sync.Mutex
 	events  []Event       // the most recent events, oldest first
 	floor   uint64        // events at or below floor may be missing
+	seq     uint64        // the highest sequence number published
+	epoch   uint64        // raised when the hive is replaced as a whole
 	changed chan struct{} // closed and replaced at every publish
 	closed  bool
 }
@@ -31,19 +33,25 @@ func (w *watchers) setFloor(seq uint64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.events = nil
-	w.floor = seq
+	w.floor, w.seq = seq, seq
+	w.epoch++
 	if !w.closed {
 		close(w.changed)
 		w.changed = make(chan struct{})
 	}
 }
 
-func (w *watchers) publish(evs []Event) {
+// publish records a committed batch: its events and the sequence number
+// the hive reached.
+func (w *watchers) publish(evs []Event, seq uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if seq > w.seq {
+		w.seq = seq
+	}
 	if len(evs) == 0 {
 		return
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.events = append(w.events, evs...)
 	if over := len(w.events) - watchHistory; over > 0 {
 		w.floor = w.events[over-1].Seq
@@ -64,27 +72,29 @@ func (w *watchers) close() {
 
 // Watch waits for the changes after sequence number after that touch the
 // subtree at path (a change above it, such as deleting an ancestor, counts),
-// and returns them. It returns ErrCompacted when changes after `after` may
-// have been forgotten (the caller re-reads and watches from the new Seq).
-func (h *Hive) Watch(ctx context.Context, path string, after uint64) ([]Event, error) {
+// and returns them with the sequence number it has seen up to: a watcher
+// continues from that number, even when no event came before ctx ended. It
+// returns ErrCompacted when changes after `after` may have been forgotten,
+// or the hive was replaced under the watcher (the caller re-reads). An
+// `after` beyond this hive's sequence number waits: this copy lags.
+func (h *Hive) Watch(ctx context.Context, path string, after uint64) ([]Event, uint64, error) {
 	p, err := ParsePath(path)
 	if err != nil {
-		return nil, err
-	}
-	if cur := h.Seq(); after > cur {
-		// A watcher from before a restore rolled the hive back.
-		return nil, ErrCompacted
+		return nil, 0, err
 	}
 	w := h.watch
+	w.mu.Lock()
+	epoch := w.epoch
+	w.mu.Unlock()
 	for {
 		w.mu.Lock()
 		if w.closed {
 			w.mu.Unlock()
-			return nil, ErrClosed
+			return nil, 0, ErrClosed
 		}
-		if after < w.floor {
+		if after < w.floor || w.epoch != epoch {
 			w.mu.Unlock()
-			return nil, ErrCompacted
+			return nil, 0, ErrCompacted
 		}
 		var out []Event
 		for _, e := range w.events {
@@ -92,14 +102,14 @@ func (h *Hive) Watch(ctx context.Context, path string, after uint64) ([]Event, e
 				out = append(out, e)
 			}
 		}
-		ch := w.changed
+		ch, seen := w.changed, w.seq
 		w.mu.Unlock()
 		if len(out) > 0 {
-			return out, nil
+			return out, seen, nil
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, seen, ctx.Err()
 		case <-ch:
 		}
 	}

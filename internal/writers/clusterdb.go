@@ -1,0 +1,134 @@
+// Package writers holds the writers that ship with clusterkeep: the Cluster
+// Database writer (the hive, checkpointed after a consensus barrier), the
+// Registry writer (the node registry), and application writers that run
+// operator-configured commands around their files.
+//
+// Writers make data consistent and say how to put it back; they never
+// store backups or decide what is backed up.
+package writers
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/clusterkeep/clusterkeep/internal/cluster"
+	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/shadow"
+)
+
+// The Cluster Database writer's identity, as the seed names it.
+const (
+	ClusterDBName      = "Cluster Database"
+	ClusterDBID        = "41e12264-35d8-479b-8e5c-9b23d1dad37e"
+	ClusterDBComponent = "ClusterDatabase"
+	ClusterDBStream    = hive.FileName
+	// ServiceName is the service RESTORE_STOP_START stops and starts.
+	ServiceName = "clusterkeep"
+)
+
+// Barrier waits until this node's hive holds every change the cluster
+// acknowledged before the call.
+type Barrier func(ctx context.Context) error
+
+// ClusterDB is the Cluster Database writer. Its checkpoint is a read
+// transaction of the hive begun after a consensus barrier: it holds every
+// change acknowledged before the backup began, is the hive at exactly one
+// sequence number, and blocks no writer.
+type ClusterDB struct {
+	shadow.Base
+	svc     *cluster.Service
+	barrier Barrier
+
+	mu   sync.Mutex
+	snap *hive.Snapshot
+}
+
+// NewClusterDB returns the writer of svc's hive.
+func NewClusterDB(svc *cluster.Service, barrier Barrier) *ClusterDB {
+	return &ClusterDB{svc: svc, barrier: barrier}
+}
+
+// Identify describes the writer.
+func (w *ClusterDB) Identify(context.Context) (shadow.WriterMetadata, error) {
+	id := w.svc.Identity()
+	return shadow.WriterMetadata{
+		Name: ClusterDBName, ID: ClusterDBID, InstanceID: id.NodeID, UsageType: shadow.UsageBootableSystemState,
+		RestoreMethod: shadow.RestoreStopStart, Service: ServiceName,
+		Components: []shadow.Component{{Name: ClusterDBComponent, Type: shadow.ComponentDatabase, Streams: []string{ClusterDBStream}}},
+	}, nil
+}
+
+// PrepareForBackup refuses a node in no cluster: it has no cluster state.
+func (w *ClusterDB) PrepareForBackup(context.Context, *shadow.BackupComponents) error {
+	if !w.svc.Identity().Configured() {
+		return fmt.Errorf("node is in no cluster: %w", cluster.ErrNotConfigured)
+	}
+	return nil
+}
+
+// Freeze takes the checkpoint: the barrier, then the read transaction.
+func (w *ClusterDB) Freeze(ctx context.Context) error {
+	if err := w.barrier(ctx); err != nil {
+		return shadow.Retryable(fmt.Errorf("consensus barrier: %w", err))
+	}
+	snap, err := w.svc.Hive().Snapshot()
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.snap != nil {
+		w.snap.Close()
+	}
+	w.snap = snap
+	return nil
+}
+
+// Streams hands over the checkpoint as a complete bbolt file.
+func (w *ClusterDB) Streams(_ context.Context, _ shadow.Component) ([]shadow.Stream, error) {
+	w.mu.Lock()
+	snap := w.snap
+	w.mu.Unlock()
+	if snap == nil {
+		return nil, fmt.Errorf("no checkpoint taken")
+	}
+	id := w.svc.Identity()
+	keys, values, err := snap.Reader().Count(nil)
+	if err != nil {
+		return nil, err
+	}
+	info := map[string]any{
+		"seq": snap.Reader().Seq(), "consensus_index": snap.Reader().Applied(),
+		"cluster_id": id.ClusterID, "cluster_name": id.ClusterName, "generation": id.Generation,
+		"keys": keys, "values": values,
+	}
+	return []shadow.Stream{{Name: ClusterDBStream, Size: snap.Size(), Info: info, Open: func() (io.ReadCloser, error) {
+		pr, pw := io.Pipe()
+		go func() {
+			_, err := snap.WriteTo(pw)
+			pw.CloseWithError(err)
+		}()
+		return pr, nil
+	}}}, nil
+}
+
+func (w *ClusterDB) release() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.snap == nil {
+		return nil
+	}
+	err := w.snap.Close()
+	w.snap = nil
+	return err
+}
+
+// BackupComplete releases the checkpoint.
+func (w *ClusterDB) BackupComplete(context.Context, *shadow.BackupComponents) error {
+	return w.release()
+}
+
+// Abort releases the checkpoint.
+func (w *ClusterDB) Abort(context.Context) error { return w.release() }
