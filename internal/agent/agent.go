@@ -14,12 +14,16 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
+	"github.com/clusterkeep/clusterkeep/internal/shadow"
+	"github.com/clusterkeep/clusterkeep/internal/writers"
 )
 
 // Config is an agent's configuration, from flags or a JSON file whose keys
@@ -44,6 +48,11 @@ type Config struct {
 	LeaderLease      string `json:"leader_lease,omitempty"`
 	// SnapshotThreshold is how many log entries trigger a raft snapshot.
 	SnapshotThreshold uint64 `json:"snapshot_threshold,omitempty"`
+	// FreezeWindow bounds how long writers stay frozen in a backup (Go
+	// duration, default 60s).
+	FreezeWindow string `json:"freeze_window,omitempty"`
+	// Writers are the application writers of this node.
+	Writers []writers.ExecConfig `json:"writers,omitempty"`
 }
 
 // LoadFile reads a JSON config file, refusing unknown keys.
@@ -90,22 +99,33 @@ func (c Config) Validate() error {
 			return fmt.Errorf("agent config: address %q: %w", a, err)
 		}
 	}
-	for _, d := range [][2]string{{"heartbeat_timeout", c.HeartbeatTimeout}, {"election_timeout", c.ElectionTimeout}, {"leader_lease", c.LeaderLease}} {
+	for _, d := range [][2]string{{"heartbeat_timeout", c.HeartbeatTimeout}, {"election_timeout", c.ElectionTimeout}, {"leader_lease", c.LeaderLease}, {"freeze_window", c.FreezeWindow}} {
 		if _, err := duration(d[0], d[1]); err != nil {
 			return err
 		}
+	}
+	names := map[string]bool{}
+	for _, w := range c.Writers {
+		if _, err := writers.NewExec(w); err != nil {
+			return fmt.Errorf("agent config: %w", err)
+		}
+		if names[strings.ToLower(w.Name)] || strings.EqualFold(w.Name, writers.ClusterDBName) || strings.EqualFold(w.Name, writers.RegistryName) {
+			return fmt.Errorf("agent config: writer name %q used twice", w.Name)
+		}
+		names[strings.ToLower(w.Name)] = true
 	}
 	return nil
 }
 
 // Agent is a running node.
 type Agent struct {
-	cfg  Config
-	log  *slog.Logger
-	svc  *cluster.Service
-	srv  *http.Server
-	ln   net.Listener
-	done chan error
+	cfg   Config
+	log   *slog.Logger
+	svc   *cluster.Service
+	srv   *http.Server
+	ln    net.Listener
+	coord *shadow.Coordinator
+	done  chan error
 	// joining is the background join, cancelled and awaited by Close.
 	cancelJoin context.CancelFunc
 	joining    sync.WaitGroup
@@ -137,8 +157,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 		ln.Close()
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: log, svc: svc, ln: ln, done: make(chan error, 1),
-		srv: &http.Server{Handler: api.NewServer(svc, log), ReadHeaderTimeout: 10 * time.Second}}
+	a := &Agent{cfg: cfg, log: log, svc: svc, ln: ln, done: make(chan error, 1)}
+	coord, err := a.coordinator()
+	if err != nil {
+		svc.Close()
+		ln.Close()
+		return nil, err
+	}
+	a.coord = coord
+	a.srv = &http.Server{Handler: api.NewServer(svc, coord, log), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.done <- err
@@ -165,6 +192,59 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 		}
 	}
 	return a, nil
+}
+
+// coordinator sets up the shadow-copy coordinator with the writers that
+// ship and the configured application writers. Snapshot sets a crash left
+// behind are removed first.
+func (a *Agent) coordinator() (*shadow.Coordinator, error) {
+	stage := filepath.Join(a.cfg.DataDir, "shadow")
+	if err := os.RemoveAll(stage); err != nil {
+		return nil, fmt.Errorf("clear leftover snapshot sets: %w", err)
+	}
+	if err := os.MkdirAll(stage, 0o700); err != nil {
+		return nil, err
+	}
+	window, _ := duration("", a.cfg.FreezeWindow)
+	c := shadow.NewCoordinator(shadow.Config{StageDir: stage, FreezeWindow: window, Log: a.log})
+	c.Register(writers.NewClusterDB(a.svc, a.barrier))
+	c.Register(writers.NewRegistry(a.cfg.DataDir))
+	for _, wc := range a.cfg.Writers {
+		w, err := writers.NewExec(wc)
+		if err != nil {
+			return nil, err
+		}
+		c.Register(w)
+	}
+	return c, nil
+}
+
+// barrier waits until this node's hive holds every change the cluster
+// acknowledged before the call: the leader's read index, applied here.
+func (a *Agent) barrier(ctx context.Context) error {
+	for {
+		_, err := a.svc.ReadIndex(ctx)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, cluster.ErrNotLeader) {
+			var leader string
+			if leader, err = a.svc.LeaderAPI(); err == nil {
+				var idx uint64
+				if idx, err = client.Node(leader).ReadIndex(ctx); err == nil {
+					return a.svc.WaitApplied(ctx, idx)
+				}
+			}
+		}
+		if !errors.Is(err, cluster.ErrNotLeader) && !errors.Is(err, cluster.ErrNotReady) && !errors.Is(err, cluster.ErrNoLeader) && !errors.Is(err, client.ErrUnavailable) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("consensus barrier: %w (last: %v)", ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // APIAddr is where the API listens.

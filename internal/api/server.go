@@ -18,6 +18,7 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/shadow"
 	"github.com/clusterkeep/clusterkeep/internal/version"
 )
 
@@ -29,15 +30,16 @@ const probeTimeout = time.Second
 
 // Server serves the cluster API of one node.
 type Server struct {
-	svc  *cluster.Service
-	log  *slog.Logger
-	http *http.Client
-	mux  *http.ServeMux
+	svc   *cluster.Service
+	coord *shadow.Coordinator
+	log   *slog.Logger
+	http  *http.Client
+	mux   *http.ServeMux
 }
 
 // NewServer returns the API handler for svc.
-func NewServer(svc *cluster.Service, log *slog.Logger) *Server {
-	s := &Server{svc: svc, log: log, mux: http.NewServeMux(),
+func NewServer(svc *cluster.Service, coord *shadow.Coordinator, log *slog.Logger) *Server {
+	s := &Server{svc: svc, coord: coord, log: log, mux: http.NewServeMux(),
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: 30 * time.Second}}}
 	m := s.mux
 	m.HandleFunc("GET /v1/local/status", s.localStatus)
@@ -52,6 +54,7 @@ func NewServer(svc *cluster.Service, log *slog.Logger) *Server {
 	m.HandleFunc("POST /v1/import", s.leaderOnly(s.importText))
 	m.HandleFunc("GET /v1/watch", s.watch)
 	m.HandleFunc("GET /v1/read-index", s.leaderOnly(s.readIndex))
+	s.shadowRoutes()
 	return s
 }
 

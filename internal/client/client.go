@@ -45,6 +45,10 @@ var (
 	ErrNotConfigured  = errors.New("node is not a member of a cluster")
 	ErrCompacted      = errors.New("watch history compacted: re-read and watch again")
 	ErrNoAddress      = errors.New("no cluster address given (use --cluster or " + EnvCluster + ")")
+	ErrBusy           = errors.New("another backup or restore runs on the node")
+	ErrNoSession      = errors.New("no such backup or restore in progress on the node")
+	ErrWriterFailed   = errors.New("a writer failed")
+	ErrFreezeTimeout  = errors.New("freeze window expired")
 	errRetryElsewhere = errors.New("retry on another member")
 )
 
@@ -77,6 +81,16 @@ func (e *APIError) Unwrap() error {
 		return ErrNotConfigured
 	case "compacted":
 		return ErrCompacted
+	case api.CodeBusy:
+		return ErrBusy
+	case api.CodeNoSession:
+		return ErrNoSession
+	case api.CodeWriterFailed:
+		return ErrWriterFailed
+	case api.CodeFreezeTimeout:
+		return ErrFreezeTimeout
+	case api.CodeOutOfSequence:
+		return ErrConflict
 	}
 	return nil
 }

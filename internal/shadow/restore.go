@@ -140,3 +140,13 @@ func (r *Restore) Abort(ctx context.Context) error {
 	defer r.s.mu.Unlock()
 	return r.s.abortLocked(ctx)
 }
+
+// ActiveRestore returns the restore in progress with the given id.
+func (c *Coordinator) ActiveRestore(id string) (*Restore, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.active == nil || c.active.id != id || c.active.kind != "restore" {
+		return nil, fmt.Errorf("%w: no restore %s in progress", ErrSessionEnded, id)
+	}
+	return &Restore{c.active}, nil
+}

@@ -168,7 +168,11 @@ func (n *Node) API() string { return n.Cfg.API }
 
 // InProcess starts n agents in this process, the first creating the
 // cluster, and waits until all are Up.
-func InProcess(t testing.TB, n int) []*Node {
+func InProcess(t testing.TB, n int) []*Node { return InProcessWith(t, n, nil) }
+
+// InProcessWith is InProcess with each node's configuration changed by
+// mutate before it starts.
+func InProcessWith(t testing.TB, n int, mutate func(i int, cfg *agent.Config)) []*Node {
 	t.Helper()
 	dir := t.TempDir()
 	var nodes []*Node
@@ -179,6 +183,9 @@ func InProcess(t testing.TB, n int) []*Node {
 			cfg.Create = "inproc"
 		} else {
 			cfg.Join = []string{nodes[0].API()}
+		}
+		if mutate != nil {
+			mutate(i, &cfg)
 		}
 		nd := &Node{t: t, Cfg: cfg}
 		nd.Start()

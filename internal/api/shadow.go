@@ -1,0 +1,268 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/clusterkeep/clusterkeep/internal/shadow"
+)
+
+// The requester's sequence over HTTP, so a backup program on another host
+// can drive this node's coordinator. These calls are this node's own: they
+// are never forwarded.
+
+// BackupStarted answers POST /v1/shadow/backups.
+type BackupStarted struct {
+	ID       string                  `json:"id"`
+	Writers  []shadow.WriterMetadata `json:"writers"`
+	Node     LocalStatus             `json:"node"`
+	Document shadow.BackupComponents `json:"document"`
+}
+
+// ComponentRequest selects a component (POST .../components and .../select).
+type ComponentRequest struct {
+	All           bool   `json:"all,omitempty"`
+	WriterID      string `json:"writer_id,omitempty"`
+	LogicalPath   string `json:"logical_path,omitempty"`
+	Name          string `json:"name,omitempty"`
+	Selected      bool   `json:"selected,omitempty"`
+	Authoritative bool   `json:"authoritative,omitempty"`
+	RestoreTarget string `json:"restore_target,omitempty"`
+}
+
+// WritersResult answers GET /v1/shadow/writers.
+type WritersResult struct {
+	Node    string                `json:"node"`
+	Writers []shadow.WriterStatus `json:"writers"`
+}
+
+// Codes of shadow-copy errors.
+const (
+	CodeBusy          = "busy"
+	CodeNoSession     = "no-session"
+	CodeOutOfSequence = "out-of-sequence"
+	CodeWriterFailed  = "writer-failed"
+	CodeFreezeTimeout = "freeze-timeout"
+)
+
+func shadowError(w http.ResponseWriter, err error) {
+	status, code := 0, ""
+	var we *shadow.WriterError
+	switch {
+	case errors.Is(err, shadow.ErrBusy):
+		status, code = http.StatusConflict, CodeBusy
+	case errors.Is(err, shadow.ErrSessionEnded):
+		status, code = http.StatusNotFound, CodeNoSession
+	case errors.Is(err, shadow.ErrWrongState):
+		status, code = http.StatusConflict, CodeOutOfSequence
+	case errors.Is(err, shadow.ErrNoComponent), errors.Is(err, shadow.ErrNoWriter), errors.Is(err, shadow.ErrNothingSelected):
+		status, code = http.StatusBadRequest, CodeInvalid
+	case errors.Is(err, shadow.ErrFreezeTimeout):
+		status, code = http.StatusGatewayTimeout, CodeFreezeTimeout
+	case errors.As(err, &we):
+		status, code = http.StatusInternalServerError, CodeWriterFailed
+	default:
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, status, Error{Code: code, Message: err.Error()})
+}
+
+func (s *Server) shadowRoutes() {
+	m := s.mux
+	m.HandleFunc("GET /v1/shadow/writers", s.writers)
+	m.HandleFunc("POST /v1/shadow/backups", s.startBackup)
+	m.HandleFunc("GET /v1/shadow/backups/{id}", s.backupStep("document"))
+	m.HandleFunc("POST /v1/shadow/backups/{id}/{step}", s.backupStep(""))
+	m.HandleFunc("GET /v1/shadow/backups/{id}/item", s.backupItem)
+	m.HandleFunc("POST /v1/shadow/restores", s.startRestore)
+	m.HandleFunc("GET /v1/shadow/restores/{id}", s.restoreStep("document"))
+	m.HandleFunc("POST /v1/shadow/restores/{id}/{step}", s.restoreStep(""))
+}
+
+func (s *Server) writers(w http.ResponseWriter, r *http.Request) {
+	st := s.coord.GatherWriterStatus()
+	fresh, _ := strconv.ParseBool(r.URL.Query().Get("refresh"))
+	for _, ws := range st {
+		if ws.Metadata.ID == "" {
+			fresh = true
+		}
+	}
+	if fresh {
+		// Errors are in each writer's status.
+		s.coord.GatherWriterMetadata(r.Context())
+		st = s.coord.GatherWriterStatus()
+	}
+	writeJSON(w, http.StatusOK, WritersResult{Node: s.svc.Identity().NodeName, Writers: st})
+}
+
+func (s *Server) startBackup(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Type shadow.BackupType `json:"type"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Type == "" {
+		req.Type = shadow.BackupFull
+	}
+	b, err := s.coord.StartBackup(r.Context(), req.Type)
+	if err != nil {
+		shadowError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, BackupStarted{ID: b.ID(), Writers: b.Metadata(), Node: s.svc.Status(), Document: b.Document()})
+}
+
+func (s *Server) backupStep(fixed string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		b, err := s.coord.ActiveBackup(r.PathValue("id"))
+		if err != nil {
+			shadowError(w, err)
+			return
+		}
+		step := fixed
+		if step == "" {
+			step = r.PathValue("step")
+		}
+		ctx := r.Context()
+		switch step {
+		case "document":
+		case "components":
+			var req ComponentRequest
+			if err = decodeBody(r, &req); err == nil {
+				if req.All {
+					err = b.AddAllComponents()
+				} else {
+					err = b.AddComponent(req.WriterID, req.LogicalPath, req.Name)
+				}
+			}
+		case "prepare":
+			err = b.PrepareForBackup(ctx)
+		case "snapshot":
+			var set *shadow.SnapshotSet
+			if set, err = b.DoSnapshotSet(ctx); err == nil {
+				writeJSON(w, http.StatusOK, set)
+				return
+			}
+		case "complete":
+			doc := b.Document()
+			if err = b.BackupComplete(ctx); err == nil {
+				writeJSON(w, http.StatusOK, doc)
+				return
+			}
+		case "abort":
+			err = b.AbortBackup(ctx)
+		default:
+			err = fmt.Errorf("%w: unknown backup step %q", errInvalidRequest, step)
+		}
+		if err != nil {
+			shadowError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, b.Document())
+	}
+}
+
+// backupItem streams one captured item of the snapshot set.
+func (s *Server) backupItem(w http.ResponseWriter, r *http.Request) {
+	b, err := s.coord.ActiveBackup(r.PathValue("id"))
+	if err != nil {
+		shadowError(w, err)
+		return
+	}
+	set, err := b.SnapshotSet()
+	if err != nil {
+		shadowError(w, err)
+		return
+	}
+	it, err := set.Item(r.URL.Query().Get("name"))
+	if err != nil {
+		writeJSON(w, http.StatusNotFound, Error{Code: CodeInvalid, Message: err.Error()})
+		return
+	}
+	rc, err := it.Open()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(it.Size, 10))
+	w.WriteHeader(http.StatusOK)
+	io.Copy(touchWriter{w, b}, rc)
+}
+
+// touchWriter keeps the backup alive while its items are read.
+type touchWriter struct {
+	w io.Writer
+	b *shadow.Backup
+}
+
+func (t touchWriter) Write(p []byte) (int, error) {
+	t.b.Touch()
+	return t.w.Write(p)
+}
+
+func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
+	var doc shadow.BackupComponents
+	if err := decodeBody(r, &doc); err != nil {
+		writeError(w, err)
+		return
+	}
+	rs, err := s.coord.StartRestore(r.Context(), doc)
+	if err != nil {
+		shadowError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, BackupStarted{ID: rs.ID(), Writers: rs.Metadata(), Node: s.svc.Status(), Document: rs.Document()})
+}
+
+func (s *Server) restoreStep(fixed string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rs, err := s.coord.ActiveRestore(r.PathValue("id"))
+		if err != nil {
+			shadowError(w, err)
+			return
+		}
+		step := fixed
+		if step == "" {
+			step = r.PathValue("step")
+		}
+		switch step {
+		case "document":
+		case "select":
+			var req ComponentRequest
+			if err = decodeBody(r, &req); err == nil {
+				err = rs.SetSelectedForRestore(req.WriterID, req.LogicalPath, req.Name, req.Selected)
+				if err == nil {
+					err = rs.SetAuthoritativeRestore(req.WriterID, req.LogicalPath, req.Name, req.Authoritative)
+				}
+				if err == nil && req.RestoreTarget != "" {
+					err = rs.SetRestoreTarget(req.WriterID, req.LogicalPath, req.Name, req.RestoreTarget)
+				}
+			}
+		case "pre-restore":
+			err = rs.PreRestore(r.Context())
+		case "post-restore":
+			doc := rs.Document()
+			if err = rs.PostRestore(r.Context()); err == nil {
+				writeJSON(w, http.StatusOK, doc)
+				return
+			}
+		case "abort":
+			err = rs.Abort(r.Context())
+		default:
+			err = fmt.Errorf("%w: unknown restore step %q", errInvalidRequest, step)
+		}
+		if err != nil {
+			shadowError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, rs.Document())
+	}
+}

@@ -1,0 +1,145 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/clusterkeep/clusterkeep/internal/api"
+	"github.com/clusterkeep/clusterkeep/internal/shadow"
+)
+
+// Writers gathers the writers of the node the handle talks to, with their
+// states and last errors (GatherWriterStatus; refresh runs Identify first).
+func (c *Cluster) Writers(ctx context.Context, refresh bool) (api.WritersResult, error) {
+	var r api.WritersResult
+	q := ""
+	if refresh {
+		q = "?refresh=true"
+	}
+	err := c.getJSON(ctx, "/v1/shadow/writers"+q, &r)
+	return r, err
+}
+
+// RemoteBackup is a backup a requester drives on one node through the
+// API. Its calls go to that node only: a backup is that node's.
+type RemoteBackup struct {
+	node    *Cluster
+	Started api.BackupStarted
+}
+
+// StartBackup begins a backup on the node at addr (InitializeForBackup,
+// GatherWriterMetadata, SetBackupState).
+func StartBackup(ctx context.Context, addr string, typ shadow.BackupType) (*RemoteBackup, error) {
+	n := Node(addr)
+	b := &RemoteBackup{node: n}
+	if err := n.postJSON(ctx, "/v1/shadow/backups", map[string]any{"type": typ}, &b.Started, false); err != nil {
+		return nil, fmt.Errorf("start backup on %s: %w", addr, err)
+	}
+	return b, nil
+}
+
+// ID is the backup's id.
+func (b *RemoteBackup) ID() string { return b.Started.ID }
+
+func (b *RemoteBackup) step(ctx context.Context, step string, in, out any) error {
+	if err := b.node.postJSON(ctx, "/v1/shadow/backups/"+b.ID()+"/"+step, in, out, false); err != nil {
+		return fmt.Errorf("backup %s: %s: %w", b.ID(), step, err)
+	}
+	return nil
+}
+
+// AddComponent selects one component (AddComponent).
+func (b *RemoteBackup) AddComponent(ctx context.Context, writerID, logicalPath, name string) error {
+	return b.step(ctx, "components", api.ComponentRequest{WriterID: writerID, LogicalPath: logicalPath, Name: name}, nil)
+}
+
+// AddAllComponents selects every component of every writer.
+func (b *RemoteBackup) AddAllComponents(ctx context.Context) error {
+	return b.step(ctx, "components", api.ComponentRequest{All: true}, nil)
+}
+
+// PrepareForBackup runs PrepareForBackup on the node's writers.
+func (b *RemoteBackup) PrepareForBackup(ctx context.Context) error {
+	return b.step(ctx, "prepare", nil, nil)
+}
+
+// DoSnapshotSet freezes, captures and thaws, and returns what was captured.
+func (b *RemoteBackup) DoSnapshotSet(ctx context.Context) (shadow.SnapshotSet, error) {
+	var set shadow.SnapshotSet
+	err := b.step(ctx, "snapshot", nil, &set)
+	return set, err
+}
+
+// Item reads one captured item.
+func (b *RemoteBackup) Item(ctx context.Context, name string) (io.ReadCloser, error) {
+	resp, err := b.node.do(ctx, request{method: http.MethodGet, path: "/v1/shadow/backups/" + b.ID() + "/item?name=" + url.QueryEscape(name), idempotent: true})
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: read %s: %w", b.ID(), name, err)
+	}
+	return resp.Body, nil
+}
+
+// BackupComplete ends the backup and returns the final components document.
+func (b *RemoteBackup) BackupComplete(ctx context.Context) (shadow.BackupComponents, error) {
+	var doc shadow.BackupComponents
+	err := b.step(ctx, "complete", nil, &doc)
+	return doc, err
+}
+
+// AbortBackup abandons the backup.
+func (b *RemoteBackup) AbortBackup(ctx context.Context) error { return b.step(ctx, "abort", nil, nil) }
+
+// Document returns the backup components document as it stands.
+func (b *RemoteBackup) Document(ctx context.Context) (shadow.BackupComponents, error) {
+	var doc shadow.BackupComponents
+	err := b.node.getJSON(ctx, "/v1/shadow/backups/"+b.ID(), &doc)
+	return doc, err
+}
+
+// RemoteRestore is a restore a requester drives on one node.
+type RemoteRestore struct {
+	node    *Cluster
+	Started api.BackupStarted
+}
+
+// StartRestore begins a restore of a backup with components document doc
+// on the node at addr (InitializeForRestore).
+func StartRestore(ctx context.Context, addr string, doc shadow.BackupComponents) (*RemoteRestore, error) {
+	n := Node(addr)
+	r := &RemoteRestore{node: n}
+	if err := n.postJSON(ctx, "/v1/shadow/restores", doc, &r.Started, false); err != nil {
+		return nil, fmt.Errorf("start restore on %s: %w", addr, err)
+	}
+	return r, nil
+}
+
+func (r *RemoteRestore) step(ctx context.Context, step string, in, out any) error {
+	if err := r.node.postJSON(ctx, "/v1/shadow/restores/"+r.Started.ID+"/"+step, in, out, false); err != nil {
+		return fmt.Errorf("restore %s: %s: %w", r.Started.ID, step, err)
+	}
+	return nil
+}
+
+// Select selects a component for restore (SetSelectedForRestore), marks it
+// authoritative or not (SetAuthoritativeRestore) and sets its target.
+func (r *RemoteRestore) Select(ctx context.Context, req api.ComponentRequest) error {
+	return r.step(ctx, "select", req, nil)
+}
+
+// PreRestore runs PreRestore on the writers of selected components.
+func (r *RemoteRestore) PreRestore(ctx context.Context) error {
+	return r.step(ctx, "pre-restore", nil, nil)
+}
+
+// PostRestore runs PostRestore and ends the restore.
+func (r *RemoteRestore) PostRestore(ctx context.Context) (shadow.BackupComponents, error) {
+	var doc shadow.BackupComponents
+	err := r.step(ctx, "post-restore", nil, &doc)
+	return doc, err
+}
+
+// Abort abandons the restore.
+func (r *RemoteRestore) Abort(ctx context.Context) error { return r.step(ctx, "abort", nil, nil) }
