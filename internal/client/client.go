@@ -26,6 +26,7 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/google/uuid"
 )
 
 // EnvCluster names the environment variable clients read the cluster's
@@ -308,6 +309,10 @@ func (c *Cluster) once(ctx context.Context, addr string, rq request) (*http.Resp
 	switch ae.Body.Code {
 	case api.CodeNotLeader, api.CodeUnavailable, api.CodeNotConfigured:
 		return nil, fmt.Errorf("%w: %s: %s", errRetryElsewhere, addr, ae.Body.Message)
+	case api.CodeUncertain:
+		if rq.idempotent {
+			return nil, fmt.Errorf("%w: %s: %s", errRetryElsewhere, addr, ae.Body.Message)
+		}
 	}
 	return nil, ae
 }
@@ -436,11 +441,17 @@ func (c *Cluster) GetValue(ctx context.Context, path, name string, opts ...ReadO
 
 // Txn applies a transaction atomically and returns its sequence number.
 func (c *Cluster) Txn(ctx context.Context, t hive.Txn) (uint64, error) {
+	if t.RequestID == "" {
+		// With a request id the cluster applies the transaction once
+		// however often it is sent, so a retry after an unknown outcome
+		// (a node that died holding the request) is safe.
+		t.RequestID = uuid.NewString()
+	}
 	if err := t.Validate(false); err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	var r api.TxnResult
-	if err := c.postJSON(ctx, "/v1/txn", t, &r, false); err != nil {
+	if err := c.postJSON(ctx, "/v1/txn", t, &r, true); err != nil {
 		return 0, fmt.Errorf("transaction: %w", err)
 	}
 	return r.Seq, nil

@@ -32,10 +32,14 @@ const formatVersion = 1
 var (
 	bucketTree = []byte("tree")
 	bucketMeta = []byte("meta")
-	keySeq     = []byte("seq")
-	keyApplied = []byte("applied")
-	keyFormat  = []byte("format")
-	keyMeta    = []byte{0} // inside a key's bucket: its own record
+	// bucketRequests remembers the outcome of recent transactions by their
+	// request id, so a retried request is answered, not applied again.
+	bucketRequests = []byte("requests")
+	bucketReqOrder = []byte("requests-order")
+	keySeq         = []byte("seq")
+	keyApplied     = []byte("applied")
+	keyFormat      = []byte("format")
+	keyMeta        = []byte{0} // inside a key's bucket: its own record
 )
 
 const (
@@ -120,6 +124,11 @@ func (h *Hive) openDB(readOnly bool) (*bolt.DB, error) {
 		err = db.Update(func(tx *bolt.Tx) error {
 			if _, err := tx.CreateBucketIfNotExists(bucketTree); err != nil {
 				return err
+			}
+			for _, b := range [][]byte{bucketRequests, bucketReqOrder} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
 			}
 			m, err := tx.CreateBucketIfNotExists(bucketMeta)
 			if err != nil {
@@ -295,20 +304,30 @@ func (h *Hive) Apply(entries []Entry) ([]Result, error) {
 				results[i].Err = err
 				continue
 			}
+			if prev, ok := seenRequest(tx, e.Txn.RequestID); ok {
+				results[i] = prev
+				continue
+			}
 			w := &writer{tx: tx, root: tx.Bucket(bucketTree)}
 			if err := w.check(c.conds); err != nil {
 				results[i].Err = err
-				continue
+			} else {
+				seq++
+				w.seq = seq
+				if err := w.apply(c.ops); err != nil {
+					return err
+				}
+				results[i].Seq = seq
+				events = append(events, w.events...)
 			}
-			seq++
-			w.seq = seq
-			if err := w.apply(c.ops); err != nil {
+			if err := rememberRequest(tx, e.Txn.RequestID, applied, results[i]); err != nil {
 				return err
 			}
-			results[i].Seq = seq
-			events = append(events, w.events...)
 		}
 		final = seq
+		if err := forgetRequests(tx, applied); err != nil {
+			return err
+		}
 		if err := meta.Put(keySeq, u64(seq)); err != nil {
 			return err
 		}

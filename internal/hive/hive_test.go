@@ -409,3 +409,36 @@ func TestValueJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestRequestIDMakesTransactionsIdempotent(t *testing.T) {
+	h := openTemp(t)
+	inc := Txn{RequestID: "req-1", Ops: []Op{SetValue("k", Uint32Value("v", 1))}}
+	res, err := h.Apply([]Entry{{Index: 1, Txn: inc}})
+	if err != nil || res[0].Err != nil {
+		t.Fatal(err, res[0].Err)
+	}
+	first := res[0].Seq
+	// The same request again (a client's retry) is answered, not applied.
+	res, _ = h.Apply([]Entry{{Index: 2, Txn: inc}})
+	if res[0].Seq != first || h.Seq() != first {
+		t.Fatalf("retry applied again: seq %d, hive %d", res[0].Seq, h.Seq())
+	}
+	// A failed conditional request stays failed on retry, even once its
+	// condition would hold.
+	cas := Txn{RequestID: "req-2", Conds: []Cond{{Kind: CondKeyExists, Key: "later"}}, Ops: []Op{CreateKey("x")}}
+	res, _ = h.Apply([]Entry{{Index: 3, Txn: cas}})
+	if !errors.Is(res[0].Err, ErrPreconditionFailed) {
+		t.Fatal(res[0].Err)
+	}
+	mustUpdate(t, h, CreateKey("later"))
+	res, _ = h.Apply([]Entry{{Index: 5, Txn: cas}})
+	if !errors.Is(res[0].Err, ErrPreconditionFailed) {
+		t.Fatalf("retried failed request: %+v", res[0])
+	}
+	// Ids are forgotten after RequestMemory entries, the same way everywhere.
+	h.Apply([]Entry{{Index: RequestMemory + 10, Mark: true}})
+	res, _ = h.Apply([]Entry{{Index: RequestMemory + 11, Txn: inc}})
+	if res[0].Seq == first {
+		t.Fatal("request id never forgotten")
+	}
+}

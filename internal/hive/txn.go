@@ -58,6 +58,11 @@ type Cond struct {
 type Txn struct {
 	Conds []Cond `json:"if,omitempty"`
 	Ops   []Op   `json:"ops"`
+	// RequestID, when set, makes the transaction idempotent: a second
+	// transaction with the same id (a client's retry after an unknown
+	// outcome) is not applied again but answered with the first one's
+	// result, for as long as the id is remembered (RequestMemory entries).
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // Convenience constructors for the common single operations.
@@ -101,6 +106,9 @@ func (t Txn) Validate(allowReserved bool) error {
 func (t Txn) compile(allowReserved bool) (*compiled, error) {
 	if len(t.Ops) == 0 && len(t.Conds) == 0 {
 		return nil, fmt.Errorf("%w: no operations", ErrInvalidTxn)
+	}
+	if len(t.RequestID) > 128 {
+		return nil, fmt.Errorf("%w: request id longer than 128 bytes", ErrInvalidTxn)
 	}
 	if n := len(t.Ops) + len(t.Conds); n > MaxTxnOps {
 		return nil, fmt.Errorf("%w: %d operations and conditions, limit %d", ErrInvalidTxn, n, MaxTxnOps)
