@@ -69,6 +69,8 @@ flags given on the command line win over the file.`,
 	f.StringVar(&cfg.ElectionTimeout, "election-timeout", "", "consensus election timeout (default 1s)")
 	f.StringVar(&cfg.LeaderLease, "leader-lease", "", "consensus leader lease (default 500ms)")
 	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 0, "log entries between consensus snapshots (default 8192)")
+	f.StringVar(&cfg.FreezeWindow, "freeze-window", "", "longest time writers stay frozen in a backup (default 60s)")
+	f.StringVar(&cfg.SessionTimeout, "session-timeout", "", "abort a backup or restore whose requester is silent this long (default 60s)")
 	f.BoolVar(&logJSON, "log-json", false, "write logs as JSON")
 	return cmd
 }
@@ -90,6 +92,8 @@ func mergeFlags(cmd *cobra.Command, dst, flags *agent.Config) {
 	set("heartbeat-timeout", &dst.HeartbeatTimeout, flags.HeartbeatTimeout)
 	set("election-timeout", &dst.ElectionTimeout, flags.ElectionTimeout)
 	set("leader-lease", &dst.LeaderLease, flags.LeaderLease)
+	set("freeze-window", &dst.FreezeWindow, flags.FreezeWindow)
+	set("session-timeout", &dst.SessionTimeout, flags.SessionTimeout)
 	if cmd.Flags().Changed("join") {
 		dst.Join = flags.Join
 	}

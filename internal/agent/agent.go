@@ -51,6 +51,9 @@ type Config struct {
 	// FreezeWindow bounds how long writers stay frozen in a backup (Go
 	// duration, default 60s).
 	FreezeWindow string `json:"freeze_window,omitempty"`
+	// SessionTimeout aborts a backup or restore whose requester has been
+	// silent this long (Go duration, default 60s).
+	SessionTimeout string `json:"session_timeout,omitempty"`
 	// Writers are the application writers of this node.
 	Writers []writers.ExecConfig `json:"writers,omitempty"`
 }
@@ -99,7 +102,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("agent config: address %q: %w", a, err)
 		}
 	}
-	for _, d := range [][2]string{{"heartbeat_timeout", c.HeartbeatTimeout}, {"election_timeout", c.ElectionTimeout}, {"leader_lease", c.LeaderLease}, {"freeze_window", c.FreezeWindow}} {
+	for _, d := range [][2]string{{"heartbeat_timeout", c.HeartbeatTimeout}, {"election_timeout", c.ElectionTimeout}, {"leader_lease", c.LeaderLease}, {"freeze_window", c.FreezeWindow}, {"session_timeout", c.SessionTimeout}} {
 		if _, err := duration(d[0], d[1]); err != nil {
 			return err
 		}
@@ -206,7 +209,8 @@ func (a *Agent) coordinator() (*shadow.Coordinator, error) {
 		return nil, err
 	}
 	window, _ := duration("", a.cfg.FreezeWindow)
-	c := shadow.NewCoordinator(shadow.Config{StageDir: stage, FreezeWindow: window, Log: a.log})
+	session, _ := duration("", a.cfg.SessionTimeout)
+	c := shadow.NewCoordinator(shadow.Config{StageDir: stage, FreezeWindow: window, SessionTimeout: session, Log: a.log})
 	c.Register(writers.NewClusterDB(a.svc, a.barrier))
 	c.Register(writers.NewRegistry(a.cfg.DataDir))
 	for _, wc := range a.cfg.Writers {

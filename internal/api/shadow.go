@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -194,7 +195,12 @@ func (s *Server) backupItem(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(it.Size, 10))
 	w.WriteHeader(http.StatusOK)
-	io.Copy(touchWriter{w, b}, rc)
+	if _, err := io.Copy(touchWriter{w, b}, rc); err != nil && r.Context().Err() != nil {
+		// The requester went away in the middle of the copy: it will
+		// not complete this backup, so release what it holds now.
+		s.log.Warn("requester went away while reading the snapshot set: aborting", "backup", b.ID(), "err", err)
+		b.AbortBackup(context.Background())
+	}
 }
 
 // touchWriter keeps the backup alive while its items are read.

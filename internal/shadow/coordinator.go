@@ -61,7 +61,7 @@ func NewCoordinator(cfg Config) *Coordinator {
 		cfg.FreezeWindow = 60 * time.Second
 	}
 	if cfg.SessionTimeout == 0 {
-		cfg.SessionTimeout = 10 * time.Minute
+		cfg.SessionTimeout = time.Minute
 	}
 	if cfg.CallTimeout == 0 {
 		cfg.CallTimeout = 5 * time.Minute
@@ -547,8 +547,9 @@ func (b *Backup) freezeAndCapture(ctx context.Context, set *SnapshotSet, thawMu 
 	return ctx.Err()
 }
 
-// itemName is where an item lives inside a backup set.
-func itemName(writerID string, comp Component, rest string) string {
+// ItemName is where an item of a writer's component lives inside a backup
+// set: writers/<writer id>/<component>/<file path or stream name>.
+func ItemName(writerID string, comp Component, rest string) string {
 	return path.Join("writers", writerID, comp.Name, strings.TrimPrefix(filepath.ToSlash(rest), "/"))
 }
 
@@ -558,7 +559,7 @@ func (b *Backup) capture(ctx context.Context, set *SnapshotSet, e *entry, comp C
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		name := itemName(e.meta.ID, comp, f)
+		name := ItemName(e.meta.ID, comp, f)
 		dst := filepath.Join(set.Dir, filepath.FromSlash(name))
 		n, method, err := b.s.c.cfg.Provider.Capture(f, dst)
 		if err != nil {
@@ -578,7 +579,7 @@ func (b *Backup) capture(ctx context.Context, set *SnapshotSet, e *entry, comp C
 		}
 		for _, st := range streams {
 			items = append(items, SnapshotItem{WriterID: e.meta.ID, WriterName: e.meta.Name, Component: comp.Key(),
-				Name: itemName(e.meta.ID, comp, st.Name), Size: st.Size, Method: "stream", Info: st.Info, open: st.Open})
+				Name: ItemName(e.meta.ID, comp, st.Name), Size: st.Size, Method: "stream", Info: st.Info, open: st.Open})
 		}
 	}
 	return items, nil

@@ -52,12 +52,17 @@ func NewClusterDB(svc *cluster.Service, barrier Barrier) *ClusterDB {
 
 // Identify describes the writer.
 func (w *ClusterDB) Identify(context.Context) (shadow.WriterMetadata, error) {
-	id := w.svc.Identity()
+	return ClusterDBMetadata(w.svc.Identity().NodeID), nil
+}
+
+// ClusterDBMetadata is the Cluster Database writer's metadata document on
+// the node nodeID (also written for offline backups, taken without it).
+func ClusterDBMetadata(nodeID string) shadow.WriterMetadata {
 	return shadow.WriterMetadata{
-		Name: ClusterDBName, ID: ClusterDBID, InstanceID: id.NodeID, UsageType: shadow.UsageBootableSystemState,
+		Name: ClusterDBName, ID: ClusterDBID, InstanceID: nodeID, UsageType: shadow.UsageBootableSystemState,
 		RestoreMethod: shadow.RestoreStopStart, Service: ServiceName,
 		Components: []shadow.Component{{Name: ClusterDBComponent, Type: shadow.ComponentDatabase, Streams: []string{ClusterDBStream}}},
-	}, nil
+	}
 }
 
 // PrepareForBackup refuses a node in no cluster: it has no cluster state.
@@ -95,14 +100,9 @@ func (w *ClusterDB) Streams(_ context.Context, _ shadow.Component) ([]shadow.Str
 		return nil, fmt.Errorf("no checkpoint taken")
 	}
 	id := w.svc.Identity()
-	keys, values, err := snap.Reader().Count(nil)
-	if err != nil {
-		return nil, err
-	}
 	info := map[string]any{
 		"seq": snap.Reader().Seq(), "consensus_index": snap.Reader().Applied(),
 		"cluster_id": id.ClusterID, "cluster_name": id.ClusterName, "generation": id.Generation,
-		"keys": keys, "values": values,
 	}
 	return []shadow.Stream{{Name: ClusterDBStream, Size: snap.Size(), Info: info, Open: func() (io.ReadCloser, error) {
 		pr, pw := io.Pipe()

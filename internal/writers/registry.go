@@ -39,26 +39,38 @@ func (w *Registry) Identify(context.Context) (shadow.WriterMetadata, error) {
 	if err != nil {
 		return shadow.WriterMetadata{}, err
 	}
+	return RegistryMetadata(id.NodeID), nil
+}
+
+// RegistryMetadata is the Registry writer's metadata document on nodeID.
+func RegistryMetadata(nodeID string) shadow.WriterMetadata {
 	return shadow.WriterMetadata{
-		Name: RegistryName, ID: RegistryID, InstanceID: id.NodeID, UsageType: shadow.UsageBootableSystemState,
+		Name: RegistryName, ID: RegistryID, InstanceID: nodeID, UsageType: shadow.UsageBootableSystemState,
 		RestoreMethod: shadow.RestoreStopStart, Service: ServiceName,
 		Components: []shadow.Component{{Name: RegistryComponent, Type: shadow.ComponentDatabase, Streams: []string{noderegistry.FileName}}},
-	}, nil
+	}
+}
+
+// ReadRegistry returns a consistent copy of the registry file in dataDir.
+func ReadRegistry(dataDir string) ([]byte, error) {
+	db, err := bolt.Open(noderegistry.Path(dataDir), 0o600, &bolt.Options{ReadOnly: true, Timeout: 5e9})
+	if err != nil {
+		return nil, fmt.Errorf("open node registry: %w", err)
+	}
+	defer db.Close()
+	var buf bytes.Buffer
+	err = db.View(func(tx *bolt.Tx) error { _, err := tx.WriteTo(&buf); return err })
+	return buf.Bytes(), err
 }
 
 // Freeze copies the registry.
 func (w *Registry) Freeze(context.Context) error {
-	db, err := bolt.Open(noderegistry.Path(w.dataDir), 0o600, &bolt.Options{ReadOnly: true, Timeout: 5e9})
+	data, err := ReadRegistry(w.dataDir)
 	if err != nil {
-		return shadow.Retryable(fmt.Errorf("open node registry: %w", err))
-	}
-	defer db.Close()
-	var buf bytes.Buffer
-	if err := db.View(func(tx *bolt.Tx) error { _, err := tx.WriteTo(&buf); return err }); err != nil {
-		return err
+		return shadow.Retryable(err)
 	}
 	w.mu.Lock()
-	w.data = buf.Bytes()
+	w.data = data
 	w.mu.Unlock()
 	return nil
 }

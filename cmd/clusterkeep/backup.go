@@ -1,0 +1,235 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/backup"
+	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/shadow"
+	"github.com/clusterkeep/clusterkeep/internal/ui"
+	"github.com/spf13/cobra"
+)
+
+func backupCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "backup", Short: "Take, list, inspect, verify and compare backups of the cluster"}
+	cmd.AddCommand(backupCreate(g), backupList(g), backupInspect(g), backupVerify(g), backupDiff(g))
+	return cmd
+}
+
+// clusterAddrs is --cluster or $CLUSTERKEEP_CLUSTER, split.
+func (g *globals) clusterAddrs() []string {
+	s := g.cluster
+	if s == "" {
+		s = os.Getenv(client.EnvCluster)
+	}
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func backupCreate(g *globals) *cobra.Command {
+	var o backup.Options
+	var typ string
+	cmd := &cobra.Command{
+		Use:   "create --to DIR",
+		Short: "Back up the cluster: detect it, select a node, checkpoint, store and verify",
+		Long: `Back up the cluster this host belongs to (or the one --cluster names).
+
+1. Detect: the node cluster state of this host (--data-dir). Running: the
+   cluster is backed up. NotRunning: the node's files are backed up offline,
+   as a stand-alone server's (unless a cluster address is given).
+2. Select a node: Up, not paused and caught up; this host's node first,
+   then a follower, then the leader. --node picks one, if it qualifies.
+3. Checkpoint through the node's shadow-copy writers and store the set in
+   --to, named by cluster and UTC time. It appears only when complete.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Type = shadow.BackupType(typ)
+			if o.Type != shadow.BackupFull && o.Type != shadow.BackupCopy {
+				return usageError{fmt.Errorf("--type %q: want full or copy", typ)}
+			}
+			if o.To == "" {
+				return usageError{fmt.Errorf("--to DIR is required")}
+			}
+			o.Cluster = g.clusterAddrs()
+			o.Progress = g.out.NewProgress()
+			o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+			if !g.json {
+				o.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			}
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			res, err := backup.Create(ctx, o)
+			if err != nil {
+				return err
+			}
+			return g.out.Result(res, func(w io.Writer) {
+				fmt.Fprintf(w, "%s\n", res.Detected)
+				fmt.Fprintf(w, "node:       %s (%s)\n", res.Node, res.Why)
+				for _, s := range res.Skipped {
+					fmt.Fprintf(w, "  skipped %s: %s\n", s.Node, s.Why)
+				}
+				for _, r := range res.Retried {
+					fmt.Fprintf(w, "  started again after %s\n", r)
+				}
+				fmt.Fprintf(w, "cluster:    %s (%s), generation %d\n", res.Cluster, res.ClusterID, res.Generation)
+				fmt.Fprintf(w, "sequence:   %d (consensus index %d)\n", res.HiveSeq, res.ConsensusIndex)
+				fmt.Fprintf(w, "files:      %d, %s (%s stored), writers frozen %v\n", res.Files, ui.Bytes(res.Bytes), ui.Bytes(res.StoredBytes), res.Frozen.Round(time.Millisecond))
+				fmt.Fprintf(w, "backup:     %s (in %v)\n", res.Path, res.Duration.Round(time.Millisecond))
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.To, "to", "", "directory to create the backup set in")
+	f.StringVar(&o.Node, "node", "", "back up on this node (name or id), if it qualifies")
+	f.StringVar(&o.DataDir, "data-dir", defaultDataDir(), "this host's node data directory")
+	f.BoolVar(&o.Compress, "compress", false, "compress the files with zstd")
+	f.StringVar(&typ, "type", "full", "backup type: full or copy")
+	f.Uint64Var(&o.MaxLag, "max-lag", backup.DefaultMaxLag, "entries a node may trail the commit index and still be chosen")
+	return cmd
+}
+
+func backupList(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "list DIR", Short: "List the backup sets in a directory", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sets, errs := backup.List(args[0])
+			for _, err := range errs {
+				g.out.Infof("warning: %v", err)
+			}
+			if sets == nil {
+				sets = []backup.Summary{}
+			}
+			return g.out.Result(map[string]any{"backups": sets}, func(w io.Writer) {
+				var rows [][]string
+				for _, s := range sets {
+					node := s.Node
+					if s.Offline {
+						node += " (offline)"
+					}
+					rows = append(rows, []string{s.Created, s.Cluster, fmt.Sprint(s.Generation), node, fmt.Sprint(s.HiveSeq), ui.Bytes(s.Size), s.Path})
+				}
+				ui.Table(w, []string{"TIME", "CLUSTER", "GEN", "NODE", "SEQ", "SIZE", "PATH"}, rows)
+			})
+		},
+	}
+}
+
+func backupInspect(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "inspect PATH", Short: "Describe a backup set: its manifest and the size of its database", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := backup.Inspect(args[0])
+			if err != nil {
+				return err
+			}
+			return g.out.Result(in, func(w io.Writer) {
+				m := in.Manifest
+				mode := "online, through the cluster's writers"
+				if m.Offline {
+					mode = "offline, from the stopped node's files"
+				}
+				fmt.Fprintf(w, "backup %s, taken %s %s\n", m.BackupID, m.Created.UTC().Format(time.RFC3339), mode)
+				fmt.Fprintf(w, "cluster %s (%s), generation %d, on node %s\n", m.Cluster.Name, m.Cluster.ID, m.Cluster.Generation, m.SourceNode.Name)
+				fmt.Fprintf(w, "the database is the hive at sequence %d (consensus index %d): %d keys, %d values\n", m.HiveSeq, m.ConsensusIndex, in.Keys, in.Values)
+				fmt.Fprintf(w, "backup type %s, made by clusterkeep %s, format %d\n\nwriters:\n", m.Components.BackupType, m.ToolVersion, m.FormatVersion)
+				for _, wm := range m.Writers {
+					fmt.Fprintf(w, "  %s (%s), restore method %s\n", wm.Name, wm.ID, wm.RestoreMethod)
+				}
+				fmt.Fprintln(w, "\nfiles:")
+				var rows [][]string
+				for _, f := range m.Files {
+					rows = append(rows, []string{f.Name, ui.Bytes(f.Size), f.SHA256[:16] + "…", f.Compression})
+				}
+				ui.Table(w, []string{"NAME", "SIZE", "SHA-256", "COMPRESSION"}, rows)
+			})
+		},
+	}
+}
+
+func backupVerify(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "verify PATH", Short: "Check every checksum, the database's consistency and the hive's structure", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p := g.out.NewProgress()
+			p.Phase("verify", 0)
+			m, err := backup.Verify(args[0], p.Add)
+			p.Done()
+			if err != nil {
+				return err
+			}
+			return g.out.Result(map[string]any{"path": args[0], "ok": true, "backup_id": m.BackupID, "files": len(m.Files)}, func(w io.Writer) {
+				fmt.Fprintf(w, "%s: ok (%d files, every checksum and the database check out)\n", args[0], len(m.Files))
+			})
+		},
+	}
+}
+
+func backupDiff(g *globals) *cobra.Command {
+	var live bool
+	cmd := &cobra.Command{
+		Use:   "diff PATH [PATH | --live]",
+		Short: "Keys and values added, removed and changed between two backups, or a backup and the running cluster",
+		Args:  rangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if live == (len(args) == 2) {
+				return usageError{fmt.Errorf("give a second backup or --live, not both")}
+			}
+			a, err := backup.Export(args[0])
+			if err != nil {
+				return err
+			}
+			var b []byte
+			if live {
+				ctx, cancel := g.context(cmd)
+				defer cancel()
+				c, err := g.open(ctx)
+				if err != nil {
+					return err
+				}
+				if b, err = backup.LiveExport(ctx, c); err != nil {
+					return err
+				}
+			} else if b, err = backup.Export(args[1]); err != nil {
+				return err
+			}
+			changes, err := backup.Diff(a, b)
+			if err != nil {
+				return err
+			}
+			if changes == nil {
+				changes = []backup.Change{}
+			}
+			return g.out.Result(map[string]any{"changes": changes}, func(w io.Writer) {
+				if len(changes) == 0 {
+					fmt.Fprintln(w, "no differences")
+				}
+				for _, c := range changes {
+					where := c.Key
+					if c.Name != "" {
+						where += " : " + c.Name
+					}
+					switch c.Kind {
+					case "added":
+						fmt.Fprintf(w, "+ %s %s\n", where, c.New)
+					case "removed":
+						fmt.Fprintf(w, "- %s %s\n", where, c.Old)
+					default:
+						fmt.Fprintf(w, "~ %s %s -> %s\n", where, c.Old, c.New)
+					}
+				}
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&live, "live", false, "compare with the running cluster")
+	return cmd
+}

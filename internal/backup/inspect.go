@@ -1,0 +1,247 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/clusterkeep/clusterkeep/internal/backupset"
+	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/writers"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Summary is one line of backup list.
+type Summary struct {
+	Path       string `json:"path"`
+	BackupID   string `json:"backup_id"`
+	Created    string `json:"created"`
+	Cluster    string `json:"cluster"`
+	Generation uint64 `json:"generation"`
+	Node       string `json:"node"`
+	Offline    bool   `json:"offline"`
+	HiveSeq    uint64 `json:"hive_seq"`
+	Size       int64  `json:"size"`
+}
+
+// List summarizes the sets in dir, oldest first; sets it cannot read are
+// returned as errors beside them.
+func List(dir string) ([]Summary, []error) {
+	sets, errs := backupset.List(dir)
+	var out []Summary
+	for _, s := range sets {
+		m := s.Manifest
+		out = append(out, Summary{Path: s.Dir, BackupID: m.BackupID, Created: m.Created.UTC().Format("2006-01-02 15:04:05Z"),
+			Cluster: m.Cluster.Name, Generation: m.Cluster.Generation, Node: m.SourceNode.Name, Offline: m.Offline,
+			HiveSeq: m.HiveSeq, Size: m.Size()})
+	}
+	return out, errs
+}
+
+// withHive opens the set's cluster database read-only (decompressed into
+// a temporary file when the set is compressed) and calls fn.
+func withHive(s *backupset.Set, fn func(h *hive.Hive) error) error {
+	f, ok := s.Manifest.File(writers.ClusterDBID, hive.FileName)
+	if !ok {
+		return fmt.Errorf("%w: %s holds no cluster database", backupset.ErrCorrupt, s.Dir)
+	}
+	path := filepath.Join(s.Dir, filepath.FromSlash(f.StoredName()))
+	if f.Compression != "" {
+		tmp, err := os.CreateTemp("", "clusterkeep-clusdb-")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(tmp.Name())
+		r, err := s.Open(f)
+		if err != nil {
+			tmp.Close()
+			return err
+		}
+		_, err = io.Copy(tmp, r)
+		r.Close()
+		tmp.Close()
+		if err != nil {
+			return err
+		}
+		path = tmp.Name()
+	}
+	h, err := hive.OpenReadOnly(path)
+	if err != nil {
+		return fmt.Errorf("%w: cluster database: %v", backupset.ErrCorrupt, err)
+	}
+	defer h.Close()
+	return fn(h)
+}
+
+// Verify checks a set completely: the manifest's own checksum, exactly the
+// files it lists with their sizes and SHA-256s, bbolt's consistency check
+// and the hive's structure on the cluster database, and the registry.
+func Verify(path string, progress func(int64)) (*backupset.Manifest, error) {
+	s, err := backupset.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Verify(progress); err != nil {
+		return s.Manifest, err
+	}
+	err = withHive(s, func(h *hive.Hive) error {
+		if err := h.Check(); err != nil {
+			return fmt.Errorf("%w: cluster database: %v", backupset.ErrCorrupt, err)
+		}
+		if h.Seq() != s.Manifest.HiveSeq {
+			return fmt.Errorf("%w: cluster database is at sequence %d, the manifest says %d", backupset.ErrCorrupt, h.Seq(), s.Manifest.HiveSeq)
+		}
+		return nil
+	})
+	if err != nil {
+		return s.Manifest, fmt.Errorf("verify %s: %w", path, err)
+	}
+	if f, ok := s.Manifest.File(writers.RegistryID, "node.db"); ok {
+		if err := checkBolt(s, f); err != nil {
+			return s.Manifest, fmt.Errorf("verify %s: %w: node registry: %v", path, backupset.ErrCorrupt, err)
+		}
+	}
+	return s.Manifest, nil
+}
+
+func checkBolt(s *backupset.Set, f backupset.File) error {
+	tmp, err := os.CreateTemp("", "clusterkeep-bolt-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	r, err := s.Open(f)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(tmp, r)
+	r.Close()
+	tmp.Close()
+	if err != nil {
+		return err
+	}
+	db, err := bolt.Open(tmp.Name(), 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return err
+		}
+		return nil
+	})
+}
+
+// Inspection is backup inspect's answer.
+type Inspection struct {
+	Manifest *backupset.Manifest `json:"manifest"`
+	Keys     int                 `json:"keys"`
+	Values   int                 `json:"values"`
+}
+
+// Inspect reads a set's manifest and counts the keys and values of its
+// cluster database.
+func Inspect(path string) (*Inspection, error) {
+	s, err := backupset.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	in := &Inspection{Manifest: s.Manifest}
+	err = withHive(s, func(h *hive.Hive) error {
+		return h.View(func(r *hive.Reader) error {
+			in.Keys, in.Values, err = r.Count(nil)
+			return err
+		})
+	})
+	return in, err
+}
+
+// Change is one difference between two hives.
+type Change struct {
+	Kind string `json:"kind"` // added, removed, changed
+	Key  string `json:"key"`
+	// Name is the value's name; empty for a key added or removed.
+	Name string `json:"name,omitempty"`
+	Old  string `json:"old,omitempty"`
+	New  string `json:"new,omitempty"`
+}
+
+// exportMap reads an export into key (and key\x00value) → display text.
+func exportMap(text []byte) (map[string][2]string, error) {
+	ops, err := hive.ParseExport(bytes.NewReader(text))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][2]string{}
+	for _, op := range ops {
+		if op.Kind == hive.OpCreateKey {
+			out[strings.ToLower(op.Key)] = [2]string{op.Key, ""}
+			continue
+		}
+		v := op.Value
+		out[strings.ToLower(op.Key)+"\x00"+strings.ToLower(v.Name)] = [2]string{op.Key + "\x00" + v.Name, string(v.Type) + " " + hive.FormatData(*v)}
+	}
+	return out, nil
+}
+
+// Export returns the whole hive of a set in the text form.
+func Export(path string) ([]byte, error) {
+	s, err := backupset.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	err = withHive(s, func(h *hive.Hive) error { return h.Export(&buf, "") })
+	return buf.Bytes(), err
+}
+
+// LiveExport returns the running cluster's whole hive in the text form.
+func LiveExport(ctx context.Context, c *client.Cluster) ([]byte, error) {
+	var buf bytes.Buffer
+	err := c.Export(ctx, "", &buf)
+	return buf.Bytes(), err
+}
+
+// Diff lists what differs from the export a to the export b.
+func Diff(a, b []byte) ([]Change, error) {
+	ma, err := exportMap(a)
+	if err != nil {
+		return nil, err
+	}
+	mb, err := exportMap(b)
+	if err != nil {
+		return nil, err
+	}
+	var out []Change
+	split := func(s string) (string, string) { k, n, _ := strings.Cut(s, "\x00"); return k, n }
+	for id, va := range ma {
+		vb, ok := mb[id]
+		k, n := split(va[0])
+		switch {
+		case !ok:
+			out = append(out, Change{Kind: "removed", Key: k, Name: n, Old: va[1]})
+		case va[1] != vb[1]:
+			out = append(out, Change{Kind: "changed", Key: k, Name: n, Old: va[1], New: vb[1]})
+		}
+	}
+	for id, vb := range mb {
+		if _, ok := ma[id]; !ok {
+			k, n := split(vb[0])
+			out = append(out, Change{Kind: "added", Key: k, Name: n, New: vb[1]})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !strings.EqualFold(out[i].Key, out[j].Key) {
+			return strings.ToLower(out[i].Key) < strings.ToLower(out[j].Key)
+		}
+		return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name)
+	})
+	return out, nil
+}

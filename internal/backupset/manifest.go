@@ -1,0 +1,193 @@
+// Package backupset is the backup set format: a directory holding
+// manifest.json and the writers' files under data/, and nothing else. A set
+// is written under a hidden temporary name, fsync'd, and renamed into place
+// only when complete, so an interrupted backup never looks like a backup.
+// The reader is strict: it refuses unknown or missing files, any size or
+// SHA-256 mismatch, and a manifest that was changed after it was written.
+//
+// It knows nothing of clusters or writers beyond the documents it stores.
+package backupset
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/shadow"
+)
+
+// FormatVersion is the version of the set format this build writes and reads.
+const FormatVersion = 1
+
+// ManifestName is the manifest's file name in a set.
+const ManifestName = "manifest.json"
+
+// DataDir is the folder of the writers' files in a set.
+const DataDir = "data"
+
+// Errors callers branch on.
+var (
+	ErrNotASet    = errors.New("not a backup set")
+	ErrCorrupt    = errors.New("backup set is corrupt")
+	ErrIncomplete = errors.New("backup set is incomplete")
+)
+
+// Cluster is the cluster a backup was taken from.
+type Cluster struct {
+	Name       string `json:"name"`
+	ID         string `json:"id"`
+	Generation uint64 `json:"generation"`
+}
+
+// Node is the node a backup was taken on.
+type Node struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	APIAddr string `json:"api_addr,omitempty"`
+}
+
+// File is one file of the set.
+type File struct {
+	// Name is the path inside the set, below data/.
+	Name      string `json:"name"`
+	WriterID  string `json:"writer_id"`
+	Component string `json:"component"`
+	// Source is where the file came from on the node (empty for streams).
+	Source string `json:"source,omitempty"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	// Compression is "" or "zstd"; then StoredSize and StoredSHA256
+	// describe the bytes on disk.
+	Compression  string `json:"compression,omitempty"`
+	StoredSize   int64  `json:"stored_size,omitempty"`
+	StoredSHA256 string `json:"stored_sha256,omitempty"`
+}
+
+// StoredName is the file's path in the set directory.
+func (f File) StoredName() string {
+	n := path.Join(DataDir, f.Name)
+	if f.Compression == "zstd" {
+		n += ".zst"
+	}
+	return n
+}
+
+// Manifest describes a backup set.
+type Manifest struct {
+	FormatVersion int       `json:"format_version"`
+	BackupID      string    `json:"backup_id"`
+	Created       time.Time `json:"created"`
+	ToolVersion   string    `json:"tool_version"`
+	Cluster       Cluster   `json:"cluster"`
+	SourceNode    Node      `json:"source_node"`
+	// Offline is true for a backup of a stopped node's files.
+	Offline        bool                    `json:"offline"`
+	HiveSeq        uint64                  `json:"hive_seq"`
+	ConsensusIndex uint64                  `json:"consensus_index"`
+	Writers        []shadow.WriterMetadata `json:"writers"`
+	Components     shadow.BackupComponents `json:"backup_components"`
+	Files          []File                  `json:"files"`
+	// Checksum is the SHA-256 of the manifest with this field empty: it
+	// catches a manifest changed after it was written.
+	Checksum string `json:"checksum"`
+}
+
+// Size is the sum of the files' stored sizes.
+func (m *Manifest) Size() int64 {
+	var n int64
+	for _, f := range m.Files {
+		if f.Compression != "" {
+			n += f.StoredSize
+		} else {
+			n += f.Size
+		}
+	}
+	return n
+}
+
+// File finds a file by writer and the base name of its path.
+func (m *Manifest) File(writerID, base string) (File, bool) {
+	for _, f := range m.Files {
+		if f.WriterID == writerID && path.Base(f.Name) == base {
+			return f, true
+		}
+	}
+	return File{}, false
+}
+
+func (m *Manifest) sum() (string, error) {
+	c := *m
+	c.Checksum = ""
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:]), nil
+}
+
+// Seal sets the checksum and returns the manifest's bytes.
+func (m *Manifest) Seal() ([]byte, error) {
+	sum, err := m.sum()
+	if err != nil {
+		return nil, err
+	}
+	m.Checksum = sum
+	return json.MarshalIndent(m, "", "  ")
+}
+
+// ParseManifest reads a manifest strictly: unknown fields, another format
+// version, a bad checksum or an unsafe file name are errors.
+func ParseManifest(b []byte) (*Manifest, error) {
+	var m Manifest
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%w: manifest: %v", ErrCorrupt, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: manifest: trailing data", ErrCorrupt)
+	}
+	if m.FormatVersion != FormatVersion {
+		return nil, fmt.Errorf("%w: manifest format version %d, this build reads %d", ErrCorrupt, m.FormatVersion, FormatVersion)
+	}
+	sum, err := m.sum()
+	if err != nil {
+		return nil, err
+	}
+	if sum != m.Checksum {
+		return nil, fmt.Errorf("%w: manifest checksum mismatch: it was changed after the backup was written", ErrCorrupt)
+	}
+	seen := map[string]bool{}
+	for _, f := range m.Files {
+		if err := checkName(f.Name); err != nil {
+			return nil, fmt.Errorf("%w: manifest: %v", ErrCorrupt, err)
+		}
+		if seen[f.Name] {
+			return nil, fmt.Errorf("%w: manifest lists %q twice", ErrCorrupt, f.Name)
+		}
+		seen[f.Name] = true
+		if f.Size < 0 || len(f.SHA256) != 64 || (f.Compression != "" && f.Compression != "zstd") {
+			return nil, fmt.Errorf("%w: manifest entry %q is malformed", ErrCorrupt, f.Name)
+		}
+	}
+	return &m, nil
+}
+
+// checkName refuses a file name that could land outside the set.
+func checkName(n string) error {
+	if n == "" || strings.HasPrefix(n, "/") || strings.Contains(n, "\\") || path.Clean(n) != n || n == "." || strings.HasPrefix(n, "../") || n == ".." {
+		return fmt.Errorf("unsafe file name %q", n)
+	}
+	for _, part := range strings.Split(n, "/") {
+		if part == ".." || part == "" {
+			return fmt.Errorf("unsafe file name %q", n)
+		}
+	}
+	return nil
+}

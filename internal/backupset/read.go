@@ -1,0 +1,180 @@
+package backupset
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Set is a committed backup set.
+type Set struct {
+	Dir      string
+	Manifest *Manifest
+}
+
+// Open reads a set's manifest. It does not read the files: Verify does.
+func Open(dir string) (*Set, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open backup set: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("open backup set %s: %w: not a directory", dir, ErrNotASet)
+	}
+	if strings.Contains(filepath.Base(dir), partialMarker) {
+		return nil, fmt.Errorf("open backup set %s: %w: it was never completed", dir, ErrIncomplete)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("open backup set %s: %w: no %s", dir, ErrNotASet, ManifestName)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open backup set %s: %w", dir, err)
+	}
+	m, err := ParseManifest(raw)
+	if err != nil {
+		return nil, fmt.Errorf("open backup set %s: %w", dir, err)
+	}
+	return &Set{Dir: dir, Manifest: m}, nil
+}
+
+// List returns the committed sets in parent, oldest first. Hidden and
+// partial entries are never sets; a directory that is not a valid set is
+// reported in the errors.
+func List(parent string) ([]*Set, []error) {
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return nil, []error{fmt.Errorf("list backups in %s: %w", parent, err)}
+	}
+	var sets []*Set
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		s, err := Open(filepath.Join(parent, e.Name()))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		sets = append(sets, s)
+	}
+	sort.Slice(sets, func(i, j int) bool { return sets[i].Manifest.Created.Before(sets[j].Manifest.Created) })
+	return sets, errs
+}
+
+// verifyingReader checks size and SHA-256 when its source ends.
+type verifyingReader struct {
+	r    io.Reader
+	c    io.Closer
+	h    *countingHash
+	want File
+	name string
+}
+
+func (v *verifyingReader) Read(p []byte) (int, error) {
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	if err == io.EOF {
+		if v.h.n != v.want.Size {
+			return n, fmt.Errorf("%w: %s is %d bytes, the manifest says %d", ErrCorrupt, v.name, v.h.n, v.want.Size)
+		}
+		if got := hex.EncodeToString(v.h.h.Sum(nil)); got != v.want.SHA256 {
+			return n, fmt.Errorf("%w: %s fails its SHA-256 (%s, the manifest says %s)", ErrCorrupt, v.name, got, v.want.SHA256)
+		}
+	}
+	return n, err
+}
+
+func (v *verifyingReader) Close() error { return v.c.Close() }
+
+// Open returns the content of f (decompressed), checking its size and
+// SHA-256 as it is read: the reader's last Read fails on any mismatch.
+func (s *Set) Open(f File) (io.ReadCloser, error) {
+	p := filepath.Join(s.Dir, filepath.FromSlash(f.StoredName()))
+	file, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrIncomplete, f.StoredName(), err)
+	}
+	var r io.Reader = file
+	closer := io.Closer(file)
+	if f.Compression == "zstd" {
+		stored := &verifyingReader{r: file, c: file, h: &countingHash{h: sha256.New()},
+			want: File{Size: f.StoredSize, SHA256: f.StoredSHA256}, name: f.StoredName()}
+		dec, err := zstd.NewReader(stored, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			file.Close()
+			return nil, err
+		}
+		r = dec
+		closer = closeFunc(func() error { dec.Close(); return file.Close() })
+	}
+	return &verifyingReader{r: r, c: closer, h: &countingHash{h: sha256.New()}, want: f, name: f.Name}, nil
+}
+
+type closeFunc func() error
+
+func (c closeFunc) Close() error { return c() }
+
+// Verify checks the set: exactly the files the manifest lists, each of the
+// size and SHA-256 it records (stored and decompressed). It returns the
+// first problem found. progress, if set, is told of the bytes read.
+func (s *Set) Verify(progress func(int64)) error {
+	want := map[string]File{ManifestName: {}}
+	for _, f := range s.Manifest.Files {
+		want[f.StoredName()] = f
+	}
+	var extra []string
+	err := filepath.WalkDir(s.Dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(s.Dir, p)
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			return nil
+		}
+		if _, ok := want[rel]; !ok {
+			extra = append(extra, rel)
+		}
+		if !d.Type().IsRegular() {
+			extra = append(extra, rel+" (not a regular file)")
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", s.Dir, err)
+	}
+	if len(extra) > 0 {
+		return fmt.Errorf("verify %s: %w: files the manifest does not list: %s", s.Dir, ErrCorrupt, strings.Join(extra, ", "))
+	}
+	for _, f := range s.Manifest.Files {
+		r, err := s.Open(f)
+		if err != nil {
+			return fmt.Errorf("verify %s: %w", s.Dir, err)
+		}
+		_, err = io.Copy(progressWriter(progress), r)
+		r.Close()
+		if err != nil {
+			return fmt.Errorf("verify %s: %w", s.Dir, err)
+		}
+	}
+	return nil
+}
+
+type progressWriter func(int64)
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	if p != nil {
+		p(int64(len(b)))
+	}
+	return len(b), nil
+}
