@@ -316,6 +316,11 @@ func (a *Agent) Close() error {
 	defer cancel()
 	stopped := make(chan struct{})
 	go func() { a.srv.Shutdown(ctx); close(stopped) }()
+	// A backup in progress holds a read of the hive: abort it, or closing
+	// the hive would wait for it.
+	if err := a.coord.Close(ctx); err != nil {
+		a.log.Warn("abort the backup in progress", "err", err)
+	}
 	err := a.svc.Close()
 	<-stopped
 	return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"strings"
 	"time"
@@ -106,18 +107,32 @@ func Create(ctx context.Context, o Options) (*Result, error) {
 
 func createFromCluster(ctx context.Context, o Options, det *Detection) (*Result, error) {
 	info := det.Info
-	exclude := map[string]bool{}
+	exclude, busy := map[string]bool{}, map[string]bool{}
+	wait := o.Node != "" // with --node, wait for that node; else try another
 	var retried []string
 	for {
-		choice, err := Select(info, det.Local.NodeID, o.Node, o.MaxLag, exclude)
+		skip := maps.Clone(exclude)
+		maps.Copy(skip, busy)
+		choice, err := Select(info, det.Local.NodeID, o.Node, o.MaxLag, skip)
+		if err != nil && len(busy) > 0 {
+			// Every node that qualifies is busy: wait on the best of them.
+			clear(busy)
+			wait = true
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("backup cluster %s: select a node: %w", info.Name, err)
 		}
 		o.Log.Info("backing up", "cluster", info.Name, "node", choice.Node.Name, "why", choice.Why)
-		res, err := checkpoint(ctx, o, info.Name, choice)
+		res, err := checkpoint(ctx, o, info.Name, choice, wait)
 		if err == nil {
 			res.Retried = retried
 			return res, nil
+		}
+		if errors.Is(err, client.ErrBusy) && !wait {
+			o.Log.Warn("another backup runs on the node: trying another", "node", choice.Node.Name)
+			busy[choice.Node.ID] = true
+			continue
 		}
 		if o.Node != "" || !nodeWentAway(err) || ctx.Err() != nil {
 			return nil, fmt.Errorf("backup cluster %s on node %s: %w", info.Name, choice.Node.Name, err)
@@ -162,9 +177,13 @@ func newSet(o Options, cluster string, t time.Time) (*backupset.Writer, error) {
 	}
 }
 
-// startBackup starts a backup on a node, waiting while another runs there.
-func startBackup(ctx context.Context, o Options, addr string) (*client.RemoteBackup, error) {
-	deadline := time.Now().Add(o.BusyWait)
+// startBackup starts a backup on a node, waiting while another runs there
+// if wait is set.
+func startBackup(ctx context.Context, o Options, addr string, wait bool) (*client.RemoteBackup, error) {
+	deadline := time.Now()
+	if wait {
+		deadline = deadline.Add(o.BusyWait)
+	}
 	for {
 		b, err := client.StartBackup(ctx, addr, o.Type)
 		if !errors.Is(err, client.ErrBusy) || time.Now().After(deadline) {
@@ -179,9 +198,9 @@ func startBackup(ctx context.Context, o Options, addr string) (*client.RemoteBac
 	}
 }
 
-func checkpoint(ctx context.Context, o Options, clusterName string, choice Choice) (_ *Result, err error) {
+func checkpoint(ctx context.Context, o Options, clusterName string, choice Choice, wait bool) (_ *Result, err error) {
 	o.Progress.Phase("checkpoint", 0)
-	b, err := startBackup(ctx, o, choice.Node.APIAddr)
+	b, err := startBackup(ctx, o, choice.Node.APIAddr, wait)
 	if err != nil {
 		return nil, err
 	}

@@ -636,3 +636,17 @@ func (b *Backup) AbortBackup(ctx context.Context) error {
 	defer s.mu.Unlock()
 	return s.abortLocked(ctx)
 }
+
+// Close aborts the backup or restore in progress, if any, releasing what
+// its writers hold (the service is stopping).
+func (c *Coordinator) Close(ctx context.Context) error {
+	c.mu.Lock()
+	s := c.active
+	c.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.abortLocked(ctx)
+}

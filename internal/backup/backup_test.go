@@ -1,0 +1,288 @@
+package backup_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/agent"
+	"github.com/clusterkeep/clusterkeep/internal/backup"
+	"github.com/clusterkeep/clusterkeep/internal/backupset"
+	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/hive"
+	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+	"github.com/clusterkeep/clusterkeep/internal/writers"
+)
+
+func create(t *testing.T, o backup.Options) *backup.Result {
+	t.Helper()
+	res, err := backup.Create(tc.Context(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestDetectionOutcomes(t *testing.T) {
+	nodes := tc.InProcess(t, 3)
+	ctx := tc.Context(t)
+	c := tc.Open(t, nodes[0].API())
+	if _, err := c.SetValue(ctx, "Apps/Web", hive.Uint32Value("Port", 80)); err != nil {
+		t.Fatal(err)
+	}
+	to := t.TempDir()
+
+	// NotInstalled, no cluster named: a clear error, nothing written.
+	_, err := backup.Create(ctx, backup.Options{DataDir: t.TempDir(), To: to})
+	if !errors.Is(err, backup.ErrNoCluster) || !strings.Contains(err.Error(), "NotInstalled") {
+		t.Fatalf("not installed: %v", err)
+	}
+	// Running: the host's node is a member; it is preferred.
+	res := create(t, backup.Options{DataDir: nodes[1].Cfg.DataDir, To: to})
+	if res.Mode != backup.ModeCluster || res.Node != nodes[1].Cfg.Name || !strings.Contains(res.Why, "local") {
+		t.Fatalf("running: %+v", res)
+	}
+	// NotRunning: the node's files, offline.
+	nodes[2].Stop()
+	tc.Eventually(t, "node 3 NotRunning", func() error {
+		if st, _ := client.GetNodeClusterState(nodes[2].Cfg.DataDir); st != client.NotRunning {
+			return fmt.Errorf("state %s", st)
+		}
+		return nil
+	})
+	off := create(t, backup.Options{DataDir: nodes[2].Cfg.DataDir, To: to})
+	if off.Mode != backup.ModeOffline || off.Node != nodes[2].Cfg.Name || off.Files != 2 {
+		t.Fatalf("offline: %+v", off)
+	}
+	m, err := backup.Verify(off.Path, nil)
+	if err != nil || !m.Offline || m.Cluster.Name != "inproc" {
+		t.Fatalf("offline verify: %+v %v", m, err)
+	}
+	in, err := backup.Inspect(off.Path)
+	if err != nil || in.Keys < 3 {
+		t.Fatalf("inspect: %+v %v", in, err)
+	}
+	// From a host with no node, the cluster is named.
+	remote := create(t, backup.Options{DataDir: t.TempDir(), Cluster: []string{nodes[0].API()}, To: to})
+	if remote.Mode != backup.ModeCluster {
+		t.Fatalf("remote: %+v", remote)
+	}
+	list, errs := backup.List(to)
+	if len(list) != 3 || len(errs) != 0 {
+		t.Fatalf("list: %+v %v", list, errs)
+	}
+}
+
+func TestSelectionSkipsDownAndPausedAndHonoursNode(t *testing.T) {
+	nodes := tc.InProcess(t, 3)
+	ctx := tc.Context(t)
+	c := tc.Open(t, nodes[0].API())
+	if _, err := c.PauseNode(ctx, nodes[1].Cfg.Name); err != nil {
+		t.Fatal(err)
+	}
+	nodes[2].Stop()
+	to := t.TempDir()
+	o := backup.Options{DataDir: t.TempDir(), Cluster: []string{nodes[0].API()}, To: to}
+	res := create(t, o)
+	if res.Node != nodes[0].Cfg.Name {
+		t.Fatalf("chose %s", res.Node)
+	}
+	skipped := fmt.Sprint(res.Skipped)
+	if !strings.Contains(skipped, nodes[1].Cfg.Name+" Paused") || !strings.Contains(skipped, nodes[2].Cfg.Name+" Down") {
+		t.Fatalf("skipped: %s", skipped)
+	}
+	for _, bad := range []struct{ node, why string }{{nodes[1].Cfg.Name, "Paused"}, {nodes[2].Cfg.Name, "Down"}} {
+		o.Node = bad.node
+		_, err := backup.Create(ctx, o)
+		if !errors.Is(err, backup.ErrNodeRefused) || !strings.Contains(err.Error(), bad.why) {
+			t.Fatalf("--node %s: %v", bad.node, err)
+		}
+	}
+	o.Node = nodes[0].Cfg.Name
+	if res := create(t, o); res.Node != nodes[0].Cfg.Name || !strings.Contains(res.Why, "--node") {
+		t.Fatalf("--node accepted: %+v", res)
+	}
+}
+
+func TestBackupContinuesWhenItsNodeStops(t *testing.T) {
+	// The first node's application writer is slow to freeze, so the
+	// backup is under way on it when it stops.
+	data := filepath.Join(t.TempDir(), "app.dat")
+	os.WriteFile(data, []byte("x"), 0o600)
+	nodes := tc.InProcessWith(t, 3, func(i int, cfg *agent.Config) {
+		if i == 0 {
+			cfg.Writers = []writers.ExecConfig{{Name: "slow", Paths: []string{data}, Freeze: []string{"sleep", "3"}}}
+		}
+	})
+	ctx := tc.Context(t)
+	c := tc.Open(t, nodes[0].API())
+	if _, err := c.SetValue(ctx, "K", hive.Uint32Value("V", 7)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var res *backup.Result
+	go func() {
+		var err error
+		res, err = backup.Create(ctx, backup.Options{DataDir: nodes[0].Cfg.DataDir, To: t.TempDir()})
+		done <- err
+	}()
+	time.Sleep(time.Second)
+	nodes[0].Stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("result: %+v", res)
+	if res.Node == nodes[0].Cfg.Name || len(res.Retried) == 0 {
+		t.Fatalf("result: %+v", res)
+	}
+	if _, err := backup.Verify(res.Path, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Concurrent writers run through a backup; the backup holds every write
+// acknowledged before it began, and is the hive at one sequence number.
+func TestBackupHoldsTheAcknowledgedHistory(t *testing.T) {
+	nodes := tc.InProcess(t, 3)
+	ctx := tc.Context(t)
+	type ack struct {
+		val, seq uint64
+		before   bool
+	}
+	var mu sync.Mutex
+	began := false
+	history := map[string][]ack{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := tc.Open(t, nodes[w%3].API())
+			key := fmt.Sprintf("Load/w%d", w)
+			for i := uint64(1); ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				seq, err := c.SetValue(ctx, key, hive.Uint64Value("n", i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				history[key] = append(history[key], ack{i, seq, !began})
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	mu.Lock()
+	began = true
+	mu.Unlock()
+	res := create(t, backup.Options{DataDir: t.TempDir(), Cluster: []string{nodes[0].API()}, To: t.TempDir(), Compress: true})
+	close(stop)
+	wg.Wait()
+	if _, err := backup.Verify(res.Path, nil); err != nil {
+		t.Fatal(err)
+	}
+	export, err := backup.Export(res.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, acks := range history {
+		want := uint64(0)
+		for _, a := range acks {
+			if a.before && a.seq > res.HiveSeq {
+				t.Fatalf("%s=%d acknowledged before the backup (seq %d) is past its sequence %d", key, a.val, a.seq, res.HiveSeq)
+			}
+			if a.seq <= res.HiveSeq {
+				want = max(want, a.val)
+			}
+		}
+		line := fmt.Sprintf("key %q\nvalue \"n\" uint64 %d\n", key, want)
+		if !strings.Contains(string(export), line) {
+			t.Fatalf("backup at seq %d lacks %s=%d", res.HiveSeq, key, want)
+		}
+	}
+}
+
+func TestVerifyCatchesEveryCorruption(t *testing.T) {
+	nodes := tc.InProcess(t, 1)
+	ctx := tc.Context(t)
+	c := tc.Open(t, nodes[0].API())
+	c.SetValue(ctx, "Apps/Web", hive.StringValue("Name", strings.Repeat("web", 1000)))
+	for _, compress := range []bool{false, true} {
+		res := create(t, backup.Options{DataDir: t.TempDir(), Cluster: []string{nodes[0].API()}, To: t.TempDir(), Compress: compress})
+		if _, err := backup.Verify(res.Path, nil); err != nil {
+			t.Fatal(err)
+		}
+		s, _ := backupset.Open(res.Path)
+		db := filepath.Join(res.Path, filepath.FromSlash(s.Manifest.Files[0].StoredName()))
+		reg := filepath.Join(res.Path, filepath.FromSlash(s.Manifest.Files[1].StoredName()))
+		manifest := filepath.Join(res.Path, backupset.ManifestName)
+		cases := map[string]func(string){
+			"flipped byte in the database": func(dir string) { flip(t, rebase(db, res.Path, dir), 4096+100) },
+			"flipped byte in the registry": func(dir string) { flip(t, rebase(reg, res.Path, dir), 50) },
+			"truncated database":           func(dir string) { truncate(t, rebase(db, res.Path, dir)) },
+			"missing registry":             func(dir string) { os.Remove(rebase(reg, res.Path, dir)) },
+			"extra file":                   func(dir string) { os.WriteFile(filepath.Join(dir, "data", "extra"), []byte("x"), 0o600) },
+			"edited manifest": func(dir string) {
+				p := rebase(manifest, res.Path, dir)
+				b, _ := os.ReadFile(p)
+				os.WriteFile(p, []byte(strings.Replace(string(b), `"hive_seq": `, `"hive_seq": 1`, 1)), 0o600)
+			},
+			"flipped byte in the manifest": func(dir string) { flip(t, rebase(manifest, res.Path, dir), 30) },
+			"missing manifest":             func(dir string) { os.Remove(rebase(manifest, res.Path, dir)) },
+		}
+		for name, corrupt := range cases {
+			dir := filepath.Join(t.TempDir(), "set")
+			copyDir(t, res.Path, dir)
+			corrupt(dir)
+			if _, err := backup.Verify(dir, nil); err == nil {
+				t.Errorf("compress=%v: %s passed verify", compress, name)
+			} else {
+				t.Logf("compress=%v: %s: %v", compress, name, err)
+			}
+		}
+	}
+}
+
+func rebase(p, from, to string) string { return filepath.Join(to, strings.TrimPrefix(p, from)) }
+
+func flip(t *testing.T, p string, at int64) {
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	at = min(at, fi.Size()-1)
+	b := make([]byte, 1)
+	f.ReadAt(b, at)
+	b[0] ^= 0x40
+	f.WriteAt(b, at)
+}
+
+func truncate(t *testing.T, p string) {
+	fi, _ := os.Stat(p)
+	os.Truncate(p, fi.Size()/2)
+}
+
+func copyDir(t *testing.T, from, to string) {
+	filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
+		dst := rebase(p, from, to)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o700)
+		}
+		b, _ := os.ReadFile(p)
+		return os.WriteFile(dst, b, 0o600)
+	})
+}
+
