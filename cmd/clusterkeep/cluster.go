@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/client"
@@ -51,7 +52,11 @@ func nodeTable(w io.Writer, nodes []api.NodeInfo) {
 		if n.Leader {
 			role = "leader"
 		}
-		rows = append(rows, []string{n.Name, string(n.State), role, n.APIAddr, fmt.Sprint(n.Applied), n.Why})
+		why := n.Why
+		if n.RestorePending != "" {
+			why = strings.TrimSpace("restore pending (backup " + n.RestorePending + ") " + why)
+		}
+		rows = append(rows, []string{n.Name, string(n.State), role, n.APIAddr, fmt.Sprint(n.Applied), why})
 	}
 	ui.Table(w, []string{"NODE", "STATE", "ROLE", "API", "APPLIED", "WHY"}, rows)
 }

@@ -32,6 +32,9 @@ NotRunning (a member whose cluster service is not running) or Running.`,
 				if st.ClusterName != "" {
 					fmt.Fprintf(w, "  cluster: %s (%s), generation %d\n", st.ClusterName, st.ClusterID, st.Generation)
 				}
+				if st.RestorePending != "" {
+					fmt.Fprintf(w, "  pending: restore of backup %s, applied at the next start of the service\n", st.RestorePending)
+				}
 				if st.Why != "" {
 					fmt.Fprintf(w, "  why:     %s\n", st.Why)
 				}

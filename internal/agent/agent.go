@@ -130,6 +130,8 @@ type Agent struct {
 	coord *shadow.Coordinator
 	done  chan error
 	// joining is the background join, cancelled and awaited by Close.
+	joinMu     sync.Mutex
+	closed     bool
 	cancelJoin context.CancelFunc
 	joining    sync.WaitGroup
 }
@@ -148,6 +150,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 	if adv == "" {
 		adv = ln.Addr().String()
 	}
+	a := &Agent{cfg: cfg, log: log, ln: ln, done: make(chan error, 1)}
 	hb, _ := duration("", cfg.HeartbeatTimeout)
 	el, _ := duration("", cfg.ElectionTimeout)
 	ll, _ := duration("", cfg.LeaderLease)
@@ -155,12 +158,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 		DataDir: cfg.DataDir, NodeName: cfg.Name, RaftBind: cfg.Raft, RaftAdvertise: cfg.RaftAdvertise, APIAddr: adv,
 		Logger: log, RaftLog: raftLog, HeartbeatTimeout: hb, ElectionTimeout: el, LeaderLeaseTimeout: ll,
 		SnapshotThreshold: cfg.SnapshotThreshold,
+		OnStale:           func(api string) { a.startJoin([]string{api}) },
 	})
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: log, svc: svc, ln: ln, done: make(chan error, 1)}
+	a.svc = svc
 	coord, err := a.coordinator()
 	if err != nil {
 		svc.Close()
@@ -183,13 +187,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 				return nil, err
 			}
 		case len(cfg.Join) > 0:
-			jctx, cancel := context.WithCancel(context.Background())
-			a.cancelJoin = cancel
-			a.joining.Add(1)
-			go func() {
-				defer a.joining.Done()
-				a.joinLoop(jctx)
-			}()
+			a.startJoin(cfg.Join)
 		default:
 			log.Warn("node is in no cluster: start it with --create NAME or --join ADDR")
 		}
@@ -260,10 +258,29 @@ func (a *Agent) Service() *cluster.Service { return a.svc }
 // Done reports a fatal serving error.
 func (a *Agent) Done() <-chan error { return a.done }
 
+// startJoin joins the cluster of the members at addrs in the background.
+func (a *Agent) startJoin(addrs []string) {
+	a.joinMu.Lock()
+	defer a.joinMu.Unlock()
+	if a.closed {
+		return
+	}
+	if a.cancelJoin != nil {
+		a.cancelJoin()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancelJoin = cancel
+	a.joining.Add(1)
+	go func() {
+		defer a.joining.Done()
+		a.joinLoop(ctx, addrs)
+	}()
+}
+
 // joinLoop asks the given members to add this node until one does.
-func (a *Agent) joinLoop(ctx context.Context) {
+func (a *Agent) joinLoop(ctx context.Context, addrs []string) {
 	for attempt := 0; ; attempt++ {
-		err := a.joinOnce(ctx)
+		err := a.joinOnce(ctx, addrs)
 		if err == nil {
 			a.log.Info("joined cluster", "cluster", a.svc.Identity().ClusterName)
 			return
@@ -286,10 +303,10 @@ func (a *Agent) joinLoop(ctx context.Context) {
 	}
 }
 
-func (a *Agent) joinOnce(ctx context.Context) error {
+func (a *Agent) joinOnce(ctx context.Context, addrs []string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := client.OpenClusterWith(ctx, a.cfg.Join, client.WithRetryWindow(5*time.Second))
+	c, err := client.OpenClusterWith(ctx, addrs, client.WithRetryWindow(5*time.Second))
 	if err != nil {
 		return err
 	}
@@ -308,10 +325,13 @@ func (a *Agent) joinOnce(ctx context.Context) error {
 func (a *Agent) Close() error {
 	// Stop taking requests, close the node (which ends pending watches),
 	// then wait for the requests in flight.
+	a.joinMu.Lock()
+	a.closed = true
 	if a.cancelJoin != nil {
 		a.cancelJoin()
-		a.joining.Wait()
 	}
+	a.joinMu.Unlock()
+	a.joining.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	stopped := make(chan struct{})

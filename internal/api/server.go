@@ -532,7 +532,7 @@ func (s *Server) nodeInfo(ctx context.Context, m Member, self LocalStatus) NodeI
 	default:
 		n.State = NodeUp
 	}
-	n.Applied, n.Seq = peer.Applied, peer.Seq
+	n.Applied, n.Seq, n.RestorePending = peer.Applied, peer.Seq, peer.RestorePending
 	if peer.RaftState == "Leader" {
 		n.Leader = true
 	}

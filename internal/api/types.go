@@ -38,6 +38,9 @@ type NodeInfo struct {
 	Seq uint64 `json:"seq"`
 	// Why says what made the state, for Down and Joining.
 	Why string `json:"why,omitempty"`
+	// RestorePending names the backup of a restore staged for the node's
+	// next start.
+	RestorePending string `json:"restore_pending,omitempty"`
 }
 
 // ClusterInfo is GetClusterInformation's answer.

@@ -285,4 +285,3 @@ func copyDir(t *testing.T, from, to string) {
 		return os.WriteFile(dst, b, 0o600)
 	})
 }
-

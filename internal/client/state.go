@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
+	"github.com/clusterkeep/clusterkeep/internal/staging"
 )
 
 // NodeClusterState is what GetNodeClusterState finds on a host.
@@ -37,6 +38,9 @@ type NodeState struct {
 	// Why explains NotRunning: no service holds the directory, or one does
 	// but its API does not answer.
 	Why string `json:"why,omitempty"`
+	// RestorePending is the backup id of a restore staged for the next
+	// start of the service.
+	RestorePending string `json:"restore_pending,omitempty"`
 }
 
 // GetNodeClusterState reports the node cluster state of the node whose data
@@ -59,6 +63,9 @@ func GetNodeState(ctx context.Context, dataDir string) (NodeState, error) {
 		return st, fmt.Errorf("get node cluster state: %w", err)
 	}
 	st.NodeID, st.NodeName, st.APIAddr = id.NodeID, id.NodeName, id.APIAddr
+	if p, _ := staging.Pending(dataDir); p != nil {
+		st.RestorePending = p.BackupID
+	}
 	if !id.Configured() {
 		st.State = NotConfigured
 		return st, nil

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/staging"
 	"github.com/hashicorp/raft"
 )
 
@@ -121,6 +122,8 @@ type LocalStatus struct {
 	Evicted   bool   `json:"evicted,omitempty"`
 	APIAddr   string `json:"api_addr"`
 	RaftAddr  string `json:"raft_addr,omitempty"`
+	// RestorePending is the backup id of a restore staged for the next start.
+	RestorePending string `json:"restore_pending,omitempty"`
 }
 
 // Status returns this node's own view.
@@ -128,6 +131,9 @@ func (s *Service) Status() LocalStatus {
 	id := s.Identity()
 	st := LocalStatus{NodeID: id.NodeID, NodeName: id.NodeName, ClusterID: id.ClusterID, ClusterName: id.ClusterName,
 		Generation: id.Generation, Seq: s.hive.Seq(), APIAddr: s.cfg.APIAddr}
+	if p, _ := staging.Pending(s.cfg.DataDir); p != nil {
+		st.RestorePending = p.BackupID
+	}
 	s.mu.RLock()
 	st.Evicted = s.evicted
 	f, r := s.fsm, s.raft

@@ -24,6 +24,7 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
+	"github.com/clusterkeep/clusterkeep/internal/staging"
 	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -71,6 +72,10 @@ type Config struct {
 	TrailingLogs     uint64
 	// ApplyTimeout bounds how long a write waits to be committed.
 	ApplyTimeout time.Duration
+	// OnStale is told the API address of a member of a higher generation
+	// of this node's cluster, after this node moved its own state aside:
+	// the agent rejoins there.
+	OnStale func(apiAddr string)
 }
 
 // Service is one node's cluster service.
@@ -94,6 +99,7 @@ type Service struct {
 	opMu      sync.Mutex // serializes start, stop, forget and close
 	stopped   bool
 	evicted   bool // a peer told this node it was evicted
+	stale     bool // moving aside a state of an older generation
 	stopWG    sync.WaitGroup
 	stopCh    chan struct{}
 }
@@ -125,6 +131,13 @@ func Open(cfg Config) (*Service, error) {
 		lock.Unlock()
 		return nil, err
 	}
+	// A restore staged while the service ran is applied now, before the
+	// hive and raft open (RESTORE_AT_REBOOT).
+	if p, err := staging.Apply(cfg.DataDir); err != nil {
+		return fail(fmt.Errorf("open cluster service: %w", err))
+	} else if p != nil {
+		s.log.Warn("applied the restore staged for this start", "backup", p.BackupID, "authoritative", p.Authoritative, "generation", p.Identity.Generation)
+	}
 	id, err := noderegistry.Load(cfg.DataDir)
 	switch {
 	case errors.Is(err, noderegistry.ErrNotInstalled):
@@ -151,11 +164,36 @@ func Open(cfg Config) (*Service, error) {
 		return fail(err)
 	}
 	if id.Configured() {
-		if err := s.startRaft(false); err != nil {
+		if err := s.startRaft(id.Bootstrap); err != nil {
 			return fail(err)
+		}
+		if id.Bootstrap {
+			// An authoritative restore: this node now is a cluster of one
+			// at a new generation; it records itself as it is today.
+			if s.id, err = noderegistry.Update(cfg.DataDir, func(i *noderegistry.Identity) error { i.Bootstrap = false; return nil }); err != nil {
+				return fail(err)
+			}
+			s.log.Warn("started as a cluster of one after an authoritative restore", "cluster", id.ClusterName, "generation", id.Generation)
+			go s.recordSelf()
 		}
 	}
 	return s, nil
+}
+
+// recordSelf writes this node's record once it leads.
+func (s *Service) recordSelf() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		if s.WaitLeader(ctx) == nil {
+			self := s.self()
+			txn := hive.Txn{Ops: append(nodeRecordOps(self), hive.SetValue(namePath(self.Name), hive.StringValue("Id", self.ID)))}
+			if _, err := s.applySystem(ctx, txn); err == nil {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // Hive is the node's local cluster database. Reads from it are stale reads.
@@ -170,7 +208,7 @@ func (s *Service) Identity() noderegistry.Identity {
 
 func (s *Service) peerIdentity() PeerIdentity {
 	id := s.Identity()
-	return PeerIdentity{ClusterID: id.ClusterID, Generation: id.Generation, NodeID: id.NodeID}
+	return PeerIdentity{ClusterID: id.ClusterID, Generation: id.Generation, NodeID: id.NodeID, APIAddr: s.cfg.APIAddr}
 }
 
 // admit refuses evicted nodes.
@@ -182,9 +220,43 @@ func (s *Service) admit(p PeerIdentity) (string, string) {
 }
 
 func (s *Service) onRefused(e *RefusedError) {
-	if e.Reason == RefusedEvicted {
+	switch e.Reason {
+	case RefusedEvicted:
 		s.noticeEvicted("peer " + e.Peer + " refused this node as evicted")
+	case RefusedGeneration:
+		me := s.Identity()
+		if e.Them.ClusterID == me.ClusterID && e.Them.Generation > me.Generation {
+			s.noticeStale(e.Them)
+		}
 	}
+}
+
+// noticeStale handles meeting a higher generation of this node's own
+// cluster (an authoritative restore happened): this node's state is
+// moved aside, kept, and the node rejoins to receive the restored state.
+func (s *Service) noticeStale(them PeerIdentity) {
+	s.mu.Lock()
+	first := !s.stale
+	s.stale = true
+	s.mu.Unlock()
+	if !first {
+		return
+	}
+	s.log.Warn("met a higher generation of this cluster: moving this node's state aside and rejoining", "generation", them.Generation, "peer", them.NodeID, "api", them.APIAddr)
+	go func() {
+		defer func() {
+			s.mu.Lock()
+			s.stale = false
+			s.mu.Unlock()
+		}()
+		if err := s.forget("stale-generation"); err != nil {
+			s.log.Error("move stale state aside", "err", err)
+			return
+		}
+		if s.cfg.OnStale != nil && them.APIAddr != "" {
+			s.cfg.OnStale(them.APIAddr)
+		}
+	}()
 }
 
 // noticeEvicted moves the cluster data of an evicted node aside, once.

@@ -37,12 +37,17 @@ type PeerIdentity struct {
 	ClusterID  string `json:"cluster_id"`
 	Generation uint64 `json:"generation"`
 	NodeID     string `json:"node_id"`
+	// APIAddr is where the node's API answers: a node refused for its
+	// lower generation rejoins there.
+	APIAddr string `json:"api_addr,omitempty"`
 }
 
 type handshakeReply struct {
 	OK     bool   `json:"ok"`
 	Reason string `json:"reason,omitempty"`
 	Detail string `json:"detail,omitempty"`
+	// The acceptor's identity, so a refused dialer learns whom it met.
+	Peer PeerIdentity `json:"peer"`
 }
 
 // RefusedError is the peer's refusal, with its reason code.
@@ -50,6 +55,8 @@ type RefusedError struct {
 	Peer   string
 	Reason string
 	Detail string
+	// Them is the refusing peer's identity.
+	Them PeerIdentity
 }
 
 func (e *RefusedError) Error() string {
@@ -127,7 +134,7 @@ func (s *StreamLayer) serveHandshake(c net.Conn) {
 		return
 	}
 	if reason, detail := s.check(peer); reason != "" {
-		reply = handshakeReply{Reason: reason, Detail: detail}
+		reply = handshakeReply{Reason: reason, Detail: detail, Peer: s.self()}
 		s.log.Warn("refused peer", "remote", c.RemoteAddr().String(), "node", peer.NodeID, "reason", reason, "detail", detail)
 	}
 	if err := writeFrame(c, reply); err != nil || !reply.OK {
@@ -208,7 +215,7 @@ func DialPeer(address string, timeout time.Duration, me PeerIdentity, refused fu
 	}
 	if !reply.OK {
 		c.Close()
-		e := &RefusedError{Peer: address, Reason: reply.Reason, Detail: reply.Detail}
+		e := &RefusedError{Peer: address, Reason: reply.Reason, Detail: reply.Detail, Them: reply.Peer}
 		if refused != nil {
 			refused(e)
 		}

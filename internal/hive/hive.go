@@ -480,3 +480,25 @@ func getU64(b []byte) uint64 {
 	}
 	return binary.BigEndian.Uint64(b)
 }
+
+// ResetConsensus forgets the consensus index and the remembered request
+// ids: an authoritative restore starts a new consensus history at index 1,
+// whose entries must not be taken for replays of the old one.
+func (h *Hive) ResetConsensus() error {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.db == nil {
+		return ErrClosed
+	}
+	return h.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketRequests, bucketReqOrder} {
+			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+				return err
+			}
+			if _, err := tx.CreateBucket(b); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keyApplied, u64(0))
+	})
+}

@@ -48,10 +48,13 @@ type Identity struct {
 	ClusterName string `json:"cluster_name,omitempty"`
 	// Generation is the cluster generation this node's state belongs to;
 	// it starts at 1 and is raised by every authoritative restore.
-	Generation uint64    `json:"generation"`
-	RaftAddr   string    `json:"raft_addr"`
-	APIAddr    string    `json:"api_addr"`
-	Created    time.Time `json:"created"`
+	Generation uint64 `json:"generation"`
+	// Bootstrap makes the service start as a cluster of one at its next
+	// start (an authoritative restore), then it is cleared.
+	Bootstrap bool      `json:"bootstrap,omitempty"`
+	RaftAddr  string    `json:"raft_addr"`
+	APIAddr   string    `json:"api_addr"`
+	Created   time.Time `json:"created"`
 }
 
 // Configured reports whether the node is a member of a cluster.

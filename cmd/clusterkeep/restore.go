@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/clusterkeep/clusterkeep/internal/restore"
+	"github.com/spf13/cobra"
+)
+
+func restoreCmd(g *globals) *cobra.Command {
+	var o restore.Options
+	cmd := &cobra.Command{
+		Use:   "restore PATH",
+		Short: "Restore a backup: on this node, on the whole cluster (--authoritative), or one key (--key)",
+		Long: `Restore a backup set. The whole set is verified first; a set that fails
+changes nothing.
+
+Without --authoritative, this node (--data-dir) gets the backup's database
+(and its registry, when the backup was taken on this node): when its service
+starts it rejoins, and the cluster's newer state replaces what was restored.
+
+With --authoritative the whole cluster is rolled back: every other member's
+service must be stopped (they are asked; a member that cannot be reached
+stops the restore unless --force), the generation is raised, and this node
+starts as a cluster of one holding the backup's state. Start the other
+members afterwards, in any order: each moves its state aside and rejoins.
+
+While this node's service runs, its files cannot be replaced: the restore is
+staged and applied at the service's next start. Old files are moved aside
+under DATA_DIR/aside, never deleted.
+
+--key KEY writes one key or subtree of the backup into the running cluster
+as one transaction, without any rollback.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Path = args[0]
+			if o.Key != "" && (o.Authoritative || o.NewCluster) {
+				return usageError{fmt.Errorf("--key restores into the running cluster: it goes with neither --authoritative nor --new-cluster")}
+			}
+			if o.NewCluster && !o.Authoritative {
+				return usageError{fmt.Errorf("--new-cluster goes with --authoritative")}
+			}
+			o.Cluster = g.clusterAddrs()
+			o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			res, err := restore.Run(ctx, o)
+			if err != nil {
+				if res != nil && len(res.Checked) > 0 && !g.json {
+					for _, p := range res.Checked {
+						g.out.Infof("  %s (%s): %s %s", p.Name, p.API, p.State, p.Why)
+					}
+				}
+				return err
+			}
+			return g.out.Result(res, func(w io.Writer) {
+				if res.Kind == "key" {
+					fmt.Fprintf(w, "restored %s (%d keys) from backup %s into cluster %s, sequence %d\n", o.Key, res.Keys, res.BackupID, res.Cluster, res.Seq)
+					return
+				}
+				fmt.Fprintf(w, "%s restore of backup %s (cluster %s) on node %s: applied %s\n", res.Kind, res.BackupID, res.Cluster, res.Node, res.Applied)
+				if res.Generation > 0 {
+					fmt.Fprintf(w, "generation: %d\n", res.Generation)
+				}
+				for _, p := range res.Checked {
+					fmt.Fprintf(w, "  member %s (%s): %s\n", p.Name, p.API, p.State)
+				}
+				if res.Note != "" {
+					fmt.Fprintln(w, res.Note)
+				}
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.Authoritative, "authoritative", false, "roll the whole cluster back to the backup")
+	f.StringVar(&o.DataDir, "data-dir", defaultDataDir(), "this node's data directory")
+	f.BoolVar(&o.Force, "force", false, "go on although some members cannot be reached (see --help for the risk)")
+	f.BoolVar(&o.NewCluster, "new-cluster", false, "create the backup's cluster on this new machine (disaster recovery)")
+	f.StringVar(&o.Key, "key", "", "restore only this key and its subtree, into the running cluster")
+	return cmd
+}

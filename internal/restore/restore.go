@@ -1,0 +1,374 @@
+// Package restore puts a backup set back: on one node (non-authoritative:
+// the node rejoins and the cluster's newer state replaces what was
+// restored), on the whole cluster (authoritative: the cluster is rolled
+// back to the backup under a raised generation, and stale members are
+// fenced off until they move their state aside and rejoin), one key or
+// subtree into the running cluster, staged for the next start of a running
+// service, or offline as ordinary files.
+//
+// Every restore verifies the whole set first and changes nothing when it
+// fails. Nothing old is deleted: it is moved aside.
+package restore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/backup"
+	"github.com/clusterkeep/clusterkeep/internal/backupset"
+	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
+	"github.com/clusterkeep/clusterkeep/internal/staging"
+	"github.com/clusterkeep/clusterkeep/internal/writers"
+	"github.com/google/uuid"
+)
+
+// Errors callers branch on.
+var (
+	ErrMembersRunning = errors.New("other members of the cluster are running")
+	ErrUnreachable    = errors.New("members of the cluster cannot be reached")
+	ErrOtherCluster   = errors.New("the backup is of another cluster")
+	ErrNotInstalled   = errors.New("this node's service is not installed")
+	ErrNotInBackup    = errors.New("not in the backup")
+)
+
+// Options are the restore's settings.
+type Options struct {
+	Path          string // the backup set
+	DataDir       string // this node's data directory
+	Authoritative bool
+	Force         bool // go on although members cannot be reached
+	NewCluster    bool // the backup's cluster is recreated on new machines
+	Key           string
+	Cluster       []string // cluster addresses, for --key
+	Log           *slog.Logger
+	// ProbeTimeout bounds asking a member whether it runs.
+	ProbeTimeout time.Duration
+}
+
+// Result is what a restore did.
+type Result struct {
+	Kind       string `json:"kind"` // key, non-authoritative, authoritative
+	Applied    string `json:"applied"`
+	BackupID   string `json:"backup_id"`
+	Cluster    string `json:"cluster"`
+	Node       string `json:"node,omitempty"`
+	Generation uint64 `json:"generation,omitempty"`
+	Seq        uint64 `json:"seq,omitempty"`
+	Keys       int    `json:"keys,omitempty"`
+	Checked    []Peer `json:"members_checked,omitempty"`
+	Note       string `json:"note,omitempty"`
+}
+
+// Peer is a member asked before an authoritative restore.
+type Peer struct {
+	Name  string `json:"name"`
+	API   string `json:"api"`
+	State string `json:"state"` // stopped, running, unreachable
+	Why   string `json:"why,omitempty"`
+}
+
+// Run restores as the options say.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.ProbeTimeout == 0 {
+		o.ProbeTimeout = 2 * time.Second
+	}
+	m, err := backup.Verify(o.Path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("restore: the backup does not verify, nothing was changed: %w", err)
+	}
+	set, err := backupset.Open(o.Path)
+	if err != nil {
+		return nil, err
+	}
+	if o.Key != "" {
+		return restoreKey(ctx, o, set)
+	}
+	return restoreNode(ctx, o, set, m)
+}
+
+// restoreKey writes one key or subtree of the backup into the running
+// cluster as one transaction: the subtree ends exactly as in the backup.
+func restoreKey(ctx context.Context, o Options, set *backupset.Set) (*Result, error) {
+	p, err := hive.ParsePath(o.Key)
+	if err != nil {
+		return nil, fmt.Errorf("restore --key: %w", err)
+	}
+	if p.IsRoot() || p.Reserved() {
+		return nil, fmt.Errorf("restore --key %q: give a key below the root and outside %q (for the whole hive, restore the node or the cluster)", o.Key, hive.ReservedKey)
+	}
+	var text bytes.Buffer
+	err = withSetHive(set, func(h *hive.Hive) error { return h.Export(&text, o.Key) })
+	if errors.Is(err, hive.ErrKeyNotFound) {
+		return nil, fmt.Errorf("restore --key %q: %w (backup %s)", o.Key, ErrNotInBackup, set.Manifest.BackupID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ops, err := hive.ParseExport(&text)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.OpenCluster(ctx, o.Cluster...)
+	if err != nil {
+		return nil, fmt.Errorf("restore --key: %w", err)
+	}
+	keys := 0
+	for _, op := range ops {
+		if op.Kind == hive.OpCreateKey {
+			keys++
+		}
+	}
+	seq, err := c.Txn(ctx, hive.Txn{Ops: append([]hive.Op{hive.DeleteKey(o.Key)}, ops...)})
+	if err != nil {
+		return nil, fmt.Errorf("restore --key %q: %w", o.Key, err)
+	}
+	return &Result{Kind: "key", Applied: "now", BackupID: set.Manifest.BackupID, Cluster: c.Name(), Seq: seq, Keys: keys}, nil
+}
+
+// withSetHive opens the set's cluster database read-only.
+func withSetHive(set *backupset.Set, fn func(h *hive.Hive) error) error {
+	f, ok := set.Manifest.File(writers.ClusterDBID, hive.FileName)
+	if !ok {
+		return fmt.Errorf("%w: the backup holds no cluster database", backupset.ErrCorrupt)
+	}
+	tmp, err := os.CreateTemp("", "clusterkeep-restore-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	r, err := set.Open(f)
+	if err != nil {
+		tmp.Close()
+		return err
+	}
+	_, err = io.Copy(tmp, r)
+	r.Close()
+	tmp.Close()
+	if err != nil {
+		return err
+	}
+	h, err := hive.OpenReadOnly(tmp.Name())
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return fn(h)
+}
+
+// backupRegistry reads the registry identity stored in the set, if any.
+func backupRegistry(set *backupset.Set) (*noderegistry.Identity, error) {
+	f, ok := set.Manifest.File(writers.RegistryID, noderegistry.FileName)
+	if !ok {
+		return nil, nil
+	}
+	dir, err := os.MkdirTemp("", "clusterkeep-registry-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	r, err := set.Open(f)
+	if err != nil {
+		return nil, err
+	}
+	out, err := os.Create(filepath.Join(dir, noderegistry.FileName))
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	_, err = io.Copy(out, r)
+	r.Close()
+	out.Close()
+	if err != nil {
+		return nil, err
+	}
+	id, err := noderegistry.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &id, nil
+}
+
+func restoreNode(ctx context.Context, o Options, set *backupset.Set, m *backupset.Manifest) (*Result, error) {
+	kind := "non-authoritative"
+	if o.Authoritative {
+		kind = "authoritative"
+	}
+	res := &Result{Kind: kind, BackupID: m.BackupID, Cluster: m.Cluster.Name}
+	local, err := noderegistry.Load(o.DataDir)
+	installed := err == nil
+	if err != nil && !errors.Is(err, noderegistry.ErrNotInstalled) {
+		return nil, err
+	}
+	if installed && local.Configured() && local.ClusterID != m.Cluster.ID && !o.NewCluster {
+		return nil, fmt.Errorf("restore: %w: the backup is of cluster %s (%s), this node belongs to %s (%s); say --new-cluster to create the backup's cluster here from it",
+			ErrOtherCluster, m.Cluster.Name, m.Cluster.ID, local.ClusterName, local.ClusterID)
+	}
+	fromBackup, err := backupRegistry(set)
+	if err != nil {
+		return nil, fmt.Errorf("restore: read the backup's registry: %w", err)
+	}
+	// The identity the node gets.
+	var id noderegistry.Identity
+	switch {
+	case installed && fromBackup != nil && local.NodeID == fromBackup.NodeID && !o.Authoritative:
+		id = *fromBackup // the same node: its registry comes back as it was
+	case installed:
+		id = local // another member's backup: this node keeps its identity
+	case fromBackup != nil:
+		// A node whose data is gone comes back as the member whose backup
+		// this is (or, with --new-cluster, stands in for it).
+		id = *fromBackup
+	default:
+		return nil, fmt.Errorf("restore: %w in %s and the backup holds no registry to restore", ErrNotInstalled, o.DataDir)
+	}
+	if o.Authoritative {
+		if !installed && !o.NewCluster {
+			return nil, fmt.Errorf("restore --authoritative: %w in %s (say --new-cluster to create the cluster on this new machine)", ErrNotInstalled, o.DataDir)
+		}
+		checked, err := checkMembers(ctx, o, set, id.NodeID)
+		res.Checked = checked
+		if err != nil {
+			return res, err
+		}
+		id.ClusterID, id.ClusterName = m.Cluster.ID, m.Cluster.Name
+		id.Generation = max(local.Generation, m.Cluster.Generation) + 1
+		id.Bootstrap = true
+	} else if id.ClusterID == "" {
+		id.ClusterID, id.ClusterName, id.Generation = m.Cluster.ID, m.Cluster.Name, m.Cluster.Generation
+	}
+	res.Node, res.Generation = id.NodeName, id.Generation
+	plan := staging.Plan{ID: uuid.NewString(), BackupID: m.BackupID, Backup: set.Dir, Staged: time.Now().UTC(), Authoritative: o.Authoritative, Identity: id}
+	f, _ := m.File(writers.ClusterDBID, hive.FileName)
+	r, err := set.Open(f)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	// RESTORE_STOP_START: with the service stopped, the files are replaced
+	// now; with it running they cannot be, and the restore is staged for
+	// its next start (RESTORE_AT_REBOOT).
+	lock, err := noderegistry.LockService(o.DataDir)
+	if errors.Is(err, noderegistry.ErrLocked) {
+		if err := staging.Stage(o.DataDir, plan, r); err != nil {
+			return nil, err
+		}
+		res.Applied = "at the next start of the node service"
+		res.Note = "the node's service is running: restart it to apply the restore"
+		return res, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+	if err := staging.Stage(o.DataDir, plan, r); err != nil {
+		return nil, err
+	}
+	if _, err := staging.Apply(o.DataDir); err != nil {
+		return nil, fmt.Errorf("restore: %w (run the same command again to finish)", err)
+	}
+	res.Applied = "now"
+	if o.Authoritative {
+		res.Note = "start this node's service first: it starts as a cluster of one; then start the other members, in any order"
+	} else {
+		res.Note = "start the node's service: it rejoins and catches up with the cluster"
+	}
+	return res, nil
+}
+
+// checkMembers asks every other member whether its service runs. A member
+// that answers runs; one whose address refuses connections is stopped; any
+// other failure leaves it unreachable.
+func checkMembers(ctx context.Context, o Options, set *backupset.Set, selfID string) ([]Peer, error) {
+	members := map[string]Peer{}
+	collect := func(h *hive.Hive) error {
+		return h.View(func(r *hive.Reader) error {
+			nodes, err := r.Get(hive.ReservedKey + "/Nodes")
+			if err != nil {
+				return nil
+			}
+			for _, nid := range nodes.Subkeys {
+				k, err := r.Get(hive.ReservedKey + "/Nodes/" + nid)
+				if err != nil || nid == selfID {
+					continue
+				}
+				p := Peer{}
+				for _, v := range k.Values {
+					switch strings.ToLower(v.Name) {
+					case "name":
+						p.Name = v.String
+					case "apiaddr":
+						p.API = v.String
+					}
+				}
+				members[nid] = p
+			}
+			return nil
+		})
+	}
+	if err := withSetHive(set, collect); err != nil {
+		return nil, err
+	}
+	if h, err := hive.OpenReadOnly(filepath.Join(o.DataDir, hive.FileName)); err == nil {
+		collect(h)
+		h.Close()
+	}
+	var out []Peer
+	var running, unreachable []string
+	for _, p := range members {
+		p.State, p.Why = probe(ctx, p.API, o.ProbeTimeout)
+		switch p.State {
+		case "running":
+			running = append(running, fmt.Sprintf("%s (%s)", p.Name, p.API))
+		case "unreachable":
+			unreachable = append(unreachable, fmt.Sprintf("%s (%s: %s)", p.Name, p.API, p.Why))
+		}
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	sort.Strings(running)
+	sort.Strings(unreachable)
+	if len(running) > 0 {
+		return out, fmt.Errorf("restore --authoritative: %w: stop the cluster service on %s first", ErrMembersRunning, strings.Join(running, ", "))
+	}
+	if len(unreachable) > 0 && !o.Force {
+		return out, fmt.Errorf("restore --authoritative: %w: %s. If their services run they keep the old state and take writes until they reach the restored node; those writes are then moved aside, not kept. Stop them, or say --force to go on",
+			ErrUnreachable, strings.Join(unreachable, "; "))
+	}
+	return out, nil
+}
+
+func probe(ctx context.Context, addr string, timeout time.Duration) (string, string) {
+	if addr == "" {
+		return "unreachable", "no API address recorded"
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	st, err := client.LocalStatus(ctx, addr)
+	if err == nil {
+		if st.RaftState == "" || st.RaftState == "Shutdown" {
+			return "stopped", "answers, but runs no consensus"
+		}
+		return "running", st.RaftState
+	}
+	if strings.Contains(err.Error(), "connection refused") {
+		return "stopped", "nothing listens at its address"
+	}
+	return "unreachable", err.Error()
+}

@@ -1,0 +1,208 @@
+// Package staging keeps a restore that is ready to be applied to a node's
+// data directory, and applies it. A restore is first staged, complete and
+// fsync'd, in DATA_DIR/restore-pending (made visible by a rename), then
+// applied with the node service stopped: by the restore program when the
+// service is not running, or by the service itself at its next start
+// (RESTORE_AT_REBOOT). Every step of the apply can be repeated, so a
+// restore killed at any point finishes when run again, and the service
+// never starts on a mix of old and new files. Nothing old is deleted: it is
+// moved aside under DATA_DIR/aside.
+//
+// It never reaches the network.
+package staging
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
+)
+
+// Names inside a data directory.
+const (
+	PendingDir = "restore-pending"
+	planFile   = "plan.json"
+	raftDir    = "raft"
+	AsideDir   = "aside"
+)
+
+// Plan is what a staged restore will do.
+type Plan struct {
+	ID       string    `json:"id"`
+	BackupID string    `json:"backup_id"`
+	Backup   string    `json:"backup"` // the set's path, for people
+	Staged   time.Time `json:"staged"`
+	// Authoritative: the node's consensus state is moved aside and the
+	// node starts as a cluster of one at Identity's generation.
+	Authoritative bool `json:"authoritative"`
+	// Identity is the registry the node gets.
+	Identity noderegistry.Identity `json:"identity"`
+	// HasClusterDB: the staged directory holds clusdb to install.
+	HasClusterDB bool `json:"has_clusdb"`
+}
+
+// Pending returns the plan staged in dataDir, or nil.
+func Pending(dataDir string) (*Plan, error) {
+	raw, err := os.ReadFile(filepath.Join(dataDir, PendingDir, planFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read staged restore: %w", err)
+	}
+	var p Plan
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, fmt.Errorf("read staged restore: %w", err)
+	}
+	return &p, nil
+}
+
+// Stage writes the plan and the cluster database (read from clusdb, which
+// may be nil) into dataDir's pending directory, replacing any staged
+// before. The restore becomes pending only once everything is durable.
+func Stage(dataDir string, p Plan, clusdb io.Reader) error {
+	tmp := filepath.Join(dataDir, PendingDir+".tmp")
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return fmt.Errorf("stage restore: %w", err)
+	}
+	if clusdb != nil {
+		if err := writeSync(filepath.Join(tmp, hive.FileName), clusdb); err != nil {
+			return fmt.Errorf("stage restore: %w", err)
+		}
+		if err := hive.CheckFile(filepath.Join(tmp, hive.FileName)); err != nil {
+			return fmt.Errorf("stage restore: the cluster database to restore: %w", err)
+		}
+		p.HasClusterDB = true
+	}
+	raw, _ := json.MarshalIndent(p, "", "  ")
+	if err := writeSync(filepath.Join(tmp, planFile), bytes.NewReader(raw)); err != nil {
+		return fmt.Errorf("stage restore: %w", err)
+	}
+	if err := hive.SyncDir(tmp); err != nil {
+		return err
+	}
+	final := filepath.Join(dataDir, PendingDir)
+	if err := os.RemoveAll(final); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return fmt.Errorf("stage restore: %w", err)
+	}
+	return hive.SyncDir(dataDir)
+}
+
+// Apply applies the restore staged in dataDir, if any. The caller holds the
+// node's service lock, and opens neither the hive nor raft before Apply
+// returns. It returns the plan applied, or nil.
+func Apply(dataDir string) (*Plan, error) {
+	p, err := Pending(dataDir)
+	if err != nil || p == nil {
+		return nil, err
+	}
+	pending := filepath.Join(dataDir, PendingDir)
+	aside := filepath.Join(dataDir, AsideDir, "restore-"+p.ID)
+	if err := os.MkdirAll(aside, 0o700); err != nil {
+		return nil, fmt.Errorf("apply restore: %w", err)
+	}
+	// Each move happens once: a repeated Apply finds it done.
+	moves := [][2]string{}
+	if p.HasClusterDB {
+		moves = append(moves, [2]string{filepath.Join(dataDir, hive.FileName), filepath.Join(aside, hive.FileName)},
+			[2]string{filepath.Join(pending, hive.FileName), filepath.Join(dataDir, hive.FileName)})
+	}
+	if p.Authoritative {
+		moves = append([][2]string{{filepath.Join(dataDir, raftDir), filepath.Join(aside, raftDir)}}, moves...)
+	}
+	if err := copyIfMissing(noderegistry.Path(dataDir), filepath.Join(aside, noderegistry.FileName)); err != nil {
+		return nil, fmt.Errorf("apply restore: keep the old registry: %w", err)
+	}
+	for _, m := range moves {
+		if err := moveOnce(m[0], m[1]); err != nil {
+			return nil, fmt.Errorf("apply restore: %w", err)
+		}
+	}
+	if p.Authoritative && p.HasClusterDB {
+		// A new consensus history starts at index 1 under the new
+		// generation: the hive must not skip its entries as replays.
+		h, err := hive.Open(filepath.Join(dataDir, hive.FileName), hive.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("apply restore: %w", err)
+		}
+		err = h.ResetConsensus()
+		h.Close()
+		if err != nil {
+			return nil, fmt.Errorf("apply restore: %w", err)
+		}
+	}
+	if err := noderegistry.Save(dataDir, p.Identity); err != nil {
+		return nil, fmt.Errorf("apply restore: %w", err)
+	}
+	if err := hive.SyncDir(dataDir); err != nil {
+		return nil, err
+	}
+	if err := os.RemoveAll(pending); err != nil {
+		return nil, fmt.Errorf("apply restore: clear the staged restore: %w", err)
+	}
+	return p, hive.SyncDir(dataDir)
+}
+
+// moveOnce renames from to to unless that was done already: from is gone,
+// or to exists (a run that died after this move, and maybe after the next
+// one put the new file where from was).
+func moveOnce(from, to string) error {
+	if _, err := os.Stat(from); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if _, err := os.Stat(to); err == nil {
+		return nil
+	}
+	if err := os.Rename(from, to); err != nil {
+		return err
+	}
+	return hive.SyncDir(filepath.Dir(to))
+}
+
+func copyIfMissing(from, to string) error {
+	if _, err := os.Stat(to); err == nil {
+		return nil
+	}
+	in, err := os.Open(from)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	return writeSync(to, in)
+}
+
+func writeSync(path string, r io.Reader) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
