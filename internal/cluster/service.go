@@ -169,31 +169,63 @@ func Open(cfg Config) (*Service, error) {
 		}
 		if id.Bootstrap {
 			// An authoritative restore: this node now is a cluster of one
-			// at a new generation; it records itself as it is today.
+			// at a new generation.
+			if err := s.sealRestoredState(); err != nil {
+				s.Close()
+				return nil, fmt.Errorf("open cluster service: start the restored cluster: %w", err)
+			}
 			if s.id, err = noderegistry.Update(cfg.DataDir, func(i *noderegistry.Identity) error { i.Bootstrap = false; return nil }); err != nil {
-				return fail(err)
+				s.Close()
+				return nil, err
 			}
 			s.log.Warn("started as a cluster of one after an authoritative restore", "cluster", id.ClusterName, "generation", id.Generation)
-			go s.recordSelf()
 		}
 	}
 	return s, nil
 }
 
-// recordSelf writes this node's record once it leads.
-func (s *Service) recordSelf() {
+// sealRestoredState makes the restored hive the start of the new
+// consensus history: this node records itself as it is today, then takes
+// a consensus snapshot and drops the log before it, so that every member
+// that joins receives the whole restored state as that snapshot (the log
+// of the new history does not hold it).
+func (s *Service) sealRestoredState() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for ctx.Err() == nil {
-		if s.WaitLeader(ctx) == nil {
+	for {
+		err := s.WaitLeader(ctx)
+		if err == nil {
 			self := s.self()
 			txn := hive.Txn{Ops: append(nodeRecordOps(self), hive.SetValue(namePath(self.Name), hive.StringValue("Id", self.ID)))}
-			if _, err := s.applySystem(ctx, txn); err == nil {
-				return
+			if _, err = s.applySystem(ctx, txn); err == nil {
+				break
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("record this node: %w", err)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
+	r, err := s.currentRaft()
+	if err != nil {
+		return err
+	}
+	rc := r.ReloadableConfig()
+	keep := rc.TrailingLogs
+	rc.TrailingLogs = 0
+	if err := r.ReloadConfig(rc); err != nil {
+		return err
+	}
+	err = r.Snapshot().Error()
+	rc.TrailingLogs = keep
+	if rerr := r.ReloadConfig(rc); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("snapshot the restored state: %w", err)
+	}
+	return nil
 }
 
 // Hive is the node's local cluster database. Reads from it are stale reads.
@@ -349,7 +381,7 @@ func (s *Service) startRaft(bootstrap bool) error {
 	}
 	if bootstrap {
 		cfg := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}}
-		if err := r.BootstrapCluster(cfg).Error(); err != nil {
+		if err := r.BootstrapCluster(cfg).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			r.Shutdown().Error()
 			trans.Close()
 			store.Close()

@@ -1,0 +1,465 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/backup"
+	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/localcluster"
+	"github.com/clusterkeep/clusterkeep/internal/staging"
+	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+)
+
+// takeBackup backs the cluster up on the named node (any when empty).
+func takeBackup(t *testing.T, lc *localcluster.Cluster, node string) string {
+	t.Helper()
+	res, err := backup.Create(tc.Context(t), backup.Options{DataDir: t.TempDir(), Cluster: []string{lc.APIAddrs()}, To: filepath.Join(lc.Dir, "backups"), Node: node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Path
+}
+
+func set(t *testing.T, c *client.Cluster, key, name string, v uint32) {
+	t.Helper()
+	if _, err := c.SetValue(tc.Context(t), key, hive.Uint32Value(name, v)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// restoreCLI runs `clusterkeep restore` and returns its JSON result.
+func restoreCLI(t *testing.T, lc *localcluster.Cluster, args ...string) (map[string]any, string, int) {
+	t.Helper()
+	out, errOut, code := cli(t, []string{client.EnvCluster + "=" + lc.APIAddrs()}, append([]string{"restore", "--json"}, args...)...)
+	var m map[string]any
+	json.Unmarshal([]byte(out), &m)
+	return m, errOut, code
+}
+
+// hiveOf reads one node's own copy of a value (0 when missing).
+func hiveOf(t *testing.T, nd localcluster.Node, key, name string) (uint32, error) {
+	v, err := client.Node(nd.API).GetValue(tc.Context(t), key, name, client.Stale())
+	if err != nil {
+		return 0, err
+	}
+	return v.Uint32, nil
+}
+
+func waitHolds(t *testing.T, nd localcluster.Node, key, name string, want uint32) {
+	t.Helper()
+	tc.Eventually(t, fmt.Sprintf("%s holds %s/%s=%d", nd.Name, key, name, want), func() error {
+		got, err := hiveOf(t, nd, key, name)
+		if want == 0 {
+			if err == nil {
+				return fmt.Errorf("still has %d", got)
+			}
+			return nil
+		}
+		if err != nil || got != want {
+			return fmt.Errorf("has %d (%v)", got, err)
+		}
+		return nil
+	})
+}
+
+func generationOf(t *testing.T, nd localcluster.Node) uint64 {
+	st, err := client.GetNodeState(tc.Context(t), nd.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Generation
+}
+
+func TestNonAuthoritativeRestoreOfAWipedNode(t *testing.T) {
+	lc := tc.Processes(t, 3)
+	c := tc.Open(t, lc.APIAddrs())
+	set(t, c, "A", "v", 1)
+	path := takeBackup(t, lc, "node3")
+	set(t, c, "A", "v", 2)
+	set(t, c, "B", "v", 3)
+	// node3's disk dies.
+	lc.Stop("node3", true)
+	n3 := lc.Nodes[2]
+	os.RemoveAll(n3.DataDir)
+	m, errOut, code := restoreCLI(t, lc, path, "--data-dir", n3.DataDir)
+	if code != 0 || m["applied"] != "now" || m["node"] != "node3" {
+		t.Fatalf("restore: %v %s", m, errOut)
+	}
+	if _, err := lc.Start(tc.Context(t), "node3"); err != nil {
+		t.Fatal(err)
+	}
+	// It is the same member again, and holds what the cluster committed
+	// after the backup.
+	waitHolds(t, n3, "A", "v", 2)
+	waitHolds(t, n3, "B", "v", 3)
+	tc.Eventually(t, "three nodes Up", func() error { return allUp(tc.Context(t), c, 3) })
+}
+
+func TestAuthoritativeRestoreIsRefusedWhileMembersRunOrCannotBeReached(t *testing.T) {
+	lc := tc.Processes(t, 3)
+	path := takeBackup(t, lc, "")
+	n1 := lc.Nodes[0]
+	before := dirSums(t, n1.DataDir)
+	_, errOut, code := restoreCLI(t, lc, path, "--authoritative", "--data-dir", n1.DataDir)
+	if code == 0 || !strings.Contains(errOut, "node2") || !strings.Contains(errOut, "node3") || !strings.Contains(errOut, "running") {
+		t.Fatalf("refusal naming the running members: exit %d %s", code, errOut)
+	}
+	if after := dirSums(t, n1.DataDir); after != before {
+		t.Fatal("a refused restore changed the node's files")
+	}
+	// node2 stopped, node3 answers nothing at all (a host that is cut off).
+	lc.Down()
+	l, err := net.Listen("tcp", lc.Nodes[2].API)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close() // accepted, never answered
+		}
+	}()
+	_, errOut, code = restoreCLI(t, lc, path, "--authoritative", "--data-dir", n1.DataDir)
+	if code == 0 || !strings.Contains(errOut, "node3") || !strings.Contains(errOut, "cannot be reached") || !strings.Contains(errOut, "--force") {
+		t.Fatalf("refusal naming the unreachable member: exit %d %s", code, errOut)
+	}
+	if strings.Contains(errOut, "node2 (") {
+		t.Fatalf("the stopped member was named: %s", errOut)
+	}
+	m, errOut, code := restoreCLI(t, lc, path, "--authoritative", "--force", "--data-dir", n1.DataDir)
+	if code != 0 || m["applied"] != "now" {
+		t.Fatalf("--force: %v %s", m, errOut)
+	}
+}
+
+// The steps of an authoritative restore up to the restored node running as
+// a cluster of one; it returns the backup's path.
+func authoritativeSetup(t *testing.T, lc *localcluster.Cluster, c *client.Cluster) {
+	t.Helper()
+	set(t, c, "A", "v", 1)
+	path := takeBackup(t, lc, "")
+	set(t, c, "A", "v", 2)
+	set(t, c, "C", "v", 9)
+	if err := lc.Down(); err != nil {
+		t.Fatal(err)
+	}
+	m, errOut, code := restoreCLI(t, lc, path, "--authoritative", "--data-dir", lc.Nodes[0].DataDir)
+	if code != 0 || m["applied"] != "now" || m["generation"] != float64(2) {
+		t.Fatalf("restore: %v %s", m, errOut)
+	}
+}
+
+func checkConverged(t *testing.T, lc *localcluster.Cluster, c *client.Cluster) {
+	t.Helper()
+	tc.Eventually(t, "three nodes Up", func() error { return allUp(tc.Context(t), c, 3) })
+	for _, nd := range lc.Nodes {
+		waitHolds(t, nd, "A", "v", 1)
+		waitHolds(t, nd, "C", "v", 0)
+		if g := generationOf(t, nd); g != 2 {
+			t.Fatalf("%s at generation %d", nd.Name, g)
+		}
+	}
+	// The stale members' state is kept aside whole: database, consensus
+	// log (which holds the later writes even where they were not applied
+	// yet), and a readable export.
+	for _, nd := range lc.Nodes[1:] {
+		for _, f := range []string{"clusdb", "clusdb.export", "raft/raft.db"} {
+			if m, _ := filepath.Glob(filepath.Join(nd.DataDir, "aside", "*-stale-generation", f)); len(m) != 1 {
+				t.Fatalf("%s: stale %s not moved aside: %v", nd.Name, f, m)
+			}
+		}
+	}
+}
+
+// asideHolds reports whether any stale member's moved-aside export holds key.
+func asideHolds(lc *localcluster.Cluster, key string) bool {
+	for _, nd := range lc.Nodes[1:] {
+		m, _ := filepath.Glob(filepath.Join(nd.DataDir, "aside", "*-stale-generation", "clusdb.export"))
+		for _, f := range m {
+			if b, _ := os.ReadFile(f); strings.Contains(string(b), fmt.Sprintf("key %q", key)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func TestAuthoritativeRestoreConvergesInAnyOrder(t *testing.T) {
+	for _, order := range [][]string{{"node2", "node3"}, {"node3", "node2"}, nil} {
+		name := "together"
+		if order != nil {
+			name = strings.Join(order, "-then-")
+		}
+		t.Run(name, func(t *testing.T) {
+			lc := tc.Processes(t, 3)
+			c := tc.Open(t, lc.APIAddrs())
+			authoritativeSetup(t, lc, c)
+			if _, err := lc.Start(tc.Context(t), "node1"); err != nil {
+				t.Fatal(err)
+			}
+			waitHolds(t, lc.Nodes[0], "A", "v", 1)
+			tc.Eventually(t, "restored node leads a cluster of one", func() error {
+				info, err := client.Node(lc.Nodes[0].API).GetClusterInformation(tc.Context(t))
+				if err != nil || info.Generation != 2 || info.Leader != "node1" {
+					return fmt.Errorf("%+v %v", info, err)
+				}
+				return nil
+			})
+			if order != nil {
+				for _, n := range order {
+					if _, err := lc.Start(tc.Context(t), n); err != nil {
+						t.Fatal(err)
+					}
+				}
+			} else {
+				var wg sync.WaitGroup
+				for _, n := range []string{"node2", "node3"} {
+					wg.Add(1)
+					go func() { defer wg.Done(); lc.Start(tc.Context(t), n) }()
+				}
+				wg.Wait()
+			}
+			checkConverged(t, lc, c)
+		})
+	}
+}
+
+func TestStaleMajorityCannotOverwriteTheRestoredState(t *testing.T) {
+	lc := tc.Processes(t, 3)
+	c := tc.Open(t, lc.APIAddrs())
+	authoritativeSetup(t, lc, c)
+	// The two stale members come up first, elect a leader and take writes.
+	for _, n := range []string{"node2", "node3"} {
+		if _, err := lc.Start(tc.Context(t), n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale := tc.Open(t, lc.Nodes[1].API, lc.Nodes[2].API)
+	set(t, stale, "W", "v", 5)
+	// Then the restored node starts: the restored state wins.
+	if _, err := lc.Start(tc.Context(t), "node1"); err != nil {
+		t.Fatal(err)
+	}
+	checkConverged(t, lc, c)
+	for _, nd := range lc.Nodes {
+		waitHolds(t, nd, "W", "v", 0)
+	}
+	// The stale leader applied the write before acknowledging it: it is in
+	// the state that leader moved aside.
+	if !asideHolds(lc, "W") {
+		t.Fatal("the stale majority's write is not kept in the moved-aside data")
+	}
+}
+
+func TestStagedRestoreIsAppliedAtTheNextStart(t *testing.T) {
+	lc := tc.Processes(t, 3)
+	c := tc.Open(t, lc.APIAddrs())
+	set(t, c, "A", "v", 1)
+	path := takeBackup(t, lc, "node3")
+	set(t, c, "A", "v", 2)
+	n3 := lc.Nodes[2]
+	m, errOut, code := restoreCLI(t, lc, path, "--data-dir", n3.DataDir)
+	if code != 0 || !strings.Contains(fmt.Sprint(m["applied"]), "next start") {
+		t.Fatalf("staged restore: %v %s", m, errOut)
+	}
+	st, _ := client.GetNodeState(tc.Context(t), n3.DataDir)
+	if st.RestorePending == "" {
+		t.Fatalf("state does not show the pending restore: %+v", st)
+	}
+	info, _ := c.GetClusterInformation(tc.Context(t))
+	if !strings.Contains(fmt.Sprint(info.Nodes), st.RestorePending) {
+		t.Fatalf("cluster info does not show the pending restore: %+v", info.Nodes)
+	}
+	lc.Stop("node3", false)
+	if _, err := lc.Start(tc.Context(t), "node3"); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := staging.Pending(n3.DataDir); p != nil {
+		t.Fatal("restore still pending after the start")
+	}
+	if aside, _ := filepath.Glob(filepath.Join(n3.DataDir, "aside", "restore-*", "clusdb")); len(aside) != 1 {
+		t.Fatalf("old database not moved aside: %v", aside)
+	}
+	waitHolds(t, n3, "A", "v", 2)
+}
+
+func TestKeyRestore(t *testing.T) {
+	lc := tc.Processes(t, 3)
+	c := tc.Open(t, lc.APIAddrs())
+	set(t, c, "Apps/Web", "Port", 80)
+	set(t, c, "Apps/Web/Tls", "On", 1)
+	set(t, c, "Apps/Db", "Port", 5432)
+	path := takeBackup(t, lc, "")
+	set(t, c, "Apps/Web", "Port", 81)
+	set(t, c, "Apps/Web/Extra", "X", 1)
+	c.DeleteKey(tc.Context(t), "Apps/Web/Tls")
+	set(t, c, "Apps/Db", "Port", 6000)
+	m, errOut, code := restoreCLI(t, lc, path, "--key", "apps/web")
+	if code != 0 || m["kind"] != "key" {
+		t.Fatalf("key restore: %v %s", m, errOut)
+	}
+	var buf bytes.Buffer
+	c.Export(tc.Context(t), "Apps", &buf)
+	got := buf.String()
+	for _, want := range []string{"key \"Apps/Web\"\nvalue \"Port\" uint32 80", "key \"Apps/Web/Tls\"\nvalue \"On\" uint32 1", "value \"Port\" uint32 6000"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("after --key restore, missing %q in:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "Extra") {
+		t.Fatalf("subtree not restored exactly:\n%s", got)
+	}
+	if _, errOut, code := restoreCLI(t, lc, path, "--key", "Nope"); code == 0 || !strings.Contains(errOut, "not in the backup") {
+		t.Fatalf("missing key: %s", errOut)
+	}
+	if _, errOut, code := restoreCLI(t, lc, path, "--key", "Cluster/Nodes"); code == 0 || !strings.Contains(errOut, "outside") {
+		t.Fatalf("reserved key: %s", errOut)
+	}
+}
+
+// dirSums fingerprints the files of a directory.
+func dirSums(t *testing.T, dir string) string {
+	h := sha256.New()
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(p, ".log") || filepath.Base(p) == "service.lock" {
+			return nil
+		}
+		b, _ := os.ReadFile(p)
+		fmt.Fprintf(h, "%s %x\n", p, sha256.Sum256(b))
+		return nil
+	})
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+func TestTamperedOrTruncatedBackupIsRefusedBeforeAnythingChanges(t *testing.T) {
+	lc := tc.Processes(t, 3)
+	path := takeBackup(t, lc, "")
+	lc.Down()
+	n1 := lc.Nodes[0]
+	before := dirSums(t, n1.DataDir)
+	var db string
+	filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
+		if filepath.Base(p) == "clusdb" {
+			db = p
+		}
+		return nil
+	})
+	orig, _ := os.ReadFile(db)
+	for name, corrupt := range map[string]func(){
+		"tampered":  func() { b := append([]byte(nil), orig...); b[len(b)/2] ^= 1; os.WriteFile(db, b, 0o600) },
+		"truncated": func() { os.WriteFile(db, orig[:len(orig)/3], 0o600) },
+	} {
+		corrupt()
+		for _, args := range [][]string{{path, "--data-dir", n1.DataDir}, {path, "--authoritative", "--data-dir", n1.DataDir}} {
+			_, errOut, code := restoreCLI(t, lc, args...)
+			if code == 0 || !strings.Contains(errOut, "does not verify") {
+				t.Fatalf("%s backup, %v: exit %d %s", name, args, code, errOut)
+			}
+		}
+		if after := dirSums(t, n1.DataDir); after != before {
+			t.Fatalf("%s backup changed the node's files", name)
+		}
+	}
+}
+
+// A restore killed at any moment leaves the node with its old state or the
+// new one; the same command run again finishes the job.
+func TestRestoreKilledAtAnyMomentFinishesWhenRunAgain(t *testing.T) {
+	lc := tc.Processes(t, 3)
+	c := tc.Open(t, lc.APIAddrs())
+	for i := range 16 {
+		if _, err := c.SetValue(tc.Context(t), fmt.Sprintf("Blobs/b%d", i), hive.BinaryValue("d", bytes.Repeat([]byte{byte(i)}, 1<<20))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(t, c, "A", "v", 1)
+	path := takeBackup(t, lc, "node3")
+	set(t, c, "A", "v", 2)
+	n3 := lc.Nodes[2]
+	lc.Stop("node3", false)
+	pristine := filepath.Join(t.TempDir(), "node3")
+	if out, err := exec.Command("cp", "-a", n3.DataDir, pristine).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	oldSum := fileSum(filepath.Join(pristine, hive.FileName))
+	var newSum string
+	filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
+		if filepath.Base(p) == hive.FileName {
+			newSum = fileSum(p)
+		}
+		return nil
+	})
+	args := []string{"restore", path, "--data-dir", n3.DataDir}
+	for _, after := range []time.Duration{5 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 45 * time.Millisecond, 50 * time.Millisecond, 55 * time.Millisecond, 60 * time.Millisecond, 80 * time.Millisecond, 150 * time.Millisecond} {
+		// Each round starts from the node's old state.
+		os.RemoveAll(n3.DataDir)
+		if out, err := exec.Command("cp", "-a", pristine, n3.DataDir).CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		cmd := exec.Command(tc.Binary(t), args...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(after)
+		cmd.Process.Kill()
+		cmd.Wait()
+		// Whatever the moment, the node's database is whole: the old one,
+		// or the new one (with a restore possibly still pending).
+		if err := hive.CheckFile(filepath.Join(n3.DataDir, hive.FileName)); err != nil {
+			t.Fatalf("killed after %v: the node's database: %v", after, err)
+		}
+		p, _ := staging.Pending(n3.DataDir)
+		state := "neither old nor new"
+		switch fileSum(filepath.Join(n3.DataDir, hive.FileName)) {
+		case oldSum:
+			state = "old"
+		case newSum:
+			state = "new"
+		}
+		if state == "neither old nor new" {
+			t.Fatalf("killed after %v: the node's database is %s", after, state)
+		}
+		t.Logf("killed after %v: the node holds the %s state; a restore pending: %v", after, state, p != nil)
+		// Run again to the end: it finishes the job.
+		if _, errOut, code := cli(t, nil, args...); code != 0 {
+			t.Fatalf("killed after %v: run again: %s", after, errOut)
+		}
+		if p, _ := staging.Pending(n3.DataDir); p != nil {
+			t.Fatalf("killed after %v: restore still pending after the re-run", after)
+		}
+	}
+	h, err := hive.OpenReadOnly(filepath.Join(n3.DataDir, hive.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := h.GetValue("A", "v")
+	h.Close()
+	if err != nil || v.Uint32 != 1 {
+		t.Fatalf("restored database holds A=%d (%v), want the backup's 1", v.Uint32, err)
+	}
+	if _, err := lc.Start(tc.Context(t), "node3"); err != nil {
+		t.Fatal(err)
+	}
+	waitHolds(t, n3, "A", "v", 2)
+}
+
+func fileSum(p string) string {
+	b, _ := os.ReadFile(p)
+	return fmt.Sprintf("%x", sha256.Sum256(b))
+}
