@@ -252,6 +252,8 @@ func (s *Server) restoreStep(fixed string) http.HandlerFunc {
 					err = rs.SetRestoreTarget(req.WriterID, req.LogicalPath, req.Name, req.RestoreTarget)
 				}
 			}
+		case "touch":
+			rs.Touch()
 		case "pre-restore":
 			err = rs.PreRestore(r.Context())
 		case "post-restore":

@@ -262,10 +262,14 @@ func checkpoint(ctx context.Context, o Options, clusterName string, choice Choic
 			res.StoredBytes += f.Size
 		}
 	}
-	doc, err := b.BackupComplete(ctx)
+	// The set is made visible before the writers hear the backup is
+	// complete: a writer that acts on BackupComplete (a full backup) must
+	// never do so for a backup that is not stored.
+	doc, err := b.Document(ctx)
 	if err != nil {
 		return nil, err
 	}
+	doc.WriterStatus = completeStatus(doc)
 	m := &backupset.Manifest{BackupID: b.ID(), Created: doc.Created, ToolVersion: version.Version,
 		Cluster:    backupset.Cluster{Name: node.ClusterName, ID: node.ClusterID, Generation: res.Generation},
 		SourceNode: backupset.Node{ID: node.NodeID, Name: node.NodeName, APIAddr: node.APIAddr},
@@ -273,7 +277,21 @@ func checkpoint(ctx context.Context, o Options, clusterName string, choice Choic
 	if res.Path, err = w.Commit(m); err != nil {
 		return nil, err
 	}
+	if _, cerr := b.BackupComplete(ctx); cerr != nil {
+		// The set is stored and whole; the writers were not told.
+		o.Log.Warn("backup stored, but BackupComplete failed on the node", "err", cerr)
+	}
 	return res, nil
+}
+
+// completeStatus records, in the stored document, that every writer is to
+// be told BackupComplete (it is, right after the set is committed).
+func completeStatus(doc shadow.BackupComponents) map[string][]shadow.PhaseStatus {
+	out := map[string][]shadow.PhaseStatus{}
+	for id, st := range doc.WriterStatus {
+		out[id] = append(append([]shadow.PhaseStatus(nil), st...), shadow.PhaseStatus{Phase: shadow.PhaseBackupComplete, State: shadow.StateStable})
+	}
+	return out
 }
 
 func infoUint(info map[string]any, k string) uint64 {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
+	"github.com/google/uuid"
 )
 
 // FormatVersion is the version of the set format this build writes and reads.
@@ -163,8 +164,21 @@ func ParseManifest(b []byte) (*Manifest, error) {
 	if sum != m.Checksum {
 		return nil, fmt.Errorf("%w: manifest checksum mismatch: it was changed after the backup was written", ErrCorrupt)
 	}
+	writers := map[string]bool{}
+	for _, w := range m.Writers {
+		if _, err := uuid.Parse(w.ID); err != nil {
+			return nil, fmt.Errorf("%w: manifest: writer id %q is not a UUID", ErrCorrupt, w.ID)
+		}
+		writers[w.ID] = true
+	}
 	seen := map[string]bool{}
 	for _, f := range m.Files {
+		if !writers[f.WriterID] {
+			return nil, fmt.Errorf("%w: manifest: file %q belongs to writer %q, which the manifest does not describe", ErrCorrupt, f.Name, f.WriterID)
+		}
+		if f.Source != "" && (!path.IsAbs(f.Source) || path.Clean(f.Source) != f.Source) {
+			return nil, fmt.Errorf("%w: manifest: file %q comes from %q, not a clean absolute path", ErrCorrupt, f.Name, f.Source)
+		}
 		if err := checkName(f.Name); err != nil {
 			return nil, fmt.Errorf("%w: manifest: %v", ErrCorrupt, err)
 		}

@@ -143,3 +143,6 @@ func (r *RemoteRestore) PostRestore(ctx context.Context) (shadow.BackupComponent
 
 // Abort abandons the restore.
 func (r *RemoteRestore) Abort(ctx context.Context) error { return r.step(ctx, "abort", nil, nil) }
+
+// Touch keeps the restore alive while the requester puts files back.
+func (r *RemoteRestore) Touch(ctx context.Context) error { return r.step(ctx, "touch", nil, nil) }

@@ -327,6 +327,9 @@ func (s *Service) startRaft(bootstrap bool) error {
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
+	// A higher generation of this cluster dialling in means this node's
+	// state is stale, as much as being refused by one does.
+	stream.higher = s.noticeStale
 	if s.cfg.RaftAdvertise != "" {
 		stream.advertise = tcpAddr(s.cfg.RaftAdvertise)
 	}

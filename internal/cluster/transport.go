@@ -78,7 +78,9 @@ type StreamLayer struct {
 	admit func(PeerIdentity) (string, string)
 	// refused is told of a refusal a peer sent this node.
 	refused func(*RefusedError)
-	log     *slog.Logger
+	// higher is told of a peer of this node's cluster at a higher generation.
+	higher func(PeerIdentity)
+	log    *slog.Logger
 
 	conns     chan net.Conn
 	closeOnce sync.Once
@@ -157,6 +159,9 @@ func (s *StreamLayer) check(peer PeerIdentity) (string, string) {
 	case peer.ClusterID != me.ClusterID:
 		return RefusedCluster, fmt.Sprintf("peer belongs to cluster %s, this node to %s", peer.ClusterID, me.ClusterID)
 	case peer.Generation != me.Generation:
+		if peer.Generation > me.Generation && s.higher != nil {
+			s.higher(peer)
+		}
 		return RefusedGeneration, fmt.Sprintf("peer is at generation %d, this node at %d", peer.Generation, me.Generation)
 	}
 	if s.admit != nil {

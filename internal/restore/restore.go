@@ -58,16 +58,17 @@ type Options struct {
 
 // Result is what a restore did.
 type Result struct {
-	Kind       string `json:"kind"` // key, non-authoritative, authoritative
-	Applied    string `json:"applied"`
-	BackupID   string `json:"backup_id"`
-	Cluster    string `json:"cluster"`
-	Node       string `json:"node,omitempty"`
-	Generation uint64 `json:"generation,omitempty"`
-	Seq        uint64 `json:"seq,omitempty"`
-	Keys       int    `json:"keys,omitempty"`
-	Checked    []Peer `json:"members_checked,omitempty"`
-	Note       string `json:"note,omitempty"`
+	Kind       string    `json:"kind"` // key, non-authoritative, authoritative
+	Applied    string    `json:"applied"`
+	BackupID   string    `json:"backup_id"`
+	Cluster    string    `json:"cluster"`
+	Node       string    `json:"node,omitempty"`
+	Generation uint64    `json:"generation,omitempty"`
+	Seq        uint64    `json:"seq,omitempty"`
+	Keys       int       `json:"keys,omitempty"`
+	Checked    []Peer    `json:"members_checked,omitempty"`
+	AppFiles   []AppFile `json:"application_files,omitempty"`
+	Note       string    `json:"note,omitempty"`
 }
 
 // Peer is a member asked before an authoritative restore.
@@ -245,8 +246,13 @@ func restoreNode(ctx context.Context, o Options, set *backupset.Set, m *backupse
 			return res, err
 		}
 		id.ClusterID, id.ClusterName = m.Cluster.ID, m.Cluster.Name
-		id.Generation = max(local.Generation, m.Cluster.Generation) + 1
+		id.Generation = NextGeneration(local.Generation, m.Cluster.Generation, time.Now())
 		id.Bootstrap = true
+	} else if installed && local.Configured() && local.Generation != m.Cluster.Generation {
+		// The node's consensus history is of another generation than the
+		// backup's database: mixing them would leave the node wrong.
+		return nil, fmt.Errorf("restore: the backup is of generation %d, this node is at generation %d (an authoritative restore happened in between): restore it with --authoritative to roll the cluster back, or restore a backup of generation %d",
+			m.Cluster.Generation, local.Generation, local.Generation)
 	} else if id.ClusterID == "" {
 		id.ClusterID, id.ClusterName, id.Generation = m.Cluster.ID, m.Cluster.Name, m.Cluster.Generation
 	}
@@ -271,7 +277,7 @@ func restoreNode(ctx context.Context, o Options, set *backupset.Set, m *backupse
 		}
 		res.Applied = "at the next start of the node service"
 		res.Note = "the node's service is running: restart it to apply the restore"
-		return res, nil
+		return res, restoreApps(ctx, o, set, res)
 	}
 	if err != nil {
 		return nil, err
@@ -289,7 +295,15 @@ func restoreNode(ctx context.Context, o Options, set *backupset.Set, m *backupse
 	} else {
 		res.Note = "start the node's service: it rejoins and catches up with the cluster"
 	}
-	return res, nil
+	return res, restoreApps(ctx, o, set, res)
+}
+
+// NextGeneration is the generation an authoritative restore raises the
+// cluster to: above every generation this node and the backup know of, and
+// at least the restore's Unix time, so that two authoritative restores
+// made on nodes that never saw each other's cannot choose the same one.
+func NextGeneration(local, backup uint64, now time.Time) uint64 {
+	return max(local+1, backup+1, uint64(now.Unix()))
 }
 
 // checkMembers asks every other member whether its service runs. A member

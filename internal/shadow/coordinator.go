@@ -287,6 +287,13 @@ func (s *session) abortLocked(ctx context.Context) error {
 	var errs []error
 	for i := len(s.parts) - 1; i >= 0; i-- {
 		e := s.parts[i]
+		if s.kind == "restore" && s.step == PhasePreRestore {
+			// A writer that stopped its application for the restore
+			// starts it again, whatever became of the restore.
+			if err := s.c.call(ctx, &s.doc, e, PhasePostRestore, func(ctx context.Context) error { return e.w.PostRestore(ctx, &s.doc) }); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if e.frozen && !e.thawed {
 			e.thawed = true
 			if err := s.c.call(ctx, &s.doc, e, PhaseThaw, e.w.Thaw); err != nil {

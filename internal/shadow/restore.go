@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Restore is a restore in progress (InitializeForRestore to PostRestore).
@@ -149,4 +150,12 @@ func (c *Coordinator) ActiveRestore(id string) (*Restore, error) {
 		return nil, fmt.Errorf("%w: no restore %s in progress", ErrSessionEnded, id)
 	}
 	return &Restore{c.active}, nil
+}
+
+// Touch tells the coordinator the requester is still there (it is putting
+// files back between PreRestore and PostRestore).
+func (r *Restore) Touch() {
+	r.s.mu.Lock()
+	r.s.last = time.Now()
+	r.s.mu.Unlock()
 }

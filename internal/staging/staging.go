@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/hive"
@@ -68,13 +69,17 @@ func Pending(dataDir string) (*Plan, error) {
 // may be nil) into dataDir's pending directory, replacing any staged
 // before. The restore becomes pending only once everything is durable.
 func Stage(dataDir string, p Plan, clusdb io.Reader) error {
-	tmp := filepath.Join(dataDir, PendingDir+".tmp")
-	if err := os.RemoveAll(tmp); err != nil {
+	unlock, err := lock(dataDir)
+	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
+	defer unlock()
+	clearTemps(dataDir)
+	tmp, err := os.MkdirTemp(dataDir, PendingDir+".tmp-")
+	if err != nil {
 		return fmt.Errorf("stage restore: %w", err)
 	}
+	defer os.RemoveAll(tmp)
 	if clusdb != nil {
 		if err := writeSync(filepath.Join(tmp, hive.FileName), clusdb); err != nil {
 			return fmt.Errorf("stage restore: %w", err)
@@ -105,11 +110,26 @@ func Stage(dataDir string, p Plan, clusdb io.Reader) error {
 // node's service lock, and opens neither the hive nor raft before Apply
 // returns. It returns the plan applied, or nil.
 func Apply(dataDir string) (*Plan, error) {
+	unlock, err := lock(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	p, err := Pending(dataDir)
 	if err != nil || p == nil {
 		return nil, err
 	}
 	pending := filepath.Join(dataDir, PendingDir)
+	if p.HasClusterDB {
+		staged, live := filepath.Join(pending, hive.FileName), filepath.Join(dataDir, hive.FileName)
+		if _, err := os.Stat(staged); err == nil {
+			if err := hive.CheckFile(staged); err != nil {
+				return nil, fmt.Errorf("apply restore: the staged database: %w", err)
+			}
+		} else if _, err := os.Stat(live); err != nil {
+			return nil, fmt.Errorf("apply restore: the staged database is gone and none is in place: stage the restore again")
+		}
+	}
 	aside := filepath.Join(dataDir, AsideDir, "restore-"+p.ID)
 	if err := os.MkdirAll(aside, 0o700); err != nil {
 		return nil, fmt.Errorf("apply restore: %w", err)
@@ -205,4 +225,29 @@ func writeSync(path string, r io.Reader) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// lock serializes staging and applying on a data directory, across
+// processes (a restore command and the starting service).
+func lock(dataDir string) (func(), error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dataDir, "restore.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock staged restore: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock staged restore: %w", err)
+	}
+	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+// clearTemps removes what stagings that died left.
+func clearTemps(dataDir string) {
+	m, _ := filepath.Glob(filepath.Join(dataDir, PendingDir+".tmp-*"))
+	for _, d := range m {
+		os.RemoveAll(d)
+	}
 }

@@ -41,8 +41,10 @@ type ClusterDB struct {
 	svc     *cluster.Service
 	barrier Barrier
 
-	mu   sync.Mutex
-	snap *hive.Snapshot
+	mu      sync.Mutex
+	snap    *hive.Snapshot
+	readers []*io.PipeReader // streams being read from snap
+	copying sync.WaitGroup   // their copy goroutines
 }
 
 // NewClusterDB returns the writer of svc's hive.
@@ -82,12 +84,10 @@ func (w *ClusterDB) Freeze(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	w.release()
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.snap != nil {
-		w.snap.Close()
-	}
 	w.snap = snap
+	w.mu.Unlock()
 	return nil
 }
 
@@ -105,8 +105,16 @@ func (w *ClusterDB) Streams(_ context.Context, _ shadow.Component) ([]shadow.Str
 		"cluster_id": id.ClusterID, "cluster_name": id.ClusterName, "generation": id.Generation,
 	}
 	return []shadow.Stream{{Name: ClusterDBStream, Size: snap.Size(), Info: info, Open: func() (io.ReadCloser, error) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.snap != snap {
+			return nil, fmt.Errorf("the checkpoint was released")
+		}
 		pr, pw := io.Pipe()
+		w.readers = append(w.readers, pr)
+		w.copying.Add(1)
 		go func() {
+			defer w.copying.Done()
 			_, err := snap.WriteTo(pw)
 			pw.CloseWithError(err)
 		}()
@@ -114,15 +122,21 @@ func (w *ClusterDB) Streams(_ context.Context, _ shadow.Component) ([]shadow.Str
 	}}}, nil
 }
 
+// release ends the checkpoint's read transaction, once no stream of it is
+// being copied any more (the readers are closed first, so they stop).
 func (w *ClusterDB) release() error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.snap == nil {
+	snap, readers := w.snap, w.readers
+	w.snap, w.readers = nil, nil
+	w.mu.Unlock()
+	if snap == nil {
 		return nil
 	}
-	err := w.snap.Close()
-	w.snap = nil
-	return err
+	for _, r := range readers {
+		r.CloseWithError(fmt.Errorf("the checkpoint was released"))
+	}
+	w.copying.Wait()
+	return snap.Close()
 }
 
 // BackupComplete releases the checkpoint.
