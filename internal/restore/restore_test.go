@@ -1,6 +1,7 @@
 package restore_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -101,5 +102,50 @@ func TestStagedRestoreWithItsDatabaseGoneIsNotApplied(t *testing.T) {
 	os.Remove(filepath.Join(dir, staging.PendingDir, hive.FileName))
 	if _, err := staging.Apply(dir); err == nil {
 		t.Fatal("applied a restore whose database is gone")
+	}
+}
+
+func TestBackupOfAnotherClusterNeedsNewCluster(t *testing.T) {
+	a := tc.InProcess(t, 1)
+	b := tc.InProcess(t, 1)
+	ctx := tc.Context(t)
+	c := tc.Open(t, a[0].API())
+	if _, err := c.SetValue(ctx, "Apps/Web", hive.Uint32Value("Port", 443)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := backup.Create(ctx, backup.Options{DataDir: a[0].Cfg.DataDir, To: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Onto a node of another cluster: refused.
+	b[0].Stop()
+	_, err = restore.Run(ctx, restore.Options{Path: res.Path, DataDir: b[0].Cfg.DataDir, Authoritative: true})
+	if !errors.Is(err, restore.ErrOtherCluster) || !strings.Contains(err.Error(), "--new-cluster") {
+		t.Fatalf("other cluster: %v", err)
+	}
+	// Disaster recovery on a new machine: the cluster is created from the backup.
+	fresh := filepath.Join(t.TempDir(), "dr")
+	out, err := restore.Run(ctx, restore.Options{Path: res.Path, DataDir: fresh, Authoritative: true, NewCluster: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a[0].Stop() // the old machine is gone
+	id, _ := noderegistry.Load(fresh)
+	nd := &tc.Node{Cfg: agent.Config{DataDir: fresh, Name: id.NodeName, API: tc.FreeAddr(t), Raft: tc.FreeAddr(t),
+		HeartbeatTimeout: "300ms", ElectionTimeout: "300ms", LeaderLease: "150ms"}}
+	nd.Init(t)
+	nd.Start()
+	t.Cleanup(nd.Stop)
+	dr := tc.Open(t, nd.API())
+	tc.Eventually(t, "recovered cluster serves the backup", func() error {
+		v, err := dr.GetValue(ctx, "Apps/Web", "Port")
+		if err != nil || v.Uint32 != 443 {
+			return fmt.Errorf("%+v %v", v, err)
+		}
+		return nil
+	})
+	info, err := dr.GetClusterInformation(ctx)
+	if err != nil || info.ID != res.ClusterID || info.Generation != out.Generation || info.Generation <= 1 {
+		t.Fatalf("recovered cluster: %+v %v", info, err)
 	}
 }

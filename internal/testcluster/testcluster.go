@@ -144,6 +144,9 @@ type Node struct {
 	Agent *agent.Agent
 }
 
+// Init sets the node's test; a Node built by hand calls it before Start.
+func (n *Node) Init(t testing.TB) { n.t = t }
+
 // Start (re)starts the node.
 func (n *Node) Start() {
 	n.t.Helper()
