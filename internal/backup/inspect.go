@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -44,33 +41,18 @@ func List(dir string) ([]Summary, []error) {
 	return out, errs
 }
 
-// withHive opens the set's cluster database read-only (decompressed into
-// a temporary file when the set is compressed) and calls fn.
-func withHive(s *backupset.Set, fn func(h *hive.Hive) error) error {
+// WithHive opens the set's cluster database read-only, from a checked
+// copy, and calls fn.
+func WithHive(s *backupset.Set, fn func(h *hive.Hive) error) error {
 	f, ok := s.Manifest.File(writers.ClusterDBID, hive.FileName)
 	if !ok {
 		return fmt.Errorf("%w: %s holds no cluster database", backupset.ErrCorrupt, s.Dir)
 	}
-	path := filepath.Join(s.Dir, filepath.FromSlash(f.StoredName()))
-	if f.Compression != "" {
-		tmp, err := os.CreateTemp("", "clusterkeep-clusdb-")
-		if err != nil {
-			return err
-		}
-		defer os.Remove(tmp.Name())
-		r, err := s.Open(f)
-		if err != nil {
-			tmp.Close()
-			return err
-		}
-		_, err = io.Copy(tmp, r)
-		r.Close()
-		tmp.Close()
-		if err != nil {
-			return err
-		}
-		path = tmp.Name()
+	path, cleanup, err := s.Extract(f)
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	h, err := hive.OpenReadOnly(path)
 	if err != nil {
 		return fmt.Errorf("%w: cluster database: %v", backupset.ErrCorrupt, err)
@@ -90,7 +72,7 @@ func Verify(path string, progress func(int64)) (*backupset.Manifest, error) {
 	if err := s.Verify(progress); err != nil {
 		return s.Manifest, err
 	}
-	err = withHive(s, func(h *hive.Hive) error {
+	err = WithHive(s, func(h *hive.Hive) error {
 		if err := h.Check(); err != nil {
 			return fmt.Errorf("%w: cluster database: %v", backupset.ErrCorrupt, err)
 		}
@@ -111,22 +93,12 @@ func Verify(path string, progress func(int64)) (*backupset.Manifest, error) {
 }
 
 func checkBolt(s *backupset.Set, f backupset.File) error {
-	tmp, err := os.CreateTemp("", "clusterkeep-bolt-")
+	path, cleanup, err := s.Extract(f)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	r, err := s.Open(f)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(tmp, r)
-	r.Close()
-	tmp.Close()
-	if err != nil {
-		return err
-	}
-	db, err := bolt.Open(tmp.Name(), 0o600, &bolt.Options{ReadOnly: true})
+	defer cleanup()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
 	if err != nil {
 		return err
 	}
@@ -154,7 +126,7 @@ func Inspect(path string) (*Inspection, error) {
 		return nil, err
 	}
 	in := &Inspection{Manifest: s.Manifest}
-	err = withHive(s, func(h *hive.Hive) error {
+	err = WithHive(s, func(h *hive.Hive) error {
 		return h.View(func(r *hive.Reader) error {
 			in.Keys, in.Values, err = r.Count(nil)
 			return err
@@ -198,7 +170,7 @@ func Export(path string) ([]byte, error) {
 		return nil, err
 	}
 	var buf bytes.Buffer
-	err = withHive(s, func(h *hive.Hive) error { return h.Export(&buf, "") })
+	err = WithHive(s, func(h *hive.Hive) error { return h.Export(&buf, "") })
 	return buf.Bytes(), err
 }
 

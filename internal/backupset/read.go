@@ -178,3 +178,27 @@ func (p progressWriter) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
+
+// Extract copies the content of f, checked against its size and SHA-256,
+// into a temporary file, and returns its path and the function that
+// removes it. A file that fails its checksum is not left behind.
+func (s *Set) Extract(f File) (string, func(), error) {
+	tmp, err := os.CreateTemp("", "clusterkeep-extract-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.Remove(tmp.Name()) }
+	r, err := s.Open(f)
+	if err == nil {
+		_, err = io.Copy(tmp, r)
+		r.Close()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("extract %s: %w", f.Name, err)
+	}
+	return tmp.Name(), cleanup, nil
+}

@@ -112,7 +112,7 @@ func restoreKey(ctx context.Context, o Options, set *backupset.Set) (*Result, er
 		return nil, fmt.Errorf("restore --key %q: give a key below the root and outside %q (for the whole hive, restore the node or the cluster)", o.Key, hive.ReservedKey)
 	}
 	var text bytes.Buffer
-	err = withSetHive(set, func(h *hive.Hive) error { return h.Export(&text, o.Key) })
+	err = backup.WithHive(set, func(h *hive.Hive) error { return h.Export(&text, o.Key) })
 	if errors.Is(err, hive.ErrKeyNotFound) {
 		return nil, fmt.Errorf("restore --key %q: %w (backup %s)", o.Key, ErrNotInBackup, set.Manifest.BackupID)
 	}
@@ -140,60 +140,23 @@ func restoreKey(ctx context.Context, o Options, set *backupset.Set) (*Result, er
 	return &Result{Kind: "key", Applied: "now", BackupID: set.Manifest.BackupID, Cluster: c.Name(), Seq: seq, Keys: keys}, nil
 }
 
-// withSetHive opens the set's cluster database read-only.
-func withSetHive(set *backupset.Set, fn func(h *hive.Hive) error) error {
-	f, ok := set.Manifest.File(writers.ClusterDBID, hive.FileName)
-	if !ok {
-		return fmt.Errorf("%w: the backup holds no cluster database", backupset.ErrCorrupt)
-	}
-	tmp, err := os.CreateTemp("", "clusterkeep-restore-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	r, err := set.Open(f)
-	if err != nil {
-		tmp.Close()
-		return err
-	}
-	_, err = io.Copy(tmp, r)
-	r.Close()
-	tmp.Close()
-	if err != nil {
-		return err
-	}
-	h, err := hive.OpenReadOnly(tmp.Name())
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	return fn(h)
-}
-
 // backupRegistry reads the registry identity stored in the set, if any.
 func backupRegistry(set *backupset.Set) (*noderegistry.Identity, error) {
 	f, ok := set.Manifest.File(writers.RegistryID, noderegistry.FileName)
 	if !ok {
 		return nil, nil
 	}
+	path, cleanup, err := set.Extract(f)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
 	dir, err := os.MkdirTemp("", "clusterkeep-registry-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	r, err := set.Open(f)
-	if err != nil {
-		return nil, err
-	}
-	out, err := os.Create(filepath.Join(dir, noderegistry.FileName))
-	if err != nil {
-		r.Close()
-		return nil, err
-	}
-	_, err = io.Copy(out, r)
-	r.Close()
-	out.Close()
-	if err != nil {
+	if err := os.Rename(path, noderegistry.Path(dir)); err != nil {
 		return nil, err
 	}
 	id, err := noderegistry.Load(dir)
@@ -336,7 +299,7 @@ func checkMembers(ctx context.Context, o Options, set *backupset.Set, selfID str
 			return nil
 		})
 	}
-	if err := withSetHive(set, collect); err != nil {
+	if err := backup.WithHive(set, collect); err != nil {
 		return nil, err
 	}
 	if h, err := hive.OpenReadOnly(filepath.Join(o.DataDir, hive.FileName)); err == nil {
