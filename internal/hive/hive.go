@@ -27,11 +27,15 @@ import (
 const FileName = "clusdb"
 
 // formatVersion is written in the meta bucket; a file of another format is refused.
-const formatVersion = 1
+const formatVersion = 2
 
 var (
 	bucketTree = []byte("tree")
-	bucketMeta = []byte("meta")
+	// bucketValues holds every value, keyed by the folded key path, a NUL
+	// and the folded value name: kept out of the key buckets, which then
+	// stay small enough for bbolt to store inline in their parent's page.
+	bucketValues = []byte("values")
+	bucketMeta   = []byte("meta")
 	// bucketRequests remembers the outcome of recent transactions by their
 	// request id, so a retried request is answered, not applied again.
 	bucketRequests = []byte("requests")
@@ -43,8 +47,7 @@ var (
 )
 
 const (
-	prefixKey   = 'k'
-	prefixValue = 'v'
+	prefixKey = 'k'
 )
 
 // Options tune Open. The zero value is what an agent uses.
@@ -122,8 +125,10 @@ func (h *Hive) openDB(readOnly bool) (*bolt.DB, error) {
 		err = db.View(checkFormat)
 	} else {
 		err = db.Update(func(tx *bolt.Tx) error {
-			if _, err := tx.CreateBucketIfNotExists(bucketTree); err != nil {
-				return err
+			for _, b := range [][]byte{bucketTree, bucketValues} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
 			}
 			for _, b := range [][]byte{bucketRequests, bucketReqOrder} {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -151,7 +156,7 @@ func (h *Hive) openDB(readOnly bool) (*bolt.DB, error) {
 
 func checkFormat(tx *bolt.Tx) error {
 	m := tx.Bucket(bucketMeta)
-	if m == nil || tx.Bucket(bucketTree) == nil {
+	if m == nil || tx.Bucket(bucketTree) == nil || tx.Bucket(bucketValues) == nil {
 		return fmt.Errorf("%w: not a clusterkeep hive (missing buckets)", ErrCorrupt)
 	}
 	if v := getU64(m.Get(keyFormat)); v != formatVersion {
@@ -308,7 +313,7 @@ func (h *Hive) Apply(entries []Entry) ([]Result, error) {
 				results[i] = prev
 				continue
 			}
-			w := &writer{tx: tx, root: tx.Bucket(bucketTree)}
+			w := &writer{tx: tx, root: tx.Bucket(bucketTree), values: tx.Bucket(bucketValues)}
 			if err := w.check(c.conds); err != nil {
 				results[i].Err = err
 			} else {

@@ -442,3 +442,25 @@ func TestRequestIDMakesTransactionsIdempotent(t *testing.T) {
 		t.Fatal("request id never forgotten")
 	}
 }
+
+func TestDeletedSubtreeTakesItsValuesAndNoNeighbours(t *testing.T) {
+	h := openTemp(t)
+	mustUpdate(t, h, SetValue("A/B", Uint32Value("x", 1)), SetValue("A/B/C", Uint32Value("y", 2)),
+		SetValue("A/BC", Uint32Value("z", 3)), SetValue("A", Uint32Value("w", 4)))
+	mustUpdate(t, h, DeleteKey("a/b"))
+	mustUpdate(t, h, CreateKey("A/B/C"))
+	for _, p := range []string{"A/B", "A/B/C"} {
+		if k, _ := h.Get(p); len(k.Values) != 0 {
+			t.Fatalf("%s came back with values %+v", p, k.Values)
+		}
+	}
+	if v, err := h.GetValue("A/BC", "z"); err != nil || v.Uint32 != 3 {
+		t.Fatalf("neighbour lost its value: %v", err)
+	}
+	if v, err := h.GetValue("A", "w"); err != nil || v.Uint32 != 4 {
+		t.Fatalf("parent lost its value: %v", err)
+	}
+	if err := h.Check(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,8 +1,10 @@
 package hive
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -38,7 +40,15 @@ func decodeKeyRecord(b []byte) (keyRecord, error) {
 }
 
 func subkeyID(name string) []byte { return append([]byte{prefixKey}, fold(name)...) }
-func valueID(name string) []byte  { return append([]byte{prefixValue}, fold(name)...) }
+
+// foldedPath is a key path as the values bucket orders it.
+func foldedPath(p Path) string { return fold(strings.Join(p, Separator)) }
+
+// valuePrefix starts the ids of every value of the key at p.
+func valuePrefix(p Path) []byte { return []byte(foldedPath(p) + "\x00") }
+
+// valueID is the id of one value of the key at p.
+func valueID(p Path, name string) []byte { return append(valuePrefix(p), fold(name)...) }
 
 // Reader reads the hive inside one read transaction.
 type Reader struct{ tx *bolt.Tx }
@@ -87,10 +97,10 @@ func (r *Reader) Get(path string) (Key, error) {
 	if err != nil {
 		return Key{}, err
 	}
-	return readKey(b, stored)
+	return readKey(b, r.tx.Bucket(bucketValues), stored)
 }
 
-func readKey(b *bolt.Bucket, stored Path) (Key, error) {
+func readKey(b, values *bolt.Bucket, stored Path) (Key, error) {
 	k := Key{Path: stored.String(), Subkeys: []string{}, Values: []Value{}}
 	if len(stored) > 0 {
 		k.Name = stored[len(stored)-1]
@@ -121,13 +131,15 @@ func readKey(b *bolt.Bucket, stored Path) (Key, error) {
 		}
 		k.Subkeys = append(k.Subkeys, rec.name)
 	}
-	for id, v := c.Seek([]byte{prefixValue}); id != nil && id[0] == prefixValue; id, v = c.Next() {
+	prefix := valuePrefix(stored)
+	vc := values.Cursor()
+	for id, v := vc.Seek(prefix); id != nil && bytes.HasPrefix(id, prefix); id, v = vc.Next() {
 		val, err := decodeValue(v)
 		if err != nil {
 			return Key{}, fmt.Errorf("key %q: %w", k.Path, err)
 		}
-		if fold(val.Name) != string(id[1:]) {
-			return Key{}, fmt.Errorf("%w: value %q of %q stored under %q", ErrCorrupt, val.Name, k.Path, id[1:])
+		if fold(val.Name) != string(id[len(prefix):]) {
+			return Key{}, fmt.Errorf("%w: value %q of %q stored under %q", ErrCorrupt, val.Name, k.Path, id[len(prefix):])
 		}
 		k.Values = append(k.Values, val)
 	}
@@ -143,11 +155,11 @@ func (r *Reader) GetValue(path, name string) (Value, error) {
 	if err := validateName("value name", name); err != nil {
 		return Value{}, err
 	}
-	b, stored, err := r.lookup(p)
+	_, stored, err := r.lookup(p)
 	if err != nil {
 		return Value{}, err
 	}
-	raw := b.Get(valueID(name))
+	raw := r.tx.Bucket(bucketValues).Get(valueID(p, name))
 	if raw == nil {
 		return Value{}, fmt.Errorf("%w: %q in key %q", ErrValueNotFound, name, stored.String())
 	}
@@ -161,11 +173,11 @@ func (r *Reader) Walk(p Path, fn func(Key) error) error {
 	if err != nil {
 		return err
 	}
-	return walk(b, stored, fn)
+	return walk(b, r.tx.Bucket(bucketValues), stored, fn)
 }
 
-func walk(b *bolt.Bucket, stored Path, fn func(Key) error) error {
-	k, err := readKey(b, stored)
+func walk(b, values *bolt.Bucket, stored Path, fn func(Key) error) error {
+	k, err := readKey(b, values, stored)
 	if err != nil {
 		return err
 	}
@@ -173,7 +185,7 @@ func walk(b *bolt.Bucket, stored Path, fn func(Key) error) error {
 		return err
 	}
 	for _, name := range k.Subkeys {
-		if err := walk(b.Bucket(subkeyID(name)), stored.Child(name), fn); err != nil {
+		if err := walk(b.Bucket(subkeyID(name)), values, stored.Child(name), fn); err != nil {
 			return err
 		}
 	}
@@ -194,6 +206,7 @@ func (r *Reader) Count(p Path) (keys, values int, err error) {
 type writer struct {
 	tx     *bolt.Tx
 	root   *bolt.Bucket
+	values *bolt.Bucket
 	seq    uint64
 	events []Event
 }
@@ -245,7 +258,7 @@ func (w *writer) check(conds []ccond) error {
 			}
 			var raw []byte
 			if b != nil {
-				raw = b.Get(valueID(name))
+				raw = w.values.Get(valueID(c.path, name))
 			}
 			switch {
 			case c.Kind == CondValueMissing && raw != nil:
@@ -330,6 +343,12 @@ func (w *writer) deleteKey(p Path) error {
 	if err := parent.DeleteBucket(subkeyID(p[len(p)-1])); err != nil {
 		return err
 	}
+	// The key's values, and those of every key below it.
+	for _, prefix := range [][]byte{valuePrefix(p), []byte(foldedPath(p) + Separator)} {
+		if err := deletePrefix(w.values, prefix); err != nil {
+			return err
+		}
+	}
 	w.events = append(w.events, Event{Seq: w.seq, Kind: OpDeleteKey, Key: p.String()})
 	return w.touch(parent)
 }
@@ -339,8 +358,8 @@ func (w *writer) setValue(p Path, v Value) error {
 	if err != nil {
 		return err
 	}
-	id := valueID(v.Name)
-	if old := b.Get(id); old != nil {
+	id := valueID(p, v.Name)
+	if old := w.values.Get(id); old != nil {
 		// The name keeps the case it was created with.
 		prev, err := decodeValue(old)
 		if err != nil {
@@ -348,7 +367,7 @@ func (w *writer) setValue(p Path, v Value) error {
 		}
 		v.Name = prev.Name
 	}
-	if err := b.Put(id, v.encode()); err != nil {
+	if err := w.values.Put(id, v.encode()); err != nil {
 		return err
 	}
 	w.events = append(w.events, Event{Seq: w.seq, Kind: OpSetValue, Key: p.String(), Name: v.Name})
@@ -357,12 +376,23 @@ func (w *writer) setValue(p Path, v Value) error {
 
 func (w *writer) deleteValue(p Path, name string) error {
 	b := w.find(p)
-	if b == nil || b.Get(valueID(name)) == nil {
+	if b == nil || w.values.Get(valueID(p, name)) == nil {
 		return nil
 	}
-	if err := b.Delete(valueID(name)); err != nil {
+	if err := w.values.Delete(valueID(p, name)); err != nil {
 		return err
 	}
 	w.events = append(w.events, Event{Seq: w.seq, Kind: OpDeleteValue, Key: p.String(), Name: name})
 	return w.touch(b)
+}
+
+// deletePrefix deletes every entry of b whose key starts with prefix.
+func deletePrefix(b *bolt.Bucket, prefix []byte) error {
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
