@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/clusterkeep/clusterkeep/internal/fsutil"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
 	"github.com/clusterkeep/clusterkeep/internal/staging"
@@ -791,7 +792,7 @@ func (s *Service) forget(reason string) error {
 	s.mu.Lock()
 	s.id = id
 	s.mu.Unlock()
-	hive.SyncDir(s.cfg.DataDir)
+	fsutil.SyncDir(s.cfg.DataDir)
 	s.log.Warn("cluster data moved aside", "dir", aside, "reason", reason)
 	return nil
 }

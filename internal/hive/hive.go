@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/clusterkeep/clusterkeep/internal/fsutil"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -388,7 +389,7 @@ func (h *Hive) Replace(r io.Reader) error {
 		return fmt.Errorf("replace: hive %s opened read-only", h.path)
 	}
 	tmp := h.path + ".incoming"
-	if err := writeFileSync(tmp, r); err != nil {
+	if err := fsutil.WriteFile(tmp, r); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("replace hive %s: %w", h.path, err)
 	}
@@ -409,7 +410,7 @@ func (h *Hive) Replace(r io.Reader) error {
 	h.db = nil
 	renameErr := os.Rename(tmp, h.path)
 	if renameErr == nil {
-		renameErr = SyncDir(filepath.Dir(h.path))
+		renameErr = fsutil.SyncDir(filepath.Dir(h.path))
 	}
 	// Whichever file is in place now, the hive stays open on it.
 	db, err := h.openDB(false)
@@ -449,32 +450,6 @@ func (h *Hive) Check() error {
 		r := &Reader{tx: tx}
 		return r.Walk(Path{}, func(k Key) error { return nil })
 	})
-}
-
-func writeFileSync(path string, r io.Reader) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// SyncDir fsyncs a directory so that a rename in it is durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }

@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/clusterkeep/clusterkeep/internal/fsutil"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
 )
@@ -81,7 +82,7 @@ func Stage(dataDir string, p Plan, clusdb io.Reader) error {
 	}
 	defer os.RemoveAll(tmp)
 	if clusdb != nil {
-		if err := writeSync(filepath.Join(tmp, hive.FileName), clusdb); err != nil {
+		if err := fsutil.WriteFileAtomic(filepath.Join(tmp, hive.FileName), clusdb); err != nil {
 			return fmt.Errorf("stage restore: %w", err)
 		}
 		if err := hive.CheckFile(filepath.Join(tmp, hive.FileName)); err != nil {
@@ -90,10 +91,10 @@ func Stage(dataDir string, p Plan, clusdb io.Reader) error {
 		p.HasClusterDB = true
 	}
 	raw, _ := json.MarshalIndent(p, "", "  ")
-	if err := writeSync(filepath.Join(tmp, planFile), bytes.NewReader(raw)); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(tmp, planFile), bytes.NewReader(raw)); err != nil {
 		return fmt.Errorf("stage restore: %w", err)
 	}
-	if err := hive.SyncDir(tmp); err != nil {
+	if err := fsutil.SyncDir(tmp); err != nil {
 		return err
 	}
 	final := filepath.Join(dataDir, PendingDir)
@@ -103,7 +104,7 @@ func Stage(dataDir string, p Plan, clusdb io.Reader) error {
 	if err := os.Rename(tmp, final); err != nil {
 		return fmt.Errorf("stage restore: %w", err)
 	}
-	return hive.SyncDir(dataDir)
+	return fsutil.SyncDir(dataDir)
 }
 
 // Apply applies the restore staged in dataDir, if any. The caller holds the
@@ -167,13 +168,13 @@ func Apply(dataDir string) (*Plan, error) {
 	if err := noderegistry.Save(dataDir, p.Identity); err != nil {
 		return nil, fmt.Errorf("apply restore: %w", err)
 	}
-	if err := hive.SyncDir(dataDir); err != nil {
+	if err := fsutil.SyncDir(dataDir); err != nil {
 		return nil, err
 	}
 	if err := os.RemoveAll(pending); err != nil {
 		return nil, fmt.Errorf("apply restore: clear the staged restore: %w", err)
 	}
-	return p, hive.SyncDir(dataDir)
+	return p, fsutil.SyncDir(dataDir)
 }
 
 // moveOnce renames from to to unless that was done already: from is gone,
@@ -189,7 +190,7 @@ func moveOnce(from, to string) error {
 	if err := os.Rename(from, to); err != nil {
 		return err
 	}
-	return hive.SyncDir(filepath.Dir(to))
+	return fsutil.SyncDir(filepath.Dir(to))
 }
 
 func copyIfMissing(from, to string) error {
@@ -204,27 +205,7 @@ func copyIfMissing(from, to string) error {
 		return err
 	}
 	defer in.Close()
-	return writeSync(to, in)
-}
-
-func writeSync(path string, r io.Reader) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return fsutil.WriteFileAtomic(to, in)
 }
 
 // lock serializes staging and applying on a data directory, across
