@@ -28,7 +28,7 @@ func FuzzParseManifest(f *testing.F) {
 					t.Fatalf("unsafe name accepted: %q", f.Name)
 				}
 			}
-			if strings.HasPrefix(f.Source, "/") == false && f.Source != "" {
+			if !strings.HasPrefix(f.Source, "/") && f.Source != "" {
 				t.Fatalf("relative source accepted: %q", f.Source)
 			}
 		}

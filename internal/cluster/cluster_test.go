@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -370,4 +371,42 @@ func pipeSnapshot(s *hive.Snapshot) io.Reader {
 	pr, pw := io.Pipe()
 	go func() { _, err := s.WriteTo(pw); pw.CloseWithError(err) }()
 	return pr
+}
+
+// A move aside interrupted by a crash is finished at the next start.
+func TestInterruptedMoveAsideIsFinishedAtStart(t *testing.T) {
+	base := t.TempDir()
+	a := openSvc(t, filepath.Join(base, "a"), "a")
+	if err := a.Create(ctx(t), "f"); err != nil {
+		t.Fatal(err)
+	}
+	leaderOf(t, a)
+	if _, err := a.Apply(ctx(t), hive.Txn{Ops: []hive.Op{hive.CreateKey("Kept")}}); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	// The crash came right after the intent was recorded.
+	dir := filepath.Join(base, "a")
+	aside := filepath.Join(dir, "aside", "x-stale-generation")
+	if err := os.WriteFile(filepath.Join(dir, forgetMarker), []byte(aside), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a2 := openSvc(t, dir, "a")
+	if a2.Identity().Configured() {
+		t.Fatal("node still in its cluster after the interrupted move aside")
+	}
+	if _, err := a2.Hive().Get("Kept"); err == nil {
+		t.Fatal("the old database is still in place")
+	}
+	h, err := hive.OpenReadOnly(filepath.Join(aside, hive.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if _, err := h.Get("Kept"); err != nil {
+		t.Fatalf("moved-aside database: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(aside, "raft")); err != nil {
+		t.Fatal("raft state not moved aside")
+	}
 }

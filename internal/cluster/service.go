@@ -132,6 +132,11 @@ func Open(cfg Config) (*Service, error) {
 		lock.Unlock()
 		return nil, err
 	}
+	if done, err := finishForget(cfg.DataDir); err != nil {
+		return fail(fmt.Errorf("open cluster service: finish moving cluster data aside: %w", err))
+	} else if done {
+		s.log.Warn("finished moving cluster data aside, interrupted before")
+	}
 	// A restore staged while the service ran is applied now, before the
 	// hive and raft open (RESTORE_AT_REBOOT).
 	if p, err := staging.Apply(cfg.DataDir); err != nil {
@@ -769,6 +774,11 @@ func (s *Service) forget(reason string) error {
 	if err := os.MkdirAll(aside, 0o700); err != nil {
 		return fmt.Errorf("move cluster data aside: %w", err)
 	}
+	// The intent is written first: a node that dies half way finishes the
+	// job at its next start, rather than starting with half its state.
+	if err := fsutil.WriteFileAtomic(filepath.Join(s.cfg.DataDir, forgetMarker), strings.NewReader(aside)); err != nil {
+		return fmt.Errorf("move cluster data aside: %w", err)
+	}
 	var snap strings.Builder
 	if err := s.hive.Export(&snap, ""); err == nil {
 		os.WriteFile(filepath.Join(aside, "clusdb.export"), []byte(snap.String()), 0o600)
@@ -792,30 +802,71 @@ func (s *Service) forget(reason string) error {
 	s.mu.Lock()
 	s.id = id
 	s.mu.Unlock()
+	os.Remove(filepath.Join(s.cfg.DataDir, forgetMarker))
 	fsutil.SyncDir(s.cfg.DataDir)
 	s.log.Warn("cluster data moved aside", "dir", aside, "reason", reason)
 	return nil
 }
 
+// forgetMarker names the file that records a move aside in progress.
+const forgetMarker = "forgetting"
+
+// finishForget completes a move aside that a crash interrupted: the raft
+// state and the database go to the recorded place (unless they are there
+// already), and the node is in no cluster. Called before anything opens.
+func finishForget(dataDir string) (bool, error) {
+	raw, err := os.ReadFile(filepath.Join(dataDir, forgetMarker))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	aside := string(raw)
+	if err := os.MkdirAll(aside, 0o700); err != nil {
+		return false, err
+	}
+	moves := [][2]string{{filepath.Join(dataDir, "raft"), filepath.Join(aside, "raft")}}
+	if _, err := os.Stat(filepath.Join(aside, hive.FileName)); err == nil {
+		// The database was copied aside whole; what is in place is that
+		// database still, or the empty one that replaced it.
+		moves = append(moves, [2]string{filepath.Join(dataDir, hive.FileName), filepath.Join(aside, hive.FileName+".at-restart")})
+	} else {
+		moves = append(moves, [2]string{filepath.Join(dataDir, hive.FileName), filepath.Join(aside, hive.FileName)})
+	}
+	for _, m := range moves {
+		if _, err := os.Stat(m[1]); err == nil {
+			continue // moved already
+		}
+		if err := os.Rename(m[0], m[1]); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return false, err
+		}
+	}
+	if _, err := noderegistry.Update(dataDir, func(i *noderegistry.Identity) error {
+		i.ClusterID, i.ClusterName, i.Generation = "", "", 0
+		return nil
+	}); err != nil && !errors.Is(err, noderegistry.ErrNotInstalled) {
+		return false, err
+	}
+	os.Remove(filepath.Join(dataDir, forgetMarker))
+	return true, fsutil.SyncDir(dataDir)
+}
+
+// copyFile copies the hive to dst, whole or not at all.
 func copyFile(h *hive.Hive, dst string) error {
 	snap, err := h.Snapshot()
 	if err != nil {
 		return err
 	}
 	defer snap.Close()
-	f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := snap.WriteTo(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := snap.WriteTo(pw)
+		pw.CloseWithError(err)
+	}()
+	err = fsutil.WriteFileAtomic(dst, pr)
+	pr.Close()
+	return err
 }
 
 // emptyHive returns the bytes of a new, empty hive file.

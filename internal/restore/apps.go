@@ -3,13 +3,13 @@ package restore
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/backupset"
 	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/fsutil"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
 	"github.com/clusterkeep/clusterkeep/internal/writers"
 )
@@ -92,15 +92,33 @@ func restoreApps(ctx context.Context, o Options, set *backupset.Set, res *Result
 			return fmt.Errorf("restore application writers: %w", err)
 		}
 	}
+	// Every file is written aside and fsync'd first, then all are renamed
+	// into place: a failure before the renames changes no file.
+	var placed []placement
+	defer func() {
+		for _, p := range placed {
+			os.Remove(p.tmp)
+		}
+	}()
 	for _, f := range files {
 		w := methods[f.WriterID]
-		done, err := placeFile(set, f, w, o.DataDir)
+		p, err := prepareFile(set, f, w, o.DataDir)
 		if err != nil {
 			rr.Abort(context.Background())
 			return fmt.Errorf("restore %s of writer %s: %w", f.Source, w.Name, err)
 		}
-		res.AppFiles = append(res.AppFiles, done)
+		placed = append(placed, p)
 		rr.Touch(ctx)
+	}
+	for _, p := range placed {
+		if p.tmp != "" {
+			if err := os.Rename(p.tmp, p.done.Target); err != nil {
+				rr.Abort(context.Background())
+				return fmt.Errorf("restore %s: %w", p.done.Target, err)
+			}
+			fsutil.SyncDir(filepath.Dir(p.done.Target))
+		}
+		res.AppFiles = append(res.AppFiles, p.done)
 	}
 	if _, err := rr.PostRestore(ctx); err != nil {
 		return fmt.Errorf("restore application writers: %w", err)
@@ -108,14 +126,20 @@ func restoreApps(ctx context.Context, o Options, set *backupset.Set, res *Result
 	return nil
 }
 
-// placeFile writes one file back by its writer's restore method.
-func placeFile(set *backupset.Set, f backupset.File, w shadow.WriterMetadata, dataDir string) (AppFile, error) {
+// placement is a file written aside, ready to be renamed into place.
+type placement struct {
+	tmp  string // empty: nothing to do
+	done AppFile
+}
+
+// prepareFile writes one file aside by its writer's restore method.
+func prepareFile(set *backupset.Set, f backupset.File, w shadow.WriterMetadata, dataDir string) (placement, error) {
 	out := AppFile{Writer: w.Name, Target: f.Source}
 	switch w.RestoreMethod {
 	case shadow.RestoreIfNotThere:
 		if _, err := os.Stat(f.Source); err == nil {
 			out.Action = "kept (RESTORE_IF_NOT_THERE: it exists)"
-			return out, nil
+			return placement{done: out}, nil
 		}
 		out.Action = "created"
 	case shadow.RestoreToAlternateLocation, shadow.RestoreCustom:
@@ -126,34 +150,17 @@ func placeFile(set *backupset.Set, f backupset.File, w shadow.WriterMetadata, da
 		out.Action = "replaced"
 	}
 	if err := os.MkdirAll(filepath.Dir(out.Target), 0o700); err != nil {
-		return out, err
+		return placement{}, err
 	}
 	r, err := set.Open(f)
 	if err != nil {
-		return out, err
+		return placement{}, err
 	}
 	defer r.Close()
-	// Written aside and renamed over the old file: it is whole or absent,
-	// and what is replaced is kept only if the checksum holds.
 	tmp := out.Target + ".clusterkeep-restore"
-	dst, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return out, err
-	}
-	if _, err := io.Copy(dst, r); err != nil {
-		dst.Close()
+	if err := fsutil.WriteFile(tmp, r); err != nil {
 		os.Remove(tmp)
-		return out, err
+		return placement{}, err
 	}
-	if err := dst.Sync(); err != nil {
-		dst.Close()
-		os.Remove(tmp)
-		return out, err
-	}
-	dst.Close()
-	if err := os.Rename(tmp, out.Target); err != nil {
-		os.Remove(tmp)
-		return out, err
-	}
-	return out, nil
+	return placement{tmp: tmp, done: out}, nil
 }
