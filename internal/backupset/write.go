@@ -113,24 +113,8 @@ func (w *Writer) Add(f File, r io.Reader, progress func(int64)) (File, error) {
 		}
 		sink = enc
 	}
-	buf := make([]byte, 1<<20)
-	for {
-		n, rerr := r.Read(buf)
-		if n > 0 {
-			content.Write(buf[:n])
-			if _, err := sink.Write(buf[:n]); err != nil {
-				return f, fmt.Errorf("store %s: %w", f.Name, err)
-			}
-			if progress != nil {
-				progress(int64(n))
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return f, fmt.Errorf("store %s: read: %w", f.Name, rerr)
-		}
+	if err := pipeline(r, content, sink, progress); err != nil {
+		return f, fmt.Errorf("store %s: %w", f.Name, err)
 	}
 	if enc != nil {
 		if err := enc.Close(); err != nil {
@@ -196,6 +180,73 @@ func syncFile(p string) error {
 	defer f.Close()
 	if err := f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
 		return fmt.Errorf("fsync %s: %w", p, err)
+	}
+	return nil
+}
+
+// chunkSize is the unit the store pipeline moves.
+const chunkSize = 1 << 20
+
+// pipeline copies r to sink while hashing it into h: one goroutine reads
+// the next chunks while the current one is hashed and written, and the
+// hash and the write of a chunk run side by side, so reading the network,
+// hashing and writing the disk overlap.
+func pipeline(r io.Reader, h io.Writer, sink io.Writer, progress func(int64)) error {
+	type chunk struct {
+		b   []byte
+		err error
+	}
+	free := make(chan []byte, 4)
+	for range 4 {
+		free <- make([]byte, chunkSize)
+	}
+	full := make(chan chunk, 4)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer close(full)
+		for {
+			var b []byte
+			select {
+			case b = <-free:
+			case <-stop:
+				return
+			}
+			n, err := io.ReadFull(r, b)
+			if n > 0 {
+				select {
+				case full <- chunk{b: b[:n]}:
+				case <-stop:
+					return
+				}
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return
+			}
+			if err != nil {
+				select {
+				case full <- chunk{err: fmt.Errorf("read: %w", err)}:
+				case <-stop:
+				}
+				return
+			}
+		}
+	}()
+	hashed := make(chan struct{})
+	for c := range full {
+		if c.err != nil {
+			return c.err
+		}
+		go func() { h.Write(c.b); hashed <- struct{}{} }()
+		_, err := sink.Write(c.b)
+		<-hashed
+		if err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(int64(len(c.b)))
+		}
+		free <- c.b[:cap(c.b)]
 	}
 	return nil
 }
