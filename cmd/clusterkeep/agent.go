@@ -36,7 +36,7 @@ flags given on the command line win over the file.`,
 				cfg = fromFile
 			}
 			var h slog.Handler = slog.NewTextHandler(os.Stderr, nil)
-			if logJSON {
+			if logJSON || g.json {
 				h = slog.NewJSONHandler(os.Stderr, nil)
 			}
 			log := slog.New(h)
@@ -71,7 +71,7 @@ flags given on the command line win over the file.`,
 	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 0, "log entries between consensus snapshots (default 8192)")
 	f.StringVar(&cfg.FreezeWindow, "freeze-window", "", "longest time writers stay frozen in a backup (default 60s)")
 	f.StringVar(&cfg.SessionTimeout, "session-timeout", "", "abort a backup or restore whose requester is silent this long (default 60s)")
-	f.BoolVar(&logJSON, "log-json", false, "write logs as JSON")
+	f.BoolVar(&logJSON, "log-json", false, "write logs as JSON (as --json does)")
 	return cmd
 }
 

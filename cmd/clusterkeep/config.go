@@ -275,6 +275,14 @@ func configExport(g *globals) *cobra.Command {
 				return err
 			}
 			defer r.Close()
+			if g.json {
+				// Scripts get the text inside a JSON document.
+				var buf strings.Builder
+				if err := r.Export(ctx, path, &buf); err != nil {
+					return err
+				}
+				return g.out.Result(map[string]string{"key": path, "export": buf.String()}, nil)
+			}
 			var w io.Writer = os.Stdout
 			if outFile != "" {
 				f, err := os.CreateTemp(filepath.Dir(outFile), ".export-*")
