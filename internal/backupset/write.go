@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 )
 
 // partialMarker is in the name of a set being written.
@@ -105,7 +106,7 @@ func (w *Writer) Add(f File, r io.Reader, progress func(int64)) (File, error) {
 	defer out.Close()
 	content := &countingHash{h: sha256.New()}
 	stored := &countingHash{h: sha256.New()}
-	var sink io.Writer = io.MultiWriter(out, stored)
+	var sink io.Writer = io.MultiWriter(&writeback{f: out}, stored)
 	var enc *zstd.Encoder
 	if w.compress {
 		if enc, err = zstd.NewWriter(sink, zstd.WithEncoderLevel(zstd.SpeedFastest)); err != nil {
@@ -249,4 +250,28 @@ func pipeline(r io.Reader, h io.Writer, sink io.Writer, progress func(int64)) er
 		free <- c.b[:cap(c.b)]
 	}
 	return nil
+}
+
+// writebackEvery is how many bytes are written before their writeback to
+// disk is started.
+const writebackEvery = 4 << 20
+
+// writeback writes to f and starts the disk writeback of every few MiB as
+// it goes (sync_file_range, not waiting), so the final fsync has little
+// left to flush and a backup never dumps hundreds of MiB of dirty pages on
+// the disk at once, stalling the cluster's own fsyncs behind them.
+type writeback struct {
+	f       *os.File
+	off     int64
+	started int64
+}
+
+func (w *writeback) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.off += int64(n)
+	if w.off-w.started >= writebackEvery {
+		unix.SyncFileRange(int(w.f.Fd()), w.started, w.off-w.started, unix.SYNC_FILE_RANGE_WRITE)
+		w.started = w.off
+	}
+	return n, err
 }
