@@ -46,7 +46,10 @@ func main() {
 		defer os.RemoveAll(work)
 	}
 	bin := filepath.Join(work, "clusterkeep")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/clusterkeep").CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-o", bin, "./cmd/clusterkeep")
+	_, self, _, _ := runtime.Caller(0)
+	build.Dir = filepath.Join(filepath.Dir(self), "..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
 		log.Fatalf("build: %v\n%s", err, out)
 	}
 	lc, err := localcluster.Up(ctx, filepath.Join(work, "cluster"), 3, bin)
