@@ -57,7 +57,7 @@ as one transaction, without any rollback.`,
 			}
 			return g.out.Result(res, func(w io.Writer) {
 				if res.Kind == "key" {
-					fmt.Fprintf(w, "restored %s (%d keys) from backup %s into cluster %s, sequence %d\n", o.Key, res.Keys, res.BackupID, res.Cluster, res.Seq)
+					fmt.Fprintf(w, "restored %s from backup %s into cluster %s (keys: %d), sequence %d\n", o.Key, res.BackupID, res.Cluster, res.Keys, res.Seq)
 					return
 				}
 				fmt.Fprintf(w, "%s restore of backup %s (cluster %s) on node %s: applied %s\n", res.Kind, res.BackupID, res.Cluster, res.Node, res.Applied)
