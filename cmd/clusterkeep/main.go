@@ -8,8 +8,8 @@ import (
 	"context"
 	"errors"
 	"os"
-	"strings"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
