@@ -482,3 +482,36 @@ func (h *Hive) ResetConsensus() error {
 		return tx.Bucket(bucketMeta).Put(keyApplied, u64(0))
 	})
 }
+
+// Clear empties the hive: no key, no value, sequence number and consensus
+// index 0, in one transaction. Watchers see ErrCompacted.
+func (h *Hive) Clear() error {
+	if h.readOnly {
+		return fmt.Errorf("clear: hive %s opened read-only", h.path)
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.db == nil {
+		return ErrClosed
+	}
+	err := h.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketTree, bucketValues, bucketRequests, bucketReqOrder} {
+			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+				return err
+			}
+			if _, err := tx.CreateBucket(b); err != nil {
+				return err
+			}
+		}
+		m := tx.Bucket(bucketMeta)
+		if err := m.Put(keySeq, u64(0)); err != nil {
+			return err
+		}
+		return m.Put(keyApplied, u64(0))
+	})
+	if err != nil {
+		return fmt.Errorf("clear hive %s: %w", h.path, err)
+	}
+	h.watch.setFloor(0)
+	return nil
+}

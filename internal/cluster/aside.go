@@ -1,0 +1,201 @@
+package cluster
+
+// Moving a node's cluster state aside, kept, when it is evicted, leaves, or
+// meets a higher generation of its cluster, and finishing such a move after
+// a crash.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/fsutil"
+	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
+)
+
+// admit refuses evicted nodes.
+func (s *Service) admit(p PeerIdentity) (string, string) {
+	if _, err := s.hive.Get(evictedPath(p.NodeID)); err == nil {
+		return RefusedEvicted, fmt.Sprintf("node %s was evicted from this cluster", p.NodeID)
+	}
+	return "", ""
+}
+
+func (s *Service) onRefused(e *RefusedError) {
+	switch e.Reason {
+	case RefusedEvicted:
+		s.noticeEvicted("peer " + e.Peer + " refused this node as evicted")
+	case RefusedGeneration:
+		me := s.Identity()
+		if e.Them.ClusterID == me.ClusterID && e.Them.Generation > me.Generation {
+			s.noticeStale(e.Them)
+		}
+	}
+}
+
+// noticeStale handles meeting a higher generation of this node's own
+// cluster (an authoritative restore happened): this node's state is
+// moved aside, kept, and the node rejoins to receive the restored state.
+func (s *Service) noticeStale(them PeerIdentity) {
+	s.mu.Lock()
+	first := !s.stale
+	s.stale = true
+	s.mu.Unlock()
+	if !first {
+		return
+	}
+	s.log.Warn("met a higher generation of this cluster: moving this node's state aside and rejoining", "generation", them.Generation, "peer", them.NodeID, "api", them.APIAddr)
+	go func() {
+		defer func() {
+			s.mu.Lock()
+			s.stale = false
+			s.mu.Unlock()
+		}()
+		if err := s.forget("stale-generation"); err != nil {
+			s.log.Error("move stale state aside", "err", err)
+			return
+		}
+		if s.cfg.OnStale != nil && them.APIAddr != "" {
+			s.cfg.OnStale(them.APIAddr)
+		}
+	}()
+}
+
+// noticeEvicted moves the cluster data of an evicted node aside, once.
+func (s *Service) noticeEvicted(how string) {
+	s.mu.Lock()
+	first := !s.evicted
+	s.evicted = true
+	s.mu.Unlock()
+	if first {
+		s.log.Error("this node was evicted from its cluster; its cluster data is moved aside", "how", how)
+		go func() {
+			if err := s.forget("evicted"); err != nil {
+				s.log.Error("move evicted cluster data aside", "err", err)
+			}
+		}()
+	}
+}
+
+// Forget moves this node's cluster data aside and makes it a node of no
+// cluster (NotConfigured). Called when the node learns it was evicted.
+func (s *Service) Forget(reason string) error { return s.forget(reason) }
+
+func (s *Service) forget(reason string) error {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	s.mu.RLock()
+	stopped := s.stopped
+	s.mu.RUnlock()
+	if stopped {
+		return ErrServiceStopped
+	}
+	if !s.Identity().Configured() {
+		return nil // forgotten already
+	}
+	if err := s.stopRaft(); err != nil {
+		s.log.Warn("stop raft before moving data aside", "err", err)
+	}
+	aside := filepath.Join(s.cfg.DataDir, "aside", fmt.Sprintf("%s-%s", time.Now().UTC().Format("20060102T150405.000000000Z"), reason))
+	if err := os.MkdirAll(aside, 0o700); err != nil {
+		return fmt.Errorf("move cluster data aside: %w", err)
+	}
+	// The intent is written first: a node that dies half way finishes the
+	// job at its next start, rather than starting with half its state.
+	if err := fsutil.WriteFileAtomic(filepath.Join(s.cfg.DataDir, forgetMarker), strings.NewReader(aside)); err != nil {
+		return fmt.Errorf("move cluster data aside: %w", err)
+	}
+	var snap strings.Builder
+	if err := s.hive.Export(&snap, ""); err == nil {
+		os.WriteFile(filepath.Join(aside, "clusdb.export"), []byte(snap.String()), 0o600)
+	}
+	if err := os.Rename(s.raftDir(), filepath.Join(aside, "raft")); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("move raft data aside: %w", err)
+	}
+	if err := copyFile(s.hive, filepath.Join(aside, hive.FileName)); err != nil {
+		return fmt.Errorf("move hive aside: %w", err)
+	}
+	if err := s.hive.Clear(); err != nil {
+		return fmt.Errorf("reset hive: %w", err)
+	}
+	id, err := noderegistry.Update(s.cfg.DataDir, func(i *noderegistry.Identity) error {
+		i.ClusterID, i.ClusterName, i.Generation = "", "", 0
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.id = id
+	s.mu.Unlock()
+	os.Remove(filepath.Join(s.cfg.DataDir, forgetMarker))
+	fsutil.SyncDir(s.cfg.DataDir)
+	s.log.Warn("cluster data moved aside", "dir", aside, "reason", reason)
+	return nil
+}
+
+// forgetMarker names the file that records a move aside in progress.
+const forgetMarker = "forgetting"
+
+// finishForget completes a move aside that a crash interrupted: the raft
+// state and the database go to the recorded place (unless they are there
+// already), and the node is in no cluster. Called before anything opens.
+func finishForget(dataDir string) (bool, error) {
+	raw, err := os.ReadFile(filepath.Join(dataDir, forgetMarker))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	aside := string(raw)
+	if err := os.MkdirAll(aside, 0o700); err != nil {
+		return false, err
+	}
+	moves := [][2]string{{filepath.Join(dataDir, "raft"), filepath.Join(aside, "raft")}}
+	if _, err := os.Stat(filepath.Join(aside, hive.FileName)); err == nil {
+		// The database was copied aside whole; what is in place is that
+		// database still, or the empty one that replaced it.
+		moves = append(moves, [2]string{filepath.Join(dataDir, hive.FileName), filepath.Join(aside, hive.FileName+".at-restart")})
+	} else {
+		moves = append(moves, [2]string{filepath.Join(dataDir, hive.FileName), filepath.Join(aside, hive.FileName)})
+	}
+	for _, m := range moves {
+		if _, err := os.Stat(m[1]); err == nil {
+			continue // moved already
+		}
+		if err := os.Rename(m[0], m[1]); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return false, err
+		}
+	}
+	if _, err := noderegistry.Update(dataDir, func(i *noderegistry.Identity) error {
+		i.ClusterID, i.ClusterName, i.Generation = "", "", 0
+		return nil
+	}); err != nil && !errors.Is(err, noderegistry.ErrNotInstalled) {
+		return false, err
+	}
+	os.Remove(filepath.Join(dataDir, forgetMarker))
+	return true, fsutil.SyncDir(dataDir)
+}
+
+// copyFile copies the hive to dst, whole or not at all.
+func copyFile(h *hive.Hive, dst string) error {
+	snap, err := h.Snapshot()
+	if err != nil {
+		return err
+	}
+	defer snap.Close()
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := snap.WriteTo(pw)
+		pw.CloseWithError(err)
+	}()
+	err = fsutil.WriteFileAtomic(dst, pr)
+	pr.Close()
+	return err
+}
