@@ -147,6 +147,99 @@ func main() {
 	row("writes/s idle", idleRate)
 	row("writes/s during backups", bkRate)
 	fmt.Printf("\nfailed writes: %d\n", failed)
+
+	// 4. Restores: a wiped node restored and caught up, and the whole
+	// cluster rolled back authoritatively, to all three serving it.
+	var nonAuth, auth []float64
+	for i := range *runs {
+		before := uint64(time.Now().UnixNano())
+		mark(ctx, lc, before)
+		to := filepath.Join(work, fmt.Sprintf("restore-backups-%d", i))
+		out, err := exec.Command(bin, "backup", "create", "--to", to, "--data-dir", filepath.Join(work, "none"), "--cluster", lc.APIAddrs(), "--node", "node3", "--json").Output()
+		if err != nil {
+			log.Fatalf("backup: %v %s", err, out)
+		}
+		var res struct{ Path string }
+		json.Unmarshal(out, &res)
+		nonAuth = append(nonAuth, timeNonAuthoritative(ctx, lc, bin, res.Path))
+		auth = append(auth, timeAuthoritative(ctx, lc, bin, res.Path, before))
+		os.RemoveAll(to)
+	}
+	row("restore of a wiped node, to caught up (s)", nonAuth)
+	row("authoritative restore, to 3 nodes serving it (s)", auth)
+}
+
+// mark sets Bench/Mark to v through the cluster.
+func mark(ctx context.Context, lc *localcluster.Cluster, v uint64) {
+	c, err := client.OpenCluster(ctx, lc.APIAddrs())
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := c.SetValue(ctx, "Bench/Mark", hive.Uint64Value("v", v)); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// holds reports whether nd's own copy has Bench/Mark = v.
+func holds(ctx context.Context, nd localcluster.Node, v uint64) bool {
+	got, err := client.Node(nd.API).GetValue(ctx, "Bench/Mark", "v", client.Stale())
+	return err == nil && got.Uint64 == v
+}
+
+// timeNonAuthoritative wipes node3, restores it from the backup and waits
+// until it holds a value written after the backup.
+func timeNonAuthoritative(ctx context.Context, lc *localcluster.Cluster, bin, backup string) float64 {
+	after := uint64(time.Now().UnixNano())
+	mark(ctx, lc, after)
+	n3 := lc.Nodes[2]
+	lc.Stop(n3.Name, true)
+	os.RemoveAll(n3.DataDir)
+	t0 := time.Now()
+	if out, err := exec.Command(bin, "restore", backup, "--data-dir", n3.DataDir).CombinedOutput(); err != nil {
+		log.Fatalf("restore: %v %s", err, out)
+	}
+	if _, err := lc.Start(ctx, n3.Name); err != nil {
+		log.Fatal(err)
+	}
+	for !holds(ctx, n3, after) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(t0).Seconds()
+}
+
+// timeAuthoritative rolls the cluster back to the backup and waits until
+// every node serves the backup's value at the new generation.
+func timeAuthoritative(ctx context.Context, lc *localcluster.Cluster, bin, backup string, want uint64) float64 {
+	st, _ := client.GetNodeState(ctx, lc.Nodes[0].DataDir)
+	oldGen := st.Generation
+	if err := lc.Down(); err != nil {
+		log.Fatal(err)
+	}
+	t0 := time.Now()
+	if out, err := exec.Command(bin, "restore", backup, "--authoritative", "--data-dir", lc.Nodes[0].DataDir).CombinedOutput(); err != nil {
+		log.Fatalf("restore --authoritative: %v %s", err, out)
+	}
+	var wg sync.WaitGroup
+	for _, n := range lc.Nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := lc.Start(ctx, n.Name); err != nil {
+				log.Fatal(err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, n := range lc.Nodes {
+		for {
+			st, _ := client.GetNodeState(ctx, n.DataDir)
+			if st.Generation > oldGen && holds(ctx, n, want) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return time.Since(t0).Seconds()
 }
 
 func cpuModel() string {

@@ -16,7 +16,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ckbench: %v\n%s", err, out)
 	}
-	for _, want := range []string{"backup / raw limit", "backup create max RSS", "failed writes: 0"} {
+	for _, want := range []string{"backup / raw limit", "backup create max RSS", "failed writes: 0", "authoritative restore"} {
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("ckbench output lacks %q:\n%s", want, out)
 		}

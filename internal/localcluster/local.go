@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -47,6 +48,8 @@ type Cluster struct {
 	Dir    string `json:"dir"`
 	Binary string `json:"binary"`
 	Nodes  []Node `json:"nodes"`
+
+	mu sync.Mutex // nodes may be started and stopped concurrently
 }
 
 // Load reads the state of the local cluster in dir.
@@ -66,12 +69,32 @@ func Load(dir string) (*Cluster, error) {
 }
 
 func (c *Cluster) save() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.saveLocked()
+}
+
+func (c *Cluster) saveLocked() error {
 	raw, _ := json.MarshalIndent(c, "", "  ")
-	tmp := filepath.Join(c.Dir, StateFile+".tmp")
-	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
+	tmp, err := os.CreateTemp(c.Dir, StateFile+".tmp-")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(c.Dir, StateFile))
+	if _, err := tmp.Write(raw); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	tmp.Close()
+	return os.Rename(tmp.Name(), filepath.Join(c.Dir, StateFile))
+}
+
+// setPID records a node's process and saves the state.
+func (c *Cluster) setPID(nd *Node, pid int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	nd.PID = pid
+	return c.saveLocked()
 }
 
 // Node finds a node by name.
@@ -222,9 +245,8 @@ func (c *Cluster) start(nd *Node) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", nd.Name, err)
 	}
-	nd.PID = cmd.Process.Pid
 	go cmd.Wait() // reap it if it dies while we run
-	return c.save()
+	return c.setPID(nd, cmd.Process.Pid)
 }
 
 // alive reports whether the node's recorded process runs.
@@ -277,8 +299,7 @@ func (c *Cluster) Stop(name string, kill bool) (*Node, error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	nd.PID = 0
-	return nd, c.save()
+	return nd, c.setPID(nd, 0)
 }
 
 // Down stops every node.
