@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -149,68 +148,31 @@ func TestBackupContinuesWhenItsNodeStops(t *testing.T) {
 // acknowledged before it began, and is the hive at one sequence number.
 func TestBackupHoldsTheAcknowledgedHistory(t *testing.T) {
 	nodes := tc.InProcess(t, 3)
-	ctx := tc.Context(t)
-	type ack struct {
-		val, seq uint64
-		before   bool
-	}
-	var mu sync.Mutex
-	began := false
-	history := map[string][]ack{}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := tc.Open(t, nodes[w%3].API())
-			key := fmt.Sprintf("Load/w%d", w)
-			for i := uint64(1); ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				seq, err := c.SetValue(ctx, key, hive.Uint64Value("n", i))
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				history[key] = append(history[key], ack{i, seq, !began})
-				mu.Unlock()
-			}
-		}()
-	}
+	stop := tc.Writers(t, []string{nodes[0].API(), nodes[1].API(), nodes[2].API()}, 4)
 	time.Sleep(300 * time.Millisecond)
-	mu.Lock()
-	began = true
-	mu.Unlock()
+	began := time.Now()
 	res := create(t, backup.Options{DataDir: t.TempDir(), Cluster: []string{nodes[0].API()}, To: t.TempDir(), Compress: true})
-	close(stop)
-	wg.Wait()
+	acks := stop()
 	if _, err := backup.Verify(res.Path, nil); err != nil {
 		t.Fatal(err)
 	}
-	export, err := backup.Export(res.Path)
+	err := backup.WithHive(mustOpen(t, res.Path), func(h *hive.Hive) error {
+		return tc.CheckPointInTime(acks, began, res.HiveSeq, func(key string) (uint64, error) {
+			v, err := h.GetValue(key, "n")
+			return v.Uint64, err
+		})
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for key, acks := range history {
-		want := uint64(0)
-		for _, a := range acks {
-			if a.before && a.seq > res.HiveSeq {
-				t.Fatalf("%s=%d acknowledged before the backup (seq %d) is past its sequence %d", key, a.val, a.seq, res.HiveSeq)
-			}
-			if a.seq <= res.HiveSeq {
-				want = max(want, a.val)
-			}
-		}
-		line := fmt.Sprintf("key %q\nvalue \"n\" uint64 %d\n", key, want)
-		if !strings.Contains(string(export), line) {
-			t.Fatalf("backup at seq %d lacks %s=%d", res.HiveSeq, key, want)
-		}
+}
+
+func mustOpen(t *testing.T, path string) *backupset.Set {
+	s, err := backupset.Open(path)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return s
 }
 
 func TestVerifyCatchesEveryCorruption(t *testing.T) {
