@@ -185,6 +185,11 @@ func restoreNode(ctx context.Context, o Options, set *backupset.Set, m *backupse
 	if err != nil {
 		return nil, fmt.Errorf("restore: read the backup's registry: %w", err)
 	}
+	if !o.Authoritative && installed && !local.Configured() && (fromBackup == nil || fromBackup.NodeID != local.NodeID) {
+		// A node of no cluster gets a database but no membership: nobody
+		// would ever bring it up to date.
+		return nil, fmt.Errorf("restore: this node (%s) is in no cluster and the backup is not of it: join it to the cluster with `clusterkeep agent --join`, or restore the cluster with --authoritative", local.NodeName)
+	}
 	// The identity the node gets.
 	var id noderegistry.Identity
 	switch {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/agent"
 	"github.com/clusterkeep/clusterkeep/internal/backup"
+	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
 	"github.com/clusterkeep/clusterkeep/internal/restore"
@@ -147,5 +148,23 @@ func TestBackupOfAnotherClusterNeedsNewCluster(t *testing.T) {
 	info, err := dr.GetClusterInformation(ctx)
 	if err != nil || info.ID != res.ClusterID || info.Generation != out.Generation || info.Generation <= 1 {
 		t.Fatalf("recovered cluster: %+v %v", info, err)
+	}
+}
+
+func TestNonAuthoritativeRestoreOntoANodeOfNoClusterIsRefused(t *testing.T) {
+	nodes := tc.InProcess(t, 2)
+	ctx := tc.Context(t)
+	res, err := backup.Create(ctx, backup.Options{DataDir: nodes[0].Cfg.DataDir, To: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// node 2 leaves: it is in no cluster now.
+	if _, err := client.Leave(ctx, nodes[1].API()); err != nil {
+		t.Fatal(err)
+	}
+	nodes[1].Stop()
+	_, err = restore.Run(ctx, restore.Options{Path: res.Path, DataDir: nodes[1].Cfg.DataDir})
+	if err == nil || !strings.Contains(err.Error(), "in no cluster") {
+		t.Fatalf("got %v", err)
 	}
 }
