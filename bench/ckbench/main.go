@@ -41,7 +41,7 @@ func main() {
 	if work == "" {
 		var err error
 		if work, err = os.MkdirTemp("", "ckbench-"); err != nil {
-			log.Fatal(err)
+			fatalf("%v", err)
 		}
 		defer os.RemoveAll(work)
 	}
@@ -50,20 +50,23 @@ func main() {
 	_, self, _, _ := runtime.Caller(0)
 	build.Dir = filepath.Join(filepath.Dir(self), "..", "..")
 	if out, err := build.CombinedOutput(); err != nil {
-		log.Fatalf("build: %v\n%s", err, out)
+		fatalf("build: %v\n%s", err, out)
 	}
 	lc, err := localcluster.Up(ctx, filepath.Join(work, "cluster"), 3, bin)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer func() {
-		for _, n := range lc.Nodes {
-			lc.Stop(n.Name, true)
+	if lc != nil {
+		stopCluster = func() {
+			for _, n := range lc.Nodes {
+				lc.Stop(n.Name, true)
+			}
 		}
-	}()
+		defer stopCluster()
+	}
+	if err != nil {
+		fatalf("%v", err)
+	}
 	c, err := client.OpenCluster(ctx, lc.APIAddrs())
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	fmt.Printf("machine: %d cores, %s; clusterkeep on loopback, 3 nodes\n", runtime.NumCPU(), cpuModel())
 	start := time.Now()
@@ -81,7 +84,7 @@ func main() {
 		cmd := exec.Command(bin, "backup", "create", "--to", to, "--data-dir", filepath.Join(work, "none"), "--cluster", lc.APIAddrs(), "--json")
 		out, err := cmd.Output()
 		if err != nil {
-			log.Fatalf("backup: %v %s", err, out)
+			fatalf("backup: %v %s", err, out)
 		}
 		backups = append(backups, time.Since(t0).Seconds())
 		rss = append(rss, float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss)/1024)
@@ -157,7 +160,7 @@ func main() {
 		to := filepath.Join(work, fmt.Sprintf("restore-backups-%d", i))
 		out, err := exec.Command(bin, "backup", "create", "--to", to, "--data-dir", filepath.Join(work, "none"), "--cluster", lc.APIAddrs(), "--node", "node3", "--json").Output()
 		if err != nil {
-			log.Fatalf("backup: %v %s", err, out)
+			fatalf("backup: %v %s", err, out)
 		}
 		var res struct{ Path string }
 		json.Unmarshal(out, &res)
@@ -173,10 +176,10 @@ func main() {
 func mark(ctx context.Context, lc *localcluster.Cluster, v uint64) {
 	c, err := client.OpenCluster(ctx, lc.APIAddrs())
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	if _, err := c.SetValue(ctx, "Bench/Mark", hive.Uint64Value("v", v)); err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 }
 
@@ -196,10 +199,10 @@ func timeNonAuthoritative(ctx context.Context, lc *localcluster.Cluster, bin, ba
 	os.RemoveAll(n3.DataDir)
 	t0 := time.Now()
 	if out, err := exec.Command(bin, "restore", backup, "--data-dir", n3.DataDir).CombinedOutput(); err != nil {
-		log.Fatalf("restore: %v %s", err, out)
+		fatalf("restore: %v %s", err, out)
 	}
 	if _, err := lc.Start(ctx, n3.Name); err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	for !holds(ctx, n3, after) {
 		time.Sleep(20 * time.Millisecond)
@@ -213,11 +216,11 @@ func timeAuthoritative(ctx context.Context, lc *localcluster.Cluster, bin, backu
 	st, _ := client.GetNodeState(ctx, lc.Nodes[0].DataDir)
 	oldGen := st.Generation
 	if err := lc.Down(); err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	t0 := time.Now()
 	if out, err := exec.Command(bin, "restore", backup, "--authoritative", "--data-dir", lc.Nodes[0].DataDir).CombinedOutput(); err != nil {
-		log.Fatalf("restore --authoritative: %v %s", err, out)
+		fatalf("restore --authoritative: %v %s", err, out)
 	}
 	var wg sync.WaitGroup
 	for _, n := range lc.Nodes {
@@ -225,7 +228,7 @@ func timeAuthoritative(ctx context.Context, lc *localcluster.Cluster, bin, backu
 		go func() {
 			defer wg.Done()
 			if _, err := lc.Start(ctx, n.Name); err != nil {
-				log.Fatal(err)
+				fatalf("%v", err)
 			}
 		}()
 	}
@@ -240,6 +243,15 @@ func timeAuthoritative(ctx context.Context, lc *localcluster.Cluster, bin, backu
 		}
 	}
 	return time.Since(t0).Seconds()
+}
+
+// stopCluster stops the cluster's agents; fatalf calls it, as deferred
+// calls do not run on exit.
+var stopCluster = func() {}
+
+func fatalf(format string, a ...any) {
+	stopCluster()
+	log.Fatalf(format, a...)
 }
 
 func cpuModel() string {
@@ -291,7 +303,7 @@ func load(ctx context.Context, c *client.Cluster, n, size int) {
 					ops = append(ops, hive.SetValue(fmt.Sprintf("Load/%03d/k%07d", k%1000, k), hive.BinaryValue("v", val)))
 				}
 				if _, err := c.Txn(ctx, hive.Txn{Ops: ops}); err != nil {
-					log.Fatalf("load: %v", err)
+					fatalf("load: %v", err)
 				}
 			}
 		}()
@@ -304,7 +316,7 @@ func rawLimit(src, dst string) float64 {
 	t0 := time.Now()
 	for _, args := range [][]string{{"cp", src, dst}, {"sync"}, {"openssl", "dgst", "-sha256", dst}} {
 		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			log.Fatalf("%v: %v %s", args, err, out)
+			fatalf("%v: %v %s", args, err, out)
 		}
 	}
 	took := time.Since(t0).Seconds()
@@ -327,7 +339,7 @@ func writeLoad(ctx context.Context, lc *localcluster.Cluster, writers, size int,
 			defer wg.Done()
 			c, err := client.OpenCluster(ctx, lc.APIAddrs())
 			if err != nil {
-				log.Fatal(err)
+				fatalf("%v", err)
 			}
 			for i := 0; time.Now().Before(deadline); i++ {
 				t0 := time.Now()
