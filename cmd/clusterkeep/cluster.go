@@ -23,10 +23,7 @@ func clusterCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			info, err := c.GetClusterInformation(ctx)
-			if err != nil {
-				return err
-			}
+			info := c.Info()
 			return g.out.Result(info, func(w io.Writer) {
 				fmt.Fprintf(w, "cluster:    %s\nid:         %s\ngeneration: %d\nversion:    %s\nleader:     %s\nsequence:   %d\n\n",
 					info.Name, info.ID, info.Generation, info.Version, orDash(info.Leader), info.Seq)
@@ -72,10 +69,7 @@ func nodeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			info, err := c.GetClusterInformation(ctx)
-			if err != nil {
-				return err
-			}
+			info := c.Info()
 			return g.out.Result(map[string]any{"nodes": info.Nodes}, func(w io.Writer) { nodeTable(w, info.Nodes) })
 		},
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
 	"github.com/spf13/cobra"
@@ -27,7 +28,7 @@ func writersCmd(g *globals) *cobra.Command {
 			}
 			addr := c.Current()
 			if node != "" {
-				if addr, err = nodeAPI(cmd, g, c, node); err != nil {
+				if addr, err = nodeAPI(c.Info(), node); err != nil {
 					return err
 				}
 			}
@@ -58,13 +59,7 @@ func writersCmd(g *globals) *cobra.Command {
 }
 
 // nodeAPI finds a member's API address by name or id.
-func nodeAPI(cmd *cobra.Command, g *globals, c *client.Cluster, node string) (string, error) {
-	ctx, cancel := g.context(cmd)
-	defer cancel()
-	info, err := c.GetClusterInformation(ctx)
-	if err != nil {
-		return "", err
-	}
+func nodeAPI(info api.ClusterInfo, node string) (string, error) {
 	var names []string
 	for _, n := range info.Nodes {
 		if strings.EqualFold(n.Name, node) || n.ID == node {

@@ -249,12 +249,6 @@ func (a *Agent) barrier(ctx context.Context) error {
 	}
 }
 
-// APIAddr is where the API listens.
-func (a *Agent) APIAddr() string { return a.ln.Addr().String() }
-
-// Service is the node's cluster service.
-func (a *Agent) Service() *cluster.Service { return a.svc }
-
 // Done reports a fatal serving error.
 func (a *Agent) Done() <-chan error { return a.done }
 

@@ -147,18 +147,10 @@ func createFromCluster(ctx context.Context, o Options, det *Detection) (*Result,
 }
 
 // nodeWentAway says whether a failed checkpoint failed because its node
-// stopped answering or lost the session (it restarted).
+// stopped answering (in a call or in the middle of a stream) or lost the
+// session (it restarted).
 func nodeWentAway(err error) bool {
-	if errors.Is(err, client.ErrUnavailable) || errors.Is(err, client.ErrUncertain) || errors.Is(err, client.ErrNoSession) {
-		return true
-	}
-	var ae *client.APIError
-	if errors.As(err, &ae) {
-		return false
-	}
-	// A transport error while streaming an item.
-	msg := err.Error()
-	return strings.Contains(msg, "connection reset") || strings.Contains(msg, "EOF") || strings.Contains(msg, "connection refused")
+	return errors.Is(err, client.ErrUnavailable) || errors.Is(err, client.ErrUncertain) || errors.Is(err, client.ErrNoSession)
 }
 
 // setName names a set by cluster and UTC time.

@@ -75,10 +75,6 @@ func Detect(ctx context.Context, dataDir string, clusterAddrs []string) (*Detect
 	if err != nil {
 		return nil, fmt.Errorf("detect: %w", err)
 	}
-	info, err := c.GetClusterInformation(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("detect: %w", err)
-	}
-	d.Mode, d.Cluster, d.Info = ModeCluster, c, info
+	d.Mode, d.Cluster, d.Info = ModeCluster, c, c.Info()
 	return d, nil
 }

@@ -106,6 +106,7 @@ type Cluster struct {
 	name    string
 	retries time.Duration
 	single  bool // a Node handle: no failover
+	opened  api.ClusterInfo
 }
 
 // Option configures OpenCluster.
@@ -148,8 +149,13 @@ func OpenClusterWith(ctx context.Context, nodeAddrs []string, opts ...Option) (*
 		return nil, fmt.Errorf("open cluster at %s: %w", strings.Join(addrs, ","), err)
 	}
 	c.learn(info)
+	c.opened = info
 	return c, nil
 }
+
+// Info is the cluster information the handle learnt when it was opened:
+// a caller that needs it at once need not ask again.
+func (c *Cluster) Info() api.ClusterInfo { return c.opened }
 
 // Node returns a handle on one node that never fails over: every call goes
 // to addr. For reading one node's own copy (with Stale) and for tests.
@@ -253,14 +259,14 @@ func (c *Cluster) do(ctx context.Context, rq request) (*http.Response, error) {
 		}
 		last = err
 		if c.single {
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, last)
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, last)
 		}
 		c.next(addr)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, last)
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, last)
 		}
 		// Cycle through members at once; pause once every member failed.
 		if (attempt+1)%len(c.Addrs()) == 0 {
@@ -291,9 +297,9 @@ func (c *Cluster) once(ctx context.Context, addr string, rq request) (*http.Resp
 			return nil, ctx.Err()
 		}
 		if rq.idempotent || notSent(err) {
-			return nil, fmt.Errorf("%w: %s: %v", errRetryElsewhere, addr, err)
+			return nil, fmt.Errorf("%w: %s: %w", errRetryElsewhere, addr, err)
 		}
-		return nil, fmt.Errorf("%s: %w: %v", addr, ErrUncertain, err)
+		return nil, fmt.Errorf("%s: %w: %w", addr, ErrUncertain, err)
 	}
 	if resp.StatusCode < 300 {
 		return resp, nil
@@ -360,15 +366,6 @@ func (c *Cluster) GetClusterInformation(ctx context.Context) (api.ClusterInfo, e
 		return info, fmt.Errorf("get cluster information: %w", err)
 	}
 	return info, nil
-}
-
-// Refresh re-learns the members' addresses.
-func (c *Cluster) Refresh(ctx context.Context) error {
-	info, err := c.GetClusterInformation(ctx)
-	if err == nil {
-		c.learn(info)
-	}
-	return err
 }
 
 // NodeAction pauses, resumes or evicts a node, named by name or id.
@@ -531,15 +528,11 @@ func (c *Cluster) Watch(ctx context.Context, path string, after uint64, wait tim
 }
 
 // LocalStatus asks one node for its own status, without failing over.
+// The caller bounds the wait with ctx.
 func LocalStatus(ctx context.Context, addr string) (api.LocalStatus, error) {
 	var st api.LocalStatus
-	c := &Cluster{addrs: []string{addr}, http: &http.Client{Timeout: 2 * time.Second}}
-	resp, err := c.once(ctx, addr, request{method: http.MethodGet, path: "/v1/local/status", idempotent: true})
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	err := Node(addr).getJSON(ctx, "/v1/local/status", &st)
+	return st, err
 }
 
 // JoinInfo asks a member what a joining node needs to know.
@@ -557,14 +550,11 @@ func (c *Cluster) AddMember(ctx context.Context, m api.Member) error {
 // Leave makes the node at addr leave its cluster gracefully: it is removed
 // through the leader and its cluster data is moved aside.
 func Leave(ctx context.Context, addr string) (api.LocalStatus, error) {
-	c := &Cluster{addrs: []string{addr}, http: &http.Client{Timeout: 30 * time.Second}}
 	var st api.LocalStatus
-	resp, err := c.once(ctx, addr, request{method: http.MethodPost, path: "/v1/local/leave"})
-	if err != nil {
+	if err := Node(addr).postJSON(ctx, "/v1/local/leave", nil, &st, false); err != nil {
 		return st, fmt.Errorf("leave: %w", err)
 	}
-	defer resp.Body.Close()
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	return st, nil
 }
 
 // ReadIndex asks the leader for the commit index a consistent read must

@@ -79,7 +79,22 @@ func (b *RemoteBackup) Item(ctx context.Context, name string) (io.ReadCloser, er
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: read %s: %w", b.ID(), name, err)
 	}
-	return resp.Body, nil
+	return streamBody{resp.Body, b.node.Current()}, nil
+}
+
+// streamBody reports the node going away in the middle of a stream as
+// ErrUnavailable, as a failed call would be.
+type streamBody struct {
+	io.ReadCloser
+	addr string
+}
+
+func (s streamBody) Read(p []byte) (int, error) {
+	n, err := s.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%w: %s stopped in the middle of a stream: %w", ErrUnavailable, s.addr, err)
+	}
+	return n, err
 }
 
 // BackupComplete ends the backup and returns the final components document.

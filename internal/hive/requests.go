@@ -66,7 +66,7 @@ func forgetRequests(tx *bolt.Tx, applied uint64) error {
 	limit := applied - RequestMemory
 	order, reqs := tx.Bucket(bucketReqOrder), tx.Bucket(bucketRequests)
 	c := order.Cursor()
-	for k, _ := c.First(); k != nil && len(k) >= 8 && binary.BigEndian.Uint64(k) < limit; k, _ = c.First() {
+	for k, _ := c.First(); len(k) >= 8 && binary.BigEndian.Uint64(k) < limit; k, _ = c.First() {
 		if err := reqs.Delete(k[8:]); err != nil {
 			return err
 		}

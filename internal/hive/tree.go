@@ -77,16 +77,6 @@ func (r *Reader) lookup(p Path) (*bolt.Bucket, Path, error) {
 	return b, stored, nil
 }
 
-// Exists reports whether the key at path exists.
-func (r *Reader) Exists(path string) (bool, error) {
-	p, err := ParsePath(path)
-	if err != nil {
-		return false, err
-	}
-	b, _, _ := r.lookup(p)
-	return b != nil, nil
-}
-
 // Get reads a key.
 func (r *Reader) Get(path string) (Key, error) {
 	p, err := ParsePath(path)

@@ -365,23 +365,19 @@ func (c *Cluster) WaitAllUp(ctx context.Context) error {
 	for {
 		cl, err := client.OpenClusterWith(ctx, []string{c.APIAddrs()}, client.WithRetryWindow(2*time.Second))
 		if err == nil {
-			info, err := cl.GetClusterInformation(ctx)
-			if err == nil {
-				up := 0
-				var states []string
-				for _, n := range info.Nodes {
-					if n.State == "Up" || n.State == "Paused" {
-						up++
-					}
-					states = append(states, n.Name+"="+string(n.State))
+			info := cl.Info()
+			up := 0
+			var states []string
+			for _, n := range info.Nodes {
+				if n.State == "Up" || n.State == "Paused" {
+					up++
 				}
-				if up == len(c.Nodes) && info.Leader != "" {
-					return nil
-				}
-				last = strings.Join(states, " ")
-			} else {
-				last = err.Error()
+				states = append(states, n.Name+"="+string(n.State))
 			}
+			if up == len(c.Nodes) && info.Leader != "" {
+				return nil
+			}
+			last = strings.Join(states, " ")
 		} else {
 			last = err.Error()
 		}

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/backup"
@@ -349,7 +350,7 @@ func probe(ctx context.Context, addr string, timeout time.Duration) (string, str
 		}
 		return "running", st.RaftState
 	}
-	if strings.Contains(err.Error(), "connection refused") {
+	if errors.Is(err, syscall.ECONNREFUSED) {
 		return "stopped", "nothing listens at its address"
 	}
 	return "unreachable", err.Error()

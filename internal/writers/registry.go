@@ -89,8 +89,8 @@ func (w *Registry) Streams(context.Context, shadow.Component) ([]shadow.Stream, 
 }
 
 // BackupComplete drops the copy.
-func (w *Registry) BackupComplete(context.Context, *shadow.BackupComponents) error {
-	return w.Abort(nil)
+func (w *Registry) BackupComplete(ctx context.Context, _ *shadow.BackupComponents) error {
+	return w.Abort(ctx)
 }
 
 // Abort drops the copy.
