@@ -69,47 +69,66 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// writeError maps an error to its status and code.
-func writeError(w http.ResponseWriter, err error) {
-	status, code := http.StatusInternalServerError, CodeInternal
-	switch {
-	case errors.Is(err, hive.ErrKeyNotFound):
-		status, code = http.StatusNotFound, CodeKeyNotFound
-	case errors.Is(err, hive.ErrValueNotFound):
-		status, code = http.StatusNotFound, CodeValueNotFound
-	case errors.Is(err, cluster.ErrUnknownNode):
-		status, code = http.StatusNotFound, CodeNodeNotFound
-	case errors.Is(err, hive.ErrPreconditionFailed):
-		status, code = http.StatusConflict, CodePrecondition
-	case errors.Is(err, cluster.ErrNameTaken), errors.Is(err, cluster.ErrLastMember), errors.Is(err, cluster.ErrAlreadyMember):
-		status, code = http.StatusConflict, CodeConflict
-	case errors.Is(err, cluster.ErrEvicted):
-		status, code = http.StatusForbidden, CodeEvicted
-	case errors.Is(err, cluster.ErrNotConfigured):
-		status, code = http.StatusServiceUnavailable, CodeNotConfigured
-	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrNotReady):
-		status, code = http.StatusServiceUnavailable, CodeNotLeader
-	case errors.Is(err, cluster.ErrServiceStopped), errors.Is(err, hive.ErrClosed):
-		status, code = http.StatusServiceUnavailable, CodeUnavailable
-	case errors.Is(err, errUncertain), errors.Is(err, cluster.ErrUncertain):
-		status, code = http.StatusBadGateway, CodeUncertain
-	case isInvalid(err):
-		status, code = http.StatusBadRequest, CodeInvalid
+// errInvalidRequest is a request this server cannot make sense of.
+var errInvalidRequest = errors.New("invalid request")
+
+// errorCodes maps the errors callers branch on to a status and a code,
+// first match first.
+var errorCodes = []struct {
+	errs   []error
+	status int
+	code   string
+}{
+	{[]error{shadow.ErrBusy}, http.StatusConflict, CodeBusy},
+	{[]error{shadow.ErrSessionEnded}, http.StatusNotFound, CodeNoSession},
+	{[]error{shadow.ErrWrongState}, http.StatusConflict, CodeOutOfSequence},
+	{[]error{shadow.ErrNoComponent, shadow.ErrNoWriter, shadow.ErrNothingSelected}, http.StatusBadRequest, CodeInvalid},
+	{[]error{shadow.ErrFreezeTimeout}, http.StatusGatewayTimeout, CodeFreezeTimeout},
+	{[]error{hive.ErrKeyNotFound}, http.StatusNotFound, CodeKeyNotFound},
+	{[]error{hive.ErrValueNotFound}, http.StatusNotFound, CodeValueNotFound},
+	{[]error{cluster.ErrUnknownNode}, http.StatusNotFound, CodeNodeNotFound},
+	{[]error{hive.ErrPreconditionFailed}, http.StatusConflict, CodePrecondition},
+	{[]error{hive.ErrCompacted}, http.StatusGone, CodeCompacted},
+	{[]error{cluster.ErrNameTaken, cluster.ErrLastMember, cluster.ErrAlreadyMember}, http.StatusConflict, CodeConflict},
+	{[]error{cluster.ErrEvicted}, http.StatusForbidden, CodeEvicted},
+	{[]error{cluster.ErrNotConfigured}, http.StatusServiceUnavailable, CodeNotConfigured},
+	{[]error{cluster.ErrNotLeader, cluster.ErrNoLeader, cluster.ErrNotReady}, http.StatusServiceUnavailable, CodeNotLeader},
+	{[]error{cluster.ErrServiceStopped, hive.ErrClosed}, http.StatusServiceUnavailable, CodeUnavailable},
+	{[]error{errUncertain, cluster.ErrUncertain}, http.StatusBadGateway, CodeUncertain},
+	{[]error{hive.ErrInvalidPath, hive.ErrInvalidName, hive.ErrInvalidType, hive.ErrInvalidValue, hive.ErrValueTooLarge,
+		hive.ErrInvalidTxn, hive.ErrReserved, hive.ErrBadExport, errInvalidRequest}, http.StatusBadRequest, CodeInvalid},
+}
+
+// classify finds an error's status and code.
+func classify(err error) (int, string) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return http.StatusBadRequest, CodeInvalid
 	}
+	for _, ec := range errorCodes {
+		for _, e := range ec.errs {
+			if errors.Is(err, e) {
+				return ec.status, ec.code
+			}
+		}
+	}
+	var we *shadow.WriterError
+	if errors.As(err, &we) {
+		return http.StatusInternalServerError, CodeWriterFailed
+	}
+	return http.StatusInternalServerError, CodeInternal
+}
+
+// writeError answers an error with its status and code.
+func writeError(w http.ResponseWriter, err error) {
+	status, code := classify(err)
 	writeJSON(w, status, Error{Code: code, Message: err.Error()})
 }
 
-var errInvalidRequest = errors.New("invalid request")
-
+// isInvalid reports whether err is the caller's fault.
 func isInvalid(err error) bool {
-	for _, e := range []error{hive.ErrInvalidPath, hive.ErrInvalidName, hive.ErrInvalidType, hive.ErrInvalidValue,
-		hive.ErrValueTooLarge, hive.ErrInvalidTxn, hive.ErrReserved, hive.ErrBadExport, errInvalidRequest} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	var mbe *http.MaxBytesError
-	return errors.As(err, &mbe)
+	_, code := classify(err)
+	return code == CodeInvalid
 }
 
 func decodeBody(r *http.Request, v any) error {
@@ -453,10 +472,6 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	evs, seen, err := s.svc.Hive().Watch(ctx, r.URL.Query().Get("key"), after)
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		if errors.Is(err, hive.ErrCompacted) {
-			writeJSON(w, http.StatusGone, Error{Code: "compacted", Message: err.Error()})
-			return
-		}
 		writeError(w, err)
 		return
 	}

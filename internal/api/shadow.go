@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -49,29 +48,6 @@ const (
 	CodeFreezeTimeout = "freeze-timeout"
 )
 
-func shadowError(w http.ResponseWriter, err error) {
-	status, code := 0, ""
-	var we *shadow.WriterError
-	switch {
-	case errors.Is(err, shadow.ErrBusy):
-		status, code = http.StatusConflict, CodeBusy
-	case errors.Is(err, shadow.ErrSessionEnded):
-		status, code = http.StatusNotFound, CodeNoSession
-	case errors.Is(err, shadow.ErrWrongState):
-		status, code = http.StatusConflict, CodeOutOfSequence
-	case errors.Is(err, shadow.ErrNoComponent), errors.Is(err, shadow.ErrNoWriter), errors.Is(err, shadow.ErrNothingSelected):
-		status, code = http.StatusBadRequest, CodeInvalid
-	case errors.Is(err, shadow.ErrFreezeTimeout):
-		status, code = http.StatusGatewayTimeout, CodeFreezeTimeout
-	case errors.As(err, &we):
-		status, code = http.StatusInternalServerError, CodeWriterFailed
-	default:
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, status, Error{Code: code, Message: err.Error()})
-}
-
 func (s *Server) shadowRoutes() {
 	m := s.mux
 	m.HandleFunc("GET /v1/shadow/writers", s.writers)
@@ -113,7 +89,7 @@ func (s *Server) startBackup(w http.ResponseWriter, r *http.Request) {
 	}
 	b, err := s.coord.StartBackup(r.Context(), req.Type)
 	if err != nil {
-		shadowError(w, err)
+		writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, BackupStarted{ID: b.ID(), Writers: b.Metadata(), Node: s.svc.Status(), Document: b.Document()})
@@ -123,7 +99,7 @@ func (s *Server) backupStep(fixed string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		b, err := s.coord.ActiveBackup(r.PathValue("id"))
 		if err != nil {
-			shadowError(w, err)
+			writeError(w, err)
 			return
 		}
 		step := fixed
@@ -162,7 +138,7 @@ func (s *Server) backupStep(fixed string) http.HandlerFunc {
 			err = fmt.Errorf("%w: unknown backup step %q", errInvalidRequest, step)
 		}
 		if err != nil {
-			shadowError(w, err)
+			writeError(w, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, b.Document())
@@ -173,12 +149,12 @@ func (s *Server) backupStep(fixed string) http.HandlerFunc {
 func (s *Server) backupItem(w http.ResponseWriter, r *http.Request) {
 	b, err := s.coord.ActiveBackup(r.PathValue("id"))
 	if err != nil {
-		shadowError(w, err)
+		writeError(w, err)
 		return
 	}
 	set, err := b.SnapshotSet()
 	if err != nil {
-		shadowError(w, err)
+		writeError(w, err)
 		return
 	}
 	it, err := set.Item(r.URL.Query().Get("name"))
@@ -222,7 +198,7 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 	}
 	rs, err := s.coord.StartRestore(r.Context(), doc)
 	if err != nil {
-		shadowError(w, err)
+		writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, BackupStarted{ID: rs.ID(), Writers: rs.Metadata(), Node: s.svc.Status(), Document: rs.Document()})
@@ -232,7 +208,7 @@ func (s *Server) restoreStep(fixed string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		rs, err := s.coord.ActiveRestore(r.PathValue("id"))
 		if err != nil {
-			shadowError(w, err)
+			writeError(w, err)
 			return
 		}
 		step := fixed
@@ -268,7 +244,7 @@ func (s *Server) restoreStep(fixed string) http.HandlerFunc {
 			err = fmt.Errorf("%w: unknown restore step %q", errInvalidRequest, step)
 		}
 		if err != nil {
-			shadowError(w, err)
+			writeError(w, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, rs.Document())

@@ -114,6 +114,7 @@ const (
 	CodeNotConfigured = "not-configured"
 	CodeEvicted       = "evicted"
 	CodeUncertain     = "uncertain"
+	CodeCompacted     = "compacted"
 	CodeInternal      = "internal"
 )
 

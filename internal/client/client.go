@@ -80,7 +80,7 @@ func (e *APIError) Unwrap() error {
 		return ErrUncertain
 	case api.CodeNotConfigured:
 		return ErrNotConfigured
-	case "compacted":
+	case api.CodeCompacted:
 		return ErrCompacted
 	case api.CodeBusy:
 		return ErrBusy
