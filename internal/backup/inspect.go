@@ -44,11 +44,15 @@ func List(dir string) ([]Summary, []error) {
 // WithHive opens the set's cluster database read-only, from a checked
 // copy, and calls fn.
 func WithHive(s *backupset.Set, fn func(h *hive.Hive) error) error {
+	return withHive(s, nil, fn)
+}
+
+func withHive(s *backupset.Set, progress func(int64), fn func(h *hive.Hive) error) error {
 	f, ok := s.Manifest.File(writers.ClusterDBID, hive.FileName)
 	if !ok {
 		return fmt.Errorf("%w: %s holds no cluster database", backupset.ErrCorrupt, s.Dir)
 	}
-	path, cleanup, err := s.Extract(f)
+	path, cleanup, err := s.Extract(f, progress)
 	if err != nil {
 		return err
 	}
@@ -61,39 +65,49 @@ func WithHive(s *backupset.Set, fn func(h *hive.Hive) error) error {
 	return fn(h)
 }
 
-// Verify checks a set completely: the manifest's own checksum, exactly the
-// files it lists with their sizes and SHA-256s, bbolt's consistency check
-// and the hive's structure on the cluster database, and the registry.
+// Verify checks a set completely, reading each file once: the manifest's
+// own checksum, exactly the files it lists with their sizes and SHA-256s,
+// bbolt's consistency check and the hive's structure on the cluster
+// database, and bbolt's check on the registry.
 func Verify(path string, progress func(int64)) (*backupset.Manifest, error) {
 	s, err := backupset.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Verify(progress); err != nil {
+	if err := s.CheckListing(); err != nil {
 		return s.Manifest, err
 	}
-	err = WithHive(s, func(h *hive.Hive) error {
-		if err := h.Check(); err != nil {
-			return fmt.Errorf("%w: cluster database: %v", backupset.ErrCorrupt, err)
+	for _, f := range s.Manifest.Files {
+		switch {
+		case f.WriterID == writers.ClusterDBID:
+			err = withHive(s, progress, func(h *hive.Hive) error {
+				if err := h.Check(); err != nil {
+					return fmt.Errorf("%w: cluster database: %v", backupset.ErrCorrupt, err)
+				}
+				if h.Seq() != s.Manifest.HiveSeq {
+					return fmt.Errorf("%w: cluster database is at sequence %d, the manifest says %d", backupset.ErrCorrupt, h.Seq(), s.Manifest.HiveSeq)
+				}
+				return nil
+			})
+		case f.WriterID == writers.RegistryID:
+			if err = checkBolt(s, f, progress); err != nil {
+				err = fmt.Errorf("%w: node registry: %w", backupset.ErrCorrupt, err)
+			}
+		default:
+			err = s.VerifyFile(f, progress)
 		}
-		if h.Seq() != s.Manifest.HiveSeq {
-			return fmt.Errorf("%w: cluster database is at sequence %d, the manifest says %d", backupset.ErrCorrupt, h.Seq(), s.Manifest.HiveSeq)
+		if err != nil {
+			return s.Manifest, fmt.Errorf("verify %s: %w", path, err)
 		}
-		return nil
-	})
-	if err != nil {
-		return s.Manifest, fmt.Errorf("verify %s: %w", path, err)
 	}
-	if f, ok := s.Manifest.File(writers.RegistryID, "node.db"); ok {
-		if err := checkBolt(s, f); err != nil {
-			return s.Manifest, fmt.Errorf("verify %s: %w: node registry: %v", path, backupset.ErrCorrupt, err)
-		}
+	if _, ok := s.Manifest.File(writers.ClusterDBID, hive.FileName); !ok {
+		return s.Manifest, fmt.Errorf("verify %s: %w: it holds no cluster database", path, backupset.ErrCorrupt)
 	}
 	return s.Manifest, nil
 }
 
-func checkBolt(s *backupset.Set, f backupset.File) error {
-	path, cleanup, err := s.Extract(f)
+func checkBolt(s *backupset.Set, f backupset.File, progress func(int64)) error {
+	path, cleanup, err := s.Extract(f, progress)
 	if err != nil {
 		return err
 	}

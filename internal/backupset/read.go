@@ -128,21 +128,32 @@ func (c closeFunc) Close() error { return c() }
 // size and SHA-256 it records (stored and decompressed). It returns the
 // first problem found. progress, if set, is told of the bytes read.
 func (s *Set) Verify(progress func(int64)) error {
-	want := map[string]File{ManifestName: {}}
+	if err := s.CheckListing(); err != nil {
+		return err
+	}
 	for _, f := range s.Manifest.Files {
-		want[f.StoredName()] = f
+		if err := s.VerifyFile(f, progress); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckListing checks that the set holds exactly the files the manifest
+// lists, all regular files, without reading them.
+func (s *Set) CheckListing() error {
+	want := map[string]bool{ManifestName: true}
+	for _, f := range s.Manifest.Files {
+		want[f.StoredName()] = true
 	}
 	var extra []string
 	err := filepath.WalkDir(s.Dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
+		if err != nil || d.IsDir() {
 			return err
 		}
 		rel, _ := filepath.Rel(s.Dir, p)
 		rel = filepath.ToSlash(rel)
-		if d.IsDir() {
-			return nil
-		}
-		if _, ok := want[rel]; !ok {
+		if !want[rel] {
 			extra = append(extra, rel)
 		}
 		if !d.Type().IsRegular() {
@@ -156,16 +167,18 @@ func (s *Set) Verify(progress func(int64)) error {
 	if len(extra) > 0 {
 		return fmt.Errorf("verify %s: %w: files the manifest does not list: %s", s.Dir, ErrCorrupt, strings.Join(extra, ", "))
 	}
-	for _, f := range s.Manifest.Files {
-		r, err := s.Open(f)
-		if err != nil {
-			return fmt.Errorf("verify %s: %w", s.Dir, err)
-		}
-		_, err = io.Copy(progressWriter(progress), r)
-		r.Close()
-		if err != nil {
-			return fmt.Errorf("verify %s: %w", s.Dir, err)
-		}
+	return nil
+}
+
+// VerifyFile reads f whole, checking its size and SHA-256s.
+func (s *Set) VerifyFile(f File, progress func(int64)) error {
+	r, err := s.Open(f)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", s.Dir, err)
+	}
+	defer r.Close()
+	if _, err := io.Copy(progressWriter(progress), r); err != nil {
+		return fmt.Errorf("verify %s: %w", s.Dir, err)
 	}
 	return nil
 }
@@ -181,8 +194,9 @@ func (p progressWriter) Write(b []byte) (int, error) {
 
 // Extract copies the content of f, checked against its size and SHA-256,
 // into a temporary file, and returns its path and the function that
-// removes it. A file that fails its checksum is not left behind.
-func (s *Set) Extract(f File) (string, func(), error) {
+// removes it. A file that fails its checksum is not left behind. progress,
+// if set, is told of the bytes read.
+func (s *Set) Extract(f File, progress func(int64)) (string, func(), error) {
 	tmp, err := os.CreateTemp("", "clusterkeep-extract-")
 	if err != nil {
 		return "", nil, err
@@ -190,7 +204,7 @@ func (s *Set) Extract(f File) (string, func(), error) {
 	cleanup := func() { os.Remove(tmp.Name()) }
 	r, err := s.Open(f)
 	if err == nil {
-		_, err = io.Copy(tmp, r)
+		_, err = io.Copy(io.MultiWriter(tmp, progressWriter(progress)), r)
 		r.Close()
 	}
 	if cerr := tmp.Close(); err == nil {

@@ -147,7 +147,7 @@ func backupRegistry(set *backupset.Set) (*noderegistry.Identity, error) {
 	if !ok {
 		return nil, nil
 	}
-	path, cleanup, err := set.Extract(f)
+	path, cleanup, err := set.Extract(f, nil)
 	if err != nil {
 		return nil, err
 	}
