@@ -173,11 +173,12 @@ func (s *Service) LeaderAPI() (string, error) {
 		// becoming leader. The caller retries.
 		return "", ErrNotReady
 	}
-	m, err := s.Member(string(lid))
+	// One value, read on every forwarded request: not the whole member list.
+	v, err := s.hive.GetValue(nodePath(string(lid)), "APIAddr")
 	if err != nil {
-		return "", fmt.Errorf("leader %s: %w", lid, err)
+		return "", fmt.Errorf("leader %s: %w: %v", lid, ErrUnknownNode, err)
 	}
-	return m.APIAddr, nil
+	return v.String, nil
 }
 
 type tcpAddr string
