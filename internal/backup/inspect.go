@@ -44,15 +44,11 @@ func List(dir string) ([]Summary, []error) {
 // WithHive opens the set's cluster database read-only, from a checked
 // copy, and calls fn.
 func WithHive(s *backupset.Set, fn func(h *hive.Hive) error) error {
-	return withHive(s, nil, fn)
-}
-
-func withHive(s *backupset.Set, progress func(int64), fn func(h *hive.Hive) error) error {
 	f, ok := s.Manifest.File(writers.ClusterDBID, hive.FileName)
 	if !ok {
 		return fmt.Errorf("%w: %s holds no cluster database", backupset.ErrCorrupt, s.Dir)
 	}
-	path, cleanup, err := s.Extract(f, progress)
+	path, cleanup, err := s.Extract(f, nil)
 	if err != nil {
 		return err
 	}
@@ -70,25 +66,39 @@ func withHive(s *backupset.Set, progress func(int64), fn func(h *hive.Hive) erro
 // bbolt's consistency check and the hive's structure on the cluster
 // database, and bbolt's check on the registry.
 func Verify(path string, progress func(int64)) (*backupset.Manifest, error) {
+	m, _, cleanup, err := VerifyKeepingDatabase(path, progress)
+	if cleanup != nil {
+		cleanup()
+	}
+	return m, err
+}
+
+// VerifyKeepingDatabase is Verify that also returns the path of the
+// checked copy of the cluster database it made, for the caller to read
+// instead of extracting it again, and the function that removes it.
+func VerifyKeepingDatabase(path string, progress func(int64)) (*backupset.Manifest, string, func(), error) {
 	s, err := backupset.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, "", nil, err
 	}
 	if err := s.CheckListing(); err != nil {
-		return s.Manifest, err
+		return s.Manifest, "", nil, err
+	}
+	var db string
+	var cleanup func()
+	fail := func(err error) (*backupset.Manifest, string, func(), error) {
+		if cleanup != nil {
+			cleanup()
+		}
+		return s.Manifest, "", nil, fmt.Errorf("verify %s: %w", path, err)
 	}
 	for _, f := range s.Manifest.Files {
 		switch {
 		case f.WriterID == writers.ClusterDBID:
-			err = withHive(s, progress, func(h *hive.Hive) error {
-				if err := h.Check(); err != nil {
-					return fmt.Errorf("%w: cluster database: %v", backupset.ErrCorrupt, err)
-				}
-				if h.Seq() != s.Manifest.HiveSeq {
-					return fmt.Errorf("%w: cluster database is at sequence %d, the manifest says %d", backupset.ErrCorrupt, h.Seq(), s.Manifest.HiveSeq)
-				}
-				return nil
-			})
+			if db, cleanup, err = s.Extract(f, progress); err != nil {
+				return fail(err)
+			}
+			err = checkHive(db, s.Manifest.HiveSeq)
 		case f.WriterID == writers.RegistryID:
 			if err = checkBolt(s, f, progress); err != nil {
 				err = fmt.Errorf("%w: node registry: %w", backupset.ErrCorrupt, err)
@@ -97,13 +107,30 @@ func Verify(path string, progress func(int64)) (*backupset.Manifest, error) {
 			err = s.VerifyFile(f, progress)
 		}
 		if err != nil {
-			return s.Manifest, fmt.Errorf("verify %s: %w", path, err)
+			return fail(err)
 		}
 	}
-	if _, ok := s.Manifest.File(writers.ClusterDBID, hive.FileName); !ok {
-		return s.Manifest, fmt.Errorf("verify %s: %w: it holds no cluster database", path, backupset.ErrCorrupt)
+	if db == "" {
+		return fail(fmt.Errorf("%w: it holds no cluster database", backupset.ErrCorrupt))
 	}
-	return s.Manifest, nil
+	return s.Manifest, db, cleanup, nil
+}
+
+// checkHive runs bbolt's check and the hive's own on a database file, and
+// checks it is at sequence number seq.
+func checkHive(path string, seq uint64) error {
+	h, err := hive.OpenReadOnly(path)
+	if err != nil {
+		return fmt.Errorf("%w: cluster database: %v", backupset.ErrCorrupt, err)
+	}
+	defer h.Close()
+	if err := h.Check(); err != nil {
+		return fmt.Errorf("%w: cluster database: %v", backupset.ErrCorrupt, err)
+	}
+	if h.Seq() != seq {
+		return fmt.Errorf("%w: cluster database is at sequence %d, the manifest says %d", backupset.ErrCorrupt, h.Seq(), seq)
+	}
+	return nil
 }
 
 func checkBolt(s *backupset.Set, f backupset.File, progress func(int64)) error {

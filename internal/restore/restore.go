@@ -88,23 +88,36 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.ProbeTimeout == 0 {
 		o.ProbeTimeout = 2 * time.Second
 	}
-	m, err := backup.Verify(o.Path, nil)
+	// The check leaves a verified copy of the database: every later step
+	// reads it, rather than the set again.
+	m, db, cleanup, err := backup.VerifyKeepingDatabase(o.Path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("restore: the backup does not verify, nothing was changed: %w", err)
 	}
+	defer cleanup()
 	set, err := backupset.Open(o.Path)
 	if err != nil {
 		return nil, err
 	}
 	if o.Key != "" {
-		return restoreKey(ctx, o, set)
+		return restoreKey(ctx, o, set, db)
 	}
-	return restoreNode(ctx, o, set, m)
+	return restoreNode(ctx, o, set, m, db)
+}
+
+// withHive opens the verified copy of the backup's database read-only.
+func withHive(db string, fn func(h *hive.Hive) error) error {
+	h, err := hive.OpenReadOnly(db)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return fn(h)
 }
 
 // restoreKey writes one key or subtree of the backup into the running
 // cluster as one transaction: the subtree ends exactly as in the backup.
-func restoreKey(ctx context.Context, o Options, set *backupset.Set) (*Result, error) {
+func restoreKey(ctx context.Context, o Options, set *backupset.Set, db string) (*Result, error) {
 	p, err := hive.ParsePath(o.Key)
 	if err != nil {
 		return nil, fmt.Errorf("restore --key: %w", err)
@@ -113,7 +126,7 @@ func restoreKey(ctx context.Context, o Options, set *backupset.Set) (*Result, er
 		return nil, fmt.Errorf("restore --key %q: give a key below the root and outside %q (for the whole hive, restore the node or the cluster)", o.Key, hive.ReservedKey)
 	}
 	var text bytes.Buffer
-	err = backup.WithHive(set, func(h *hive.Hive) error { return h.Export(&text, o.Key) })
+	err = withHive(db, func(h *hive.Hive) error { return h.Export(&text, o.Key) })
 	if errors.Is(err, hive.ErrKeyNotFound) {
 		return nil, fmt.Errorf("restore --key %q: %w (backup %s)", o.Key, ErrNotInBackup, set.Manifest.BackupID)
 	}
@@ -167,7 +180,7 @@ func backupRegistry(set *backupset.Set) (*noderegistry.Identity, error) {
 	return &id, nil
 }
 
-func restoreNode(ctx context.Context, o Options, set *backupset.Set, m *backupset.Manifest) (*Result, error) {
+func restoreNode(ctx context.Context, o Options, set *backupset.Set, m *backupset.Manifest, db string) (*Result, error) {
 	kind := "non-authoritative"
 	if o.Authoritative {
 		kind = "authoritative"
@@ -209,7 +222,7 @@ func restoreNode(ctx context.Context, o Options, set *backupset.Set, m *backupse
 		if !installed && !o.NewCluster {
 			return nil, fmt.Errorf("restore --authoritative: %w in %s (say --new-cluster to create the cluster on this new machine)", ErrNotInstalled, o.DataDir)
 		}
-		checked, err := checkMembers(ctx, o, set, id.NodeID)
+		checked, err := checkMembers(ctx, o, db, id.NodeID)
 		res.Checked = checked
 		if err != nil {
 			return res, err
@@ -227,8 +240,7 @@ func restoreNode(ctx context.Context, o Options, set *backupset.Set, m *backupse
 	}
 	res.Node, res.Generation = id.NodeName, id.Generation
 	plan := staging.Plan{ID: uuid.NewString(), BackupID: m.BackupID, Backup: set.Dir, Staged: time.Now().UTC(), Authoritative: o.Authoritative, Identity: id}
-	f, _ := m.File(writers.ClusterDBID, hive.FileName)
-	r, err := set.Open(f)
+	r, err := os.Open(db)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +290,7 @@ func NextGeneration(local, backup uint64, now time.Time) uint64 {
 // checkMembers asks every other member whether its service runs. A member
 // that answers runs; one whose address refuses connections is stopped; any
 // other failure leaves it unreachable.
-func checkMembers(ctx context.Context, o Options, set *backupset.Set, selfID string) ([]Peer, error) {
+func checkMembers(ctx context.Context, o Options, db string, selfID string) ([]Peer, error) {
 	members := map[string]Peer{}
 	collect := func(h *hive.Hive) error {
 		return h.View(func(r *hive.Reader) error {
@@ -305,7 +317,7 @@ func checkMembers(ctx context.Context, o Options, set *backupset.Set, selfID str
 			return nil
 		})
 	}
-	if err := backup.WithHive(set, collect); err != nil {
+	if err := withHive(db, collect); err != nil {
 		return nil, err
 	}
 	if h, err := hive.OpenReadOnly(filepath.Join(o.DataDir, hive.FileName)); err == nil {
