@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -63,6 +64,11 @@ func main() {
 	}
 	if err != nil {
 		fatalf("%v", err)
+	}
+	// Clients here and the CLI it runs trust and prove what the cluster made.
+	for _, kv := range lc.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
 	}
 	c, err := client.OpenCluster(ctx, lc.APIAddrs())
 	if err != nil {

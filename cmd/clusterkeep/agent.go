@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 
 	"github.com/clusterkeep/clusterkeep/internal/agent"
+	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/spf13/cobra"
 )
 
@@ -12,18 +14,29 @@ func agentCmd(g *globals) *cobra.Command {
 	var cfg agent.Config
 	var file string
 	var logJSON bool
+	var joinTokenFile string
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run a node of the cluster (the cluster service and its API)",
 		Long: `Run one node: the cluster service on --data-dir and the cluster API on --api.
 
 A node in no cluster creates one with --create NAME, or joins one with
---join ADDR (the API address of any member). A node that is already a
-member ignores both and rejoins its cluster.
+--join ADDR (the API address of any member) and --join-token. A node that
+is already a member ignores both and rejoins its cluster.
+
+Security is on by default. Creating a cluster makes its certificate
+authority (or takes yours: --ca-cert, --ca-key), a join token and a first
+admin token (roles operator and backup), written to DATA_DIR/join-token
+and DATA_DIR/admin-token (0600); give your own with --join-token and
+--admin-token (or $CLUSTERKEEP_JOIN_TOKEN, $CLUSTERKEEP_ADMIN_TOKEN). Peers
+talk mutual TLS with certificates of that authority; the API is TLS, and
+takes a bearer token, or a node's certificate. The local socket
+DATA_DIR/api.sock (0600) serves the API to root on the node without a token.
 
 --config FILE reads the same settings from a JSON file (keys: data_dir,
-name, api, api_advertise, raft, raft_advertise, create, join,
-heartbeat_timeout, election_timeout, leader_lease, snapshot_threshold);
+name, api, api_advertise, raft, raft_advertise, create, join, join_token,
+admin_token, ca_cert, ca_key, socket, heartbeat_timeout, election_timeout,
+leader_lease, snapshot_threshold, freeze_window, session_timeout, writers);
 flags given on the command line win over the file.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -34,6 +47,9 @@ flags given on the command line win over the file.`,
 				}
 				mergeFlags(cmd, &fromFile, &cfg)
 				cfg = fromFile
+			}
+			if err := agentSecrets(&cfg, joinTokenFile); err != nil {
+				return err
 			}
 			var h slog.Handler = slog.NewTextHandler(os.Stderr, nil)
 			if logJSON || g.json {
@@ -72,6 +88,12 @@ flags given on the command line win over the file.`,
 	f.StringVar(&cfg.FreezeWindow, "freeze-window", "", "longest time writers stay frozen in a backup (default 60s)")
 	f.StringVar(&cfg.SessionTimeout, "session-timeout", "", "abort a backup or restore whose requester is silent this long (default 60s)")
 	f.BoolVar(&logJSON, "log-json", false, "write logs as JSON (as --json does)")
+	f.StringVar(&cfg.JoinToken, "join-token", "", "the cluster's join token (default $"+agent.EnvJoinToken+")")
+	f.StringVar(&joinTokenFile, "join-token-file", "", "read the join token from this file")
+	f.StringVar(&cfg.AdminToken, "admin-token", "", "with --create: the first admin API token (default $"+agent.EnvAdminToken+", else a new one)")
+	f.StringVar(&cfg.CACert, "ca-cert", "", "with --create: PEM certificate of your own authority (default $"+agent.EnvCACert+", else the cluster makes one)")
+	f.StringVar(&cfg.CAKey, "ca-key", "", "with --create: PEM key of that authority (default $"+agent.EnvCAKey+")")
+	f.StringVar(&cfg.Socket, "socket", "", "local API socket (default DATA_DIR/api.sock)")
 	return cmd
 }
 
@@ -94,6 +116,11 @@ func mergeFlags(cmd *cobra.Command, dst, flags *agent.Config) {
 	set("leader-lease", &dst.LeaderLease, flags.LeaderLease)
 	set("freeze-window", &dst.FreezeWindow, flags.FreezeWindow)
 	set("session-timeout", &dst.SessionTimeout, flags.SessionTimeout)
+	set("join-token", &dst.JoinToken, flags.JoinToken)
+	set("admin-token", &dst.AdminToken, flags.AdminToken)
+	set("ca-cert", &dst.CACert, flags.CACert)
+	set("ca-key", &dst.CAKey, flags.CAKey)
+	set("socket", &dst.Socket, flags.Socket)
 	if cmd.Flags().Changed("join") {
 		dst.Join = flags.Join
 	}
@@ -109,4 +136,27 @@ func mergeFlags(cmd *cobra.Command, dst, flags *agent.Config) {
 	if dst.Raft == "" {
 		dst.Raft = flags.Raft
 	}
+}
+
+// agentSecrets fills the agent's secrets the flags and file left empty
+// from a token file or the environment (never from flag defaults, which
+// --help would print).
+func agentSecrets(cfg *agent.Config, joinTokenFile string) error {
+	if joinTokenFile != "" {
+		t, err := client.ReadTokenFile(joinTokenFile)
+		if err != nil {
+			return usageError{fmt.Errorf("--join-token-file: %w", err)}
+		}
+		cfg.JoinToken = t
+	}
+	if cfg.JoinToken == "" {
+		cfg.JoinToken = os.Getenv(agent.EnvJoinToken)
+	}
+	if cfg.AdminToken == "" {
+		cfg.AdminToken = os.Getenv(agent.EnvAdminToken)
+	}
+	if cfg.Create != "" && cfg.CACert == "" && cfg.CAKey == "" {
+		cfg.CACert, cfg.CAKey = os.Getenv(agent.EnvCACert), os.Getenv(agent.EnvCAKey)
+	}
+	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/localcluster"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
 	"github.com/spf13/cobra"
@@ -107,7 +106,9 @@ func printLocal(g *globals, c *localcluster.Cluster) error {
 		Dir     string `json:"dir"`
 		Cluster string `json:"cluster"`
 		Nodes   []node `json:"nodes"`
-	}{Dir: c.Dir, Cluster: c.APIAddrs()}
+		// Env is what a client needs: addresses, authority, token file.
+		Env []string `json:"env"`
+	}{Dir: c.Dir, Cluster: c.APIAddrs(), Env: c.Env()}
 	for _, n := range c.Nodes {
 		out.Nodes = append(out.Nodes, node{n.Name, n.API, n.DataDir})
 	}
@@ -118,7 +119,11 @@ func printLocal(g *globals, c *localcluster.Cluster) error {
 		}
 		fmt.Fprintf(w, "local cluster %q is up in %s\n\n", localcluster.ClusterName, c.Dir)
 		ui.Table(w, []string{"NODE", "API", "DATA DIR"}, rows)
-		fmt.Fprintf(w, "\nUse it from this shell:\n  export %s=%s\n  export PATH=%s:$PATH\n", client.EnvCluster, c.APIAddrs(), c.Dir+"/bin")
+		fmt.Fprintf(w, "\nUse it from this shell:\n")
+		for _, e := range out.Env {
+			fmt.Fprintf(w, "  export %s\n", e)
+		}
+		fmt.Fprintf(w, "  export PATH=%s:$PATH\n", c.Dir+"/bin")
 	})
 }
 

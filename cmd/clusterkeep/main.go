@@ -7,13 +7,17 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/cluster"
+	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
 	"github.com/clusterkeep/clusterkeep/internal/version"
 	"github.com/spf13/cobra"
@@ -32,10 +36,13 @@ func defaultDataDir() string {
 
 // globals are the flags every command has.
 type globals struct {
-	cluster string
-	json    bool
-	timeout time.Duration
-	out     *ui.Output
+	cluster   string
+	ca        string
+	token     string
+	tokenFile string
+	json      bool
+	timeout   time.Duration
+	out       *ui.Output
 }
 
 // usageError marks an error in how the command was called (exit 2).
@@ -49,15 +56,19 @@ func main() {
 		Version:       version.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			g.out = ui.New(g.json)
+			return g.credentials()
 		},
 	}
 	root.PersistentFlags().StringVar(&g.cluster, "cluster", "", "cluster API addresses host:port[,host:port] (default $"+client.EnvCluster+")")
+	root.PersistentFlags().StringVar(&g.ca, "ca", "", "the cluster's authority certificate, to check nodes by (default $"+client.EnvCA+", else DATA_DIR/tls/ca.pem)")
+	root.PersistentFlags().StringVar(&g.token, "token", "", "API token (default $"+client.EnvToken+")")
+	root.PersistentFlags().StringVar(&g.tokenFile, "token-file", "", "read the API token from this file (default $"+client.EnvTokenFile+", else DATA_DIR/admin-token if readable)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print results as JSON")
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 60*time.Second, "give up on a command after this long")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(agentCmd(g), localCmd(g), stateCmd(g), clusterCmd(g), nodeCmd(g), configCmd(g), writersCmd(g), backupCmd(g), restoreCmd(g))
+	root.AddCommand(agentCmd(g), tokenCmd(g), localCmd(g), stateCmd(g), clusterCmd(g), nodeCmd(g), configCmd(g), writersCmd(g), backupCmd(g), restoreCmd(g))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := root.ExecuteContext(ctx)
@@ -73,6 +84,38 @@ func main() {
 		}
 		os.Exit(1)
 	}
+}
+
+// credentials resolves what clients trust and prove: flags, then the
+// environment, then this node's files (DATA_DIR/tls/ca.pem and
+// DATA_DIR/admin-token), so that root on the creating node needs nothing.
+func (g *globals) credentials() error {
+	cr, err := client.CredentialsFromEnv()
+	if err != nil {
+		return err
+	}
+	if g.ca != "" {
+		if cr.CA, err = client.LoadCA(g.ca); err != nil {
+			return usageError{fmt.Errorf("--ca: %w", err)}
+		}
+	}
+	switch {
+	case g.token != "":
+		cr.Token = g.token
+	case g.tokenFile != "":
+		if cr.Token, err = client.ReadTokenFile(g.tokenFile); err != nil {
+			return usageError{fmt.Errorf("--token-file: %w", err)}
+		}
+	}
+	dir := defaultDataDir()
+	if cr.CA == nil {
+		cr.CA, _ = client.LoadCA(filepath.Join(dir, security.Dir, security.CAFile))
+	}
+	if cr.Token == "" {
+		cr.Token, _ = client.ReadTokenFile(filepath.Join(dir, cluster.AdminTokenFile))
+	}
+	client.SetDefaultCredentials(cr)
+	return nil
 }
 
 // context returns the command's context bounded by --timeout.

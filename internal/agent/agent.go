@@ -6,6 +6,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
+	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
 	"github.com/clusterkeep/clusterkeep/internal/writers"
 )
@@ -56,7 +58,25 @@ type Config struct {
 	SessionTimeout string `json:"session_timeout,omitempty"`
 	// Writers are the application writers of this node.
 	Writers []writers.ExecConfig `json:"writers,omitempty"`
+
+	// JoinToken is the cluster's join secret: a joining node presents it;
+	// a creating node makes it the cluster's (default: a new random one).
+	// AdminToken is the first API token of a created cluster, with the
+	// operator and backup roles (default: a new random one). The creating
+	// node writes both to DATA_DIR/join-token and DATA_DIR/admin-token.
+	JoinToken  string `json:"join_token,omitempty"`
+	AdminToken string `json:"admin_token,omitempty"`
+	// CACert and CAKey are PEM files of an authority of the operator's own
+	// for a created cluster (default: the cluster makes its own).
+	CACert string `json:"ca_cert,omitempty"`
+	CAKey  string `json:"ca_key,omitempty"`
+	// Socket is the local API socket (default DATA_DIR/api.sock, 0600):
+	// whoever can open it may do anything, as root can on the node anyway.
+	Socket string `json:"socket,omitempty"`
 }
+
+// SocketFile is the local API socket's name in the data directory.
+const SocketFile = client.SocketFile
 
 // LoadFile reads a JSON config file, refusing unknown keys.
 func LoadFile(path string) (Config, error) {
@@ -107,6 +127,19 @@ func (c Config) Validate() error {
 			return err
 		}
 	}
+	for _, sec := range [][2]string{{"join_token", c.JoinToken}, {"admin_token", c.AdminToken}} {
+		if sec[1] != "" {
+			if err := security.CheckSecret("agent config: "+sec[0], sec[1]); err != nil {
+				return err
+			}
+		}
+	}
+	if (c.CACert == "") != (c.CAKey == "") {
+		return errors.New("agent config: ca_cert and ca_key (--ca-cert, --ca-key) go together")
+	}
+	if c.CACert != "" && c.Create == "" {
+		return errors.New("agent config: an authority of your own (--ca-cert) is given only when creating a cluster (--create)")
+	}
 	names := map[string]bool{}
 	for _, w := range c.Writers {
 		if _, err := writers.NewExec(w); err != nil {
@@ -126,6 +159,7 @@ type Agent struct {
 	log   *slog.Logger
 	svc   *cluster.Service
 	srv   *http.Server
+	local *http.Server
 	ln    net.Listener
 	coord *shadow.Coordinator
 	done  chan error
@@ -151,6 +185,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 		adv = ln.Addr().String()
 	}
 	a := &Agent{cfg: cfg, log: log, ln: ln, done: make(chan error, 1)}
+	ca, err := cfg.authority()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	hb, _ := duration("", cfg.HeartbeatTimeout)
 	el, _ := duration("", cfg.ElectionTimeout)
 	ll, _ := duration("", cfg.LeaderLease)
@@ -159,6 +198,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 		Logger: log, RaftLog: raftLog, HeartbeatTimeout: hb, ElectionTimeout: el, LeaderLeaseTimeout: ll,
 		SnapshotThreshold: cfg.SnapshotThreshold,
 		OnStale:           func(api string) { a.startJoin([]string{api}) },
+		CreateCA:          ca, JoinSecret: cfg.JoinToken, AdminToken: cfg.AdminToken,
 	})
 	if err != nil {
 		ln.Close()
@@ -172,18 +212,30 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 		return nil, err
 	}
 	a.coord = coord
-	a.srv = &http.Server{Handler: api.NewServer(svc, coord, log), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.done <- err
-		}
-	}()
+	handler := api.NewServer(svc, coord, log)
+	a.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	a.local = &http.Server{Handler: handler.Local(), ReadHeaderTimeout: 10 * time.Second}
+	serve := map[*http.Server]net.Listener{a.srv: tls.NewListener(ln, svc.Credentials().APIServer())}
+	if sock, err := listenSocket(cfg.socket()); err != nil {
+		// The TCP API serves everything the socket would; the operator is
+		// told, and can set "socket" to a shorter path.
+		log.Warn("no local API socket", "err", err)
+	} else {
+		serve[a.local] = sock
+	}
 	log.Info("agent started", "node", svc.Identity().NodeName, "api", adv, "data_dir", cfg.DataDir)
 	if !svc.Identity().Configured() {
 		switch {
 		case cfg.Create != "":
+			// Serving starts once the cluster's records (its authority
+			// and first token) are in place: until then the node could
+			// only refuse every caller.
 			if err := svc.Create(ctx, cfg.Create); err != nil {
-				a.Close()
+				for _, l := range serve {
+					l.Close()
+				}
+				a.coord.Close(ctx)
+				svc.Close()
 				return nil, err
 			}
 		case len(cfg.Join) > 0:
@@ -191,6 +243,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 		default:
 			log.Warn("node is in no cluster: start it with --create NAME or --join ADDR")
 		}
+	}
+	for srv, l := range serve {
+		go func() {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.done <- err
+			}
+		}()
 	}
 	return a, nil
 }
@@ -233,7 +292,7 @@ func (a *Agent) barrier(ctx context.Context) error {
 			var leader string
 			if leader, err = a.svc.LeaderAPI(); err == nil {
 				var idx uint64
-				if idx, err = client.Node(leader).ReadIndex(ctx); err == nil {
+				if idx, err = client.Node(leader, a.nodeCreds()).ReadIndex(ctx); err == nil {
 					return a.svc.WaitApplied(ctx, idx)
 				}
 			}
@@ -279,6 +338,10 @@ func (a *Agent) joinLoop(ctx context.Context, addrs []string) {
 			a.log.Info("joined cluster", "cluster", a.svc.Identity().ClusterName)
 			return
 		}
+		if errors.Is(err, errNoJoinToken) {
+			a.log.Error("cannot join", "err", err)
+			return
+		}
 		if errors.Is(err, cluster.ErrAlreadyMember) || errors.Is(err, client.ErrConflict) {
 			a.log.Error("cannot join", "err", err)
 			if ferr := a.svc.Forget("join-refused"); ferr != nil {
@@ -300,7 +363,39 @@ func (a *Agent) joinLoop(ctx context.Context, addrs []string) {
 func (a *Agent) joinOnce(ctx context.Context, addrs []string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := client.OpenClusterWith(ctx, addrs, client.WithRetryWindow(5*time.Second))
+	creds := a.svc.Credentials()
+	if a.cfg.JoinToken != "" {
+		// Learn the cluster's authority from a member that proves it knows
+		// the join token, then get this node's certificate from it.
+		var last error
+		for _, addr := range addrs {
+			info, ca, err := client.JoinHello(ctx, addr, a.cfg.JoinToken)
+			if err != nil {
+				last = err
+				continue
+			}
+			m, err := a.svc.PrepareJoin(info)
+			if err != nil {
+				return err
+			}
+			cert, err := client.RequestCert(ctx, addr, ca, a.cfg.JoinToken, m, creds.PublicKeyDER())
+			if err != nil {
+				return err
+			}
+			if err := creds.Install(cert.CA, cert.Cert); err != nil {
+				return err
+			}
+			return a.addSelf(ctx, addrs, m)
+		}
+		return last
+	}
+	// No token: a node of the cluster already (one that moved a stale
+	// state aside) rejoins with its certificate.
+	if _, _, err := creds.Current(); err != nil {
+		return fmt.Errorf("%w: joining a cluster needs its join token (--join-token, or %s; the creating node wrote it to DATA_DIR/%s)",
+			errNoJoinToken, EnvJoinToken, cluster.JoinTokenFile)
+	}
+	c, err := client.OpenClusterWith(ctx, addrs, client.WithRetryWindow(5*time.Second), a.nodeCreds())
 	if err != nil {
 		return err
 	}
@@ -313,6 +408,84 @@ func (a *Agent) joinOnce(ctx context.Context, addrs []string) error {
 		return err
 	}
 	return c.AddMember(ctx, m)
+}
+
+// addSelf asks the cluster to add this node, proving who it is by its
+// certificate.
+func (a *Agent) addSelf(ctx context.Context, addrs []string, m cluster.Member) error {
+	c, err := client.OpenClusterWith(ctx, addrs, client.WithRetryWindow(5*time.Second), a.nodeCreds())
+	if err != nil {
+		return err
+	}
+	return c.AddMember(ctx, m)
+}
+
+// nodeCreds makes a client present this node's certificate.
+func (a *Agent) nodeCreds() client.Option {
+	return client.WithCredentials(client.Credentials{TLS: a.svc.Credentials().Client})
+}
+
+// EnvJoinToken and EnvAdminToken are the environment variables the CLI
+// reads the agent's secrets from when no flag gives them.
+const (
+	EnvJoinToken  = "CLUSTERKEEP_JOIN_TOKEN"
+	EnvAdminToken = "CLUSTERKEEP_ADMIN_TOKEN"
+	EnvCACert     = "CLUSTERKEEP_CA_CERT"
+	EnvCAKey      = "CLUSTERKEEP_CA_KEY"
+)
+
+var errNoJoinToken = errors.New("no join token")
+
+// maxSocketPath is what a unix socket address holds on Linux (108 with
+// the terminating zero).
+const maxSocketPath = 107
+
+func (c Config) socket() string {
+	if c.Socket != "" {
+		return c.Socket
+	}
+	return filepath.Join(c.DataDir, SocketFile)
+}
+
+// authority reads the operator's own authority, if one is configured.
+func (c Config) authority() (*security.CA, error) {
+	if c.CACert == "" {
+		return nil, nil
+	}
+	cert, err := os.ReadFile(c.CACert)
+	if err != nil {
+		return nil, fmt.Errorf("agent config: ca_cert: %w", err)
+	}
+	key, err := os.ReadFile(c.CAKey)
+	if err != nil {
+		return nil, fmt.Errorf("agent config: ca_key: %w", err)
+	}
+	ca, err := security.ParseCAPEM(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("agent config: %w", err)
+	}
+	return ca, nil
+}
+
+// listenSocket opens the local API socket, readable and writable by its
+// owner only. A socket left by a crashed agent is replaced: the data
+// directory's service lock, held by now, proves no other agent uses it.
+func listenSocket(path string) (net.Listener, error) {
+	if len(path) > maxSocketPath {
+		return nil, fmt.Errorf("local API socket: path %s is longer than the %d bytes a unix socket address holds", path, maxSocketPath)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("local API socket: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("local API socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("local API socket: %w", err)
+	}
+	return ln, nil
 }
 
 // Close stops serving and closes the node gracefully; it keeps its membership.
@@ -329,7 +502,7 @@ func (a *Agent) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	stopped := make(chan struct{})
-	go func() { a.srv.Shutdown(ctx); close(stopped) }()
+	go func() { a.srv.Shutdown(ctx); a.local.Shutdown(ctx); close(stopped) }()
 	// A backup in progress holds a read of the hive: abort it, or closing
 	// the hive would wait for it.
 	if err := a.coord.Close(ctx); err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
 	"github.com/clusterkeep/clusterkeep/internal/version"
 )
@@ -40,22 +41,61 @@ type Server struct {
 // NewServer returns the API handler for svc.
 func NewServer(svc *cluster.Service, coord *shadow.Coordinator, log *slog.Logger) *Server {
 	s := &Server{svc: svc, coord: coord, log: log, mux: http.NewServeMux(),
-		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: 30 * time.Second}}}
-	m := s.mux
-	m.HandleFunc("GET /v1/local/status", s.localStatus)
-	m.HandleFunc("POST /v1/local/leave", s.leave)
-	m.HandleFunc("GET /v1/cluster", s.clusterInfo)
-	m.HandleFunc("GET /v1/join-info", s.joinInfo)
-	m.HandleFunc("POST /v1/members", s.leaderOnly(s.addMember))
-	m.HandleFunc("POST /v1/nodes/{node}/{action}", s.leaderOnly(s.nodeAction))
-	m.HandleFunc("GET /v1/keys", s.readKey)
-	m.HandleFunc("POST /v1/txn", s.leaderOnly(s.txn))
-	m.HandleFunc("GET /v1/export", s.export)
-	m.HandleFunc("POST /v1/import", s.leaderOnly(s.importText))
-	m.HandleFunc("GET /v1/watch", s.watch)
-	m.HandleFunc("GET /v1/read-index", s.leaderOnly(s.readIndex))
-	s.shadowRoutes()
+		http: &http.Client{Transport: security.HTTPTransport(svc.Credentials().Client)}}
+	for _, rt := range s.routes() {
+		s.handle(rt.pattern, rt.access, rt.h)
+	}
 	return s
+}
+
+// route is one endpoint: its pattern, what it requires of the caller,
+// and its handler.
+type route struct {
+	pattern string
+	access  access
+	h       http.HandlerFunc
+}
+
+// routes lists every endpoint; each is served behind its access check.
+func (s *Server) routes() []route {
+	rs := []route{
+		{"GET /v1/local/status", accessRead, s.localStatus},
+		{"POST /v1/local/leave", accessOperator, s.leave},
+		{"GET /v1/cluster", accessRead, s.clusterInfo},
+		{"GET /v1/join-info", accessRead, s.joinInfo},
+		{"POST /v1/join/hello", accessPublic, s.joinHello},
+		{"POST /v1/join/cert", accessJoin, s.issueCert},
+		{"POST /v1/members", accessSelfAdd, s.leaderOnly(s.addMember)},
+		{"POST /v1/nodes/{node}/{action}", accessOperator, s.leaderOnly(s.nodeAction)},
+		{"GET /v1/keys", accessRead, s.readKey},
+		{"POST /v1/txn", accessOperator, s.leaderOnly(s.txn)},
+		{"GET /v1/export", accessRead, s.export},
+		{"POST /v1/import", accessOperator, s.leaderOnly(s.importText)},
+		{"GET /v1/watch", accessRead, s.watch},
+		{"GET /v1/read-index", accessRead, s.leaderOnly(s.readIndex)},
+		{"GET /v1/tokens", accessOperator, s.listTokens},
+		{"POST /v1/tokens", accessOperator, s.leaderOnly(s.createToken)},
+		{"DELETE /v1/tokens/{name}", accessOperator, s.leaderOnly(s.revokeToken)},
+	}
+	return append(rs, s.shadowRoutes()...)
+}
+
+// Route describes an endpoint for documentation and tests.
+type Route struct {
+	Pattern string `json:"pattern"`
+	// Access is "public", "join", "self-add", "read", "operator" or "backup".
+	Access string `json:"access"`
+}
+
+// Routes lists the API's endpoints and the access each requires.
+func Routes() []Route {
+	names := map[access]string{accessPublic: "public", accessJoin: "join", accessSelfAdd: "self-add",
+		accessRead: "read", accessOperator: "operator", accessBackup: "backup"}
+	var out []Route
+	for _, r := range (&Server{}).routes() {
+		out = append(out, Route{Pattern: r.pattern, Access: names[r.access]})
+	}
+	return out
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -79,6 +119,8 @@ var errorCodes = []struct {
 	status int
 	code   string
 }{
+	{[]error{ErrUnauthenticated}, http.StatusUnauthorized, CodeUnauthenticated},
+	{[]error{ErrForbidden}, http.StatusForbidden, CodeForbidden},
 	{[]error{shadow.ErrBusy}, http.StatusConflict, CodeBusy},
 	{[]error{shadow.ErrSessionEnded}, http.StatusNotFound, CodeNoSession},
 	{[]error{shadow.ErrWrongState}, http.StatusConflict, CodeOutOfSequence},
@@ -87,6 +129,9 @@ var errorCodes = []struct {
 	{[]error{hive.ErrKeyNotFound}, http.StatusNotFound, CodeKeyNotFound},
 	{[]error{hive.ErrValueNotFound}, http.StatusNotFound, CodeValueNotFound},
 	{[]error{cluster.ErrUnknownNode}, http.StatusNotFound, CodeNodeNotFound},
+	{[]error{cluster.ErrUnknownToken}, http.StatusNotFound, CodeNotFound},
+	{[]error{cluster.ErrTokenExists}, http.StatusConflict, CodeConflict},
+	{[]error{cluster.ErrNoAuthority}, http.StatusServiceUnavailable, CodeNotConfigured},
 	{[]error{hive.ErrPreconditionFailed}, http.StatusConflict, CodePrecondition},
 	{[]error{hive.ErrCompacted}, http.StatusGone, CodeCompacted},
 	{[]error{cluster.ErrNameTaken, cluster.ErrLastMember, cluster.ErrAlreadyMember}, http.StatusConflict, CodeConflict},
@@ -174,7 +219,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 		writeError(w, err)
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+leader+r.URL.RequestURI(), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, "https://"+leader+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -253,6 +298,9 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &m); err != nil {
 		return err
 	}
+	if c := callerOf(r); !c.all && !security.Grants(c.roles, security.RoleOperator) && c.node != m.ID {
+		return fmt.Errorf("%w: %s may add only itself, not node %s", ErrForbidden, c.name, m.ID)
+	}
 	if err := s.svc.AddMember(r.Context(), m); err != nil {
 		return err
 	}
@@ -310,7 +358,7 @@ func (s *Server) leave(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) post(ctx context.Context, addr, path string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+path, nil)
 	if err != nil {
 		return err
 	}
@@ -364,6 +412,10 @@ func (s *Server) readKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path := r.URL.Query().Get("key")
+	if cluster.IsSecret(path) {
+		writeError(w, fmt.Errorf("%w: %s holds the cluster's secrets and is not served", ErrForbidden, cluster.SecurityKey))
+		return
+	}
 	if name := r.URL.Query().Get("value"); name != "" {
 		v, err := s.svc.Hive().GetValue(path, name)
 		if err != nil {
@@ -399,7 +451,10 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var buf bytes.Buffer
-	if err := s.svc.Hive().Export(&buf, r.URL.Query().Get("key")); err != nil {
+	err := s.svc.Hive().View(func(rd *hive.Reader) error {
+		return rd.ExportSkipping(&buf, r.URL.Query().Get("key"), cluster.IsSecret)
+	})
+	if err != nil {
 		writeError(w, err)
 		return
 	}
@@ -475,9 +530,13 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if evs == nil {
-		evs = []hive.Event{}
+	kept := []hive.Event{}
+	for _, ev := range evs {
+		if !cluster.IsSecret(ev.Key) {
+			kept = append(kept, ev)
+		}
 	}
+	evs = kept
 	writeJSON(w, http.StatusOK, WatchResult{Events: evs, Seq: seen})
 }
 
@@ -557,7 +616,7 @@ func (s *Server) nodeInfo(ctx context.Context, m Member, self LocalStatus) NodeI
 func (s *Server) probe(ctx context.Context, addr string) (LocalStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/local/status", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/v1/local/status", nil)
 	if err != nil {
 		return LocalStatus{}, err
 	}

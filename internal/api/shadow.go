@@ -48,16 +48,17 @@ const (
 	CodeFreezeTimeout = "freeze-timeout"
 )
 
-func (s *Server) shadowRoutes() {
-	m := s.mux
-	m.HandleFunc("GET /v1/shadow/writers", s.writers)
-	m.HandleFunc("POST /v1/shadow/backups", s.startBackup)
-	m.HandleFunc("GET /v1/shadow/backups/{id}", s.backupStep("document"))
-	m.HandleFunc("POST /v1/shadow/backups/{id}/{step}", s.backupStep(""))
-	m.HandleFunc("GET /v1/shadow/backups/{id}/item", s.backupItem)
-	m.HandleFunc("POST /v1/shadow/restores", s.startRestore)
-	m.HandleFunc("GET /v1/shadow/restores/{id}", s.restoreStep("document"))
-	m.HandleFunc("POST /v1/shadow/restores/{id}/{step}", s.restoreStep(""))
+func (s *Server) shadowRoutes() []route {
+	return []route{
+		{"GET /v1/shadow/writers", accessRead, s.writers},
+		{"POST /v1/shadow/backups", accessBackup, s.startBackup},
+		{"GET /v1/shadow/backups/{id}", accessBackup, s.backupStep("document")},
+		{"POST /v1/shadow/backups/{id}/{step}", accessBackup, s.backupStep("")},
+		{"GET /v1/shadow/backups/{id}/item", accessBackup, s.backupItem},
+		{"POST /v1/shadow/restores", accessBackup, s.startRestore},
+		{"GET /v1/shadow/restores/{id}", accessBackup, s.restoreStep("document")},
+		{"POST /v1/shadow/restores/{id}/{step}", accessBackup, s.restoreStep("")},
+	}
 }
 
 func (s *Server) writers(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,7 @@ package api
 import (
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/security"
 )
 
 // NodeState is a member's state as the cluster sees it.
@@ -103,21 +104,70 @@ type Error struct {
 
 // Error codes, stable for scripts and the client.
 const (
-	CodeInvalid       = "invalid"
-	CodeKeyNotFound   = "key-not-found"
-	CodeValueNotFound = "value-not-found"
-	CodeNodeNotFound  = "node-not-found"
-	CodePrecondition  = "precondition-failed"
-	CodeConflict      = "conflict"
-	CodeNotLeader     = "not-leader"
-	CodeUnavailable   = "unavailable"
-	CodeNotConfigured = "not-configured"
-	CodeEvicted       = "evicted"
-	CodeUncertain     = "uncertain"
-	CodeCompacted     = "compacted"
-	CodeInternal      = "internal"
+	CodeInvalid         = "invalid"
+	CodeKeyNotFound     = "key-not-found"
+	CodeValueNotFound   = "value-not-found"
+	CodeNodeNotFound    = "node-not-found"
+	CodePrecondition    = "precondition-failed"
+	CodeConflict        = "conflict"
+	CodeNotLeader       = "not-leader"
+	CodeUnavailable     = "unavailable"
+	CodeNotConfigured   = "not-configured"
+	CodeEvicted         = "evicted"
+	CodeUncertain       = "uncertain"
+	CodeCompacted       = "compacted"
+	CodeInternal        = "internal"
+	CodeUnauthenticated = "unauthenticated"
+	CodeForbidden       = "forbidden"
+	CodeNotFound        = "not-found"
 )
 
 // ForwardedHeader marks a request a node forwarded to the leader, so it is
 // never forwarded twice.
 const ForwardedHeader = "X-Clusterkeep-Forwarded"
+
+// JoinScheme is the Authorization scheme of a request carrying the join
+// secret: "Authorization: Join SECRET".
+const JoinScheme = "Join"
+
+// JoinHello opens a join: the joiner's random nonce.
+type JoinHello struct {
+	Nonce []byte `json:"nonce"`
+}
+
+// JoinWelcome answers JoinHello: the cluster to join, its authority, and
+// the proof that the member knows the join secret (JoinHelloMAC).
+type JoinWelcome struct {
+	Info cluster.JoinInfo `json:"info"`
+	CA   []byte           `json:"ca"`
+	MAC  []byte           `json:"mac"`
+}
+
+// CertRequest asks for a joining node's certificate: the member it will
+// be and its public key (PKIX DER).
+type CertRequest struct {
+	Member    Member `json:"member"`
+	PublicKey []byte `json:"public_key"`
+}
+
+// Certificate is an issued node certificate and the authority (DER).
+type Certificate struct {
+	CA   []byte `json:"ca"`
+	Cert []byte `json:"cert"`
+}
+
+// TokenRequest asks for a new API token.
+type TokenRequest struct {
+	Name  string   `json:"name"`
+	Roles []string `json:"roles"`
+}
+
+// NewToken is a token just made: the only time the token itself is shown.
+type NewToken struct {
+	Name  string          `json:"name"`
+	Roles []security.Role `json:"roles"`
+	Token string          `json:"token"`
+}
+
+// Token is a recorded token, without its secret.
+type Token = cluster.Token

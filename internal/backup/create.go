@@ -124,7 +124,11 @@ func createFromCluster(ctx context.Context, o Options, det *Detection) (*Result,
 			return nil, fmt.Errorf("backup cluster %s: select a node: %w", info.Name, err)
 		}
 		o.Log.Info("backing up", "cluster", info.Name, "node", choice.Node.Name, "why", choice.Why)
-		res, err := checkpoint(ctx, o, info.Name, choice, wait)
+		addr := choice.Node.APIAddr
+		if choice.Node.ID == det.Local.NodeID && det.Local.Addr != "" {
+			addr = det.Local.Addr // this host's node, through its socket
+		}
+		res, err := checkpoint(ctx, o, info.Name, choice, addr, wait)
 		if err == nil {
 			res.Retried = retried
 			return res, nil
@@ -190,9 +194,9 @@ func startBackup(ctx context.Context, o Options, addr string, wait bool) (*clien
 	}
 }
 
-func checkpoint(ctx context.Context, o Options, clusterName string, choice Choice, wait bool) (_ *Result, err error) {
+func checkpoint(ctx context.Context, o Options, clusterName string, choice Choice, addr string, wait bool) (_ *Result, err error) {
 	o.Progress.Phase("checkpoint", 0)
-	b, err := startBackup(ctx, o, choice.Node.APIAddr, wait)
+	b, err := startBackup(ctx, o, addr, wait)
 	if err != nil {
 		return nil, err
 	}

@@ -55,7 +55,7 @@ func Detect(ctx context.Context, dataDir string, clusterAddrs []string) (*Detect
 	var addrs []string
 	switch st.State {
 	case client.Running:
-		addrs = append([]string{st.APIAddr}, clusterAddrs...)
+		addrs = append([]string{st.Addr}, clusterAddrs...)
 		d.Why = fmt.Sprintf("this host's node %s is Running: backing up its cluster", st.NodeName)
 	case client.NotRunning:
 		if len(clusterAddrs) == 0 {

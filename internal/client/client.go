@@ -26,6 +26,7 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/google/uuid"
 )
 
@@ -38,6 +39,7 @@ var (
 	ErrKeyNotFound    = errors.New("key not found")
 	ErrValueNotFound  = errors.New("value not found")
 	ErrNodeNotFound   = errors.New("node not found")
+	ErrNotFound       = errors.New("not found")
 	ErrPrecondition   = errors.New("precondition failed")
 	ErrInvalid        = errors.New("invalid request")
 	ErrConflict       = errors.New("conflict")
@@ -92,6 +94,12 @@ func (e *APIError) Unwrap() error {
 		return ErrFreezeTimeout
 	case api.CodeOutOfSequence:
 		return ErrConflict
+	case api.CodeUnauthenticated:
+		return ErrUnauthenticated
+	case api.CodeForbidden:
+		return ErrForbidden
+	case api.CodeNotFound:
+		return ErrNotFound
 	}
 	return nil
 }
@@ -99,6 +107,10 @@ func (e *APIError) Unwrap() error {
 // Cluster is a handle on a cluster (OpenCluster).
 type Cluster struct {
 	http *http.Client
+	// unix serves the one unix: address a handle may have.
+	unix     *http.Client
+	creds    Credentials
+	credsSet bool
 
 	mu      sync.Mutex
 	addrs   []string // every known member's API address; addrs[cur] is in use
@@ -106,6 +118,7 @@ type Cluster struct {
 	name    string
 	retries time.Duration
 	single  bool // a Node handle: no failover
+	broken  error
 	opened  api.ClusterInfo
 }
 
@@ -132,11 +145,22 @@ func OpenClusterWith(ctx context.Context, nodeAddrs []string, opts ...Option) (*
 	if len(addrs) == 0 {
 		addrs = splitAddrs(os.Getenv(EnvCluster))
 	}
-	c := &Cluster{addrs: addrs, retries: 15 * time.Second,
-		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second,
-			DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext}}}
+	c := &Cluster{addrs: addrs, retries: 15 * time.Second}
 	for _, o := range opts {
 		o(c)
+	}
+	if !c.credsSet {
+		cr, err := DefaultCredentials()
+		if err != nil {
+			return nil, err
+		}
+		c.creds = cr
+	}
+	c.http = &http.Client{Transport: security.HTTPTransport(c.creds.tlsConfig)}
+	for _, a := range c.addrs {
+		if p, ok := strings.CutPrefix(a, unixPrefix); ok && c.unix == nil {
+			c.unix = unixClient(p)
+		}
 	}
 	if c.single {
 		return c, nil
@@ -159,8 +183,12 @@ func (c *Cluster) Info() api.ClusterInfo { return c.opened }
 
 // Node returns a handle on one node that never fails over: every call goes
 // to addr. For reading one node's own copy (with Stale) and for tests.
-func Node(addr string) *Cluster {
-	c, _ := OpenClusterWith(context.Background(), nil, withNode(addr))
+// Credentials it cannot read from the environment fail its every call.
+func Node(addr string, opts ...Option) *Cluster {
+	c, err := OpenClusterWith(context.Background(), nil, append(opts, withNode(addr))...)
+	if err != nil {
+		return &Cluster{addrs: []string{addr}, single: true, broken: err}
+	}
 	return c
 }
 
@@ -280,21 +308,37 @@ func (c *Cluster) do(ctx context.Context, rq request) (*http.Response, error) {
 }
 
 func (c *Cluster) once(ctx context.Context, addr string, rq request) (*http.Response, error) {
+	if c.broken != nil {
+		return nil, c.broken
+	}
 	var body io.Reader
 	if rq.body != nil {
 		body = bytes.NewReader(rq.body)
 	}
-	req, err := http.NewRequestWithContext(ctx, rq.method, "http://"+addr+rq.path, body)
+	hc, u := c.http, "https://"+addr+rq.path
+	if strings.HasPrefix(addr, unixPrefix) {
+		hc, u = c.unix, "http://local"+rq.path
+	}
+	req, err := http.NewRequestWithContext(ctx, rq.method, u, body)
 	if err != nil {
 		return nil, err
 	}
 	if rq.ctype != "" {
 		req.Header.Set("Content-Type", rq.ctype)
 	}
-	resp, err := c.http.Do(req)
+	switch {
+	case c.creds.Token != "":
+		req.Header.Set("Authorization", "Bearer "+c.creds.Token)
+	case c.creds.JoinSecret != "":
+		req.Header.Set("Authorization", api.JoinScheme+" "+c.creds.JoinSecret)
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if errors.Is(err, ErrNoCA) || errors.Is(err, ErrUntrusted) {
+			return nil, err
 		}
 		if rq.idempotent || notSent(err) {
 			return nil, fmt.Errorf("%w: %s: %w", errRetryElsewhere, addr, err)
@@ -549,9 +593,9 @@ func (c *Cluster) AddMember(ctx context.Context, m api.Member) error {
 
 // Leave makes the node at addr leave its cluster gracefully: it is removed
 // through the leader and its cluster data is moved aside.
-func Leave(ctx context.Context, addr string) (api.LocalStatus, error) {
+func Leave(ctx context.Context, addr string, opts ...Option) (api.LocalStatus, error) {
 	var st api.LocalStatus
-	if err := Node(addr).postJSON(ctx, "/v1/local/leave", nil, &st, false); err != nil {
+	if err := Node(addr, opts...).postJSON(ctx, "/v1/local/leave", nil, &st, false); err != nil {
 		return st, fmt.Errorf("leave: %w", err)
 	}
 	return st, nil
@@ -565,4 +609,29 @@ func (c *Cluster) ReadIndex(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("read index: %w", err)
 	}
 	return r.Index, nil
+}
+
+// Tokens lists the cluster's API tokens (never their secrets).
+func (c *Cluster) Tokens(ctx context.Context) ([]api.Token, error) {
+	var out []api.Token
+	err := c.getJSON(ctx, "/v1/tokens", &out)
+	return out, err
+}
+
+// CreateToken makes an API token named name with roles; the answer is the
+// only place the token itself appears.
+func (c *Cluster) CreateToken(ctx context.Context, name string, roles []string) (api.NewToken, error) {
+	var out api.NewToken
+	err := c.postJSON(ctx, "/v1/tokens", api.TokenRequest{Name: name, Roles: roles}, &out, false)
+	return out, err
+}
+
+// RevokeToken deletes the API token named name.
+func (c *Cluster) RevokeToken(ctx context.Context, name string) error {
+	resp, err := c.do(ctx, request{method: http.MethodDelete, path: "/v1/tokens/" + url.PathEscape(name)})
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
@@ -35,6 +38,9 @@ type NodeState struct {
 	ClusterName string           `json:"cluster_name,omitempty"`
 	Generation  uint64           `json:"generation,omitempty"`
 	APIAddr     string           `json:"api_addr,omitempty"`
+	// Addr is where this host reaches the node: its local socket when this
+	// process may open it (no credentials needed), else APIAddr.
+	Addr string `json:"-"`
 	// Why explains NotRunning: no service holds the directory, or one does
 	// but its API does not answer.
 	Why string `json:"why,omitempty"`
@@ -62,7 +68,7 @@ func GetNodeState(ctx context.Context, dataDir string) (NodeState, error) {
 	if err != nil {
 		return st, fmt.Errorf("get node cluster state: %w", err)
 	}
-	st.NodeID, st.NodeName, st.APIAddr = id.NodeID, id.NodeName, id.APIAddr
+	st.NodeID, st.NodeName, st.APIAddr, st.Addr = id.NodeID, id.NodeName, id.APIAddr, id.APIAddr
 	if p, _ := staging.Pending(dataDir); p != nil {
 		st.RestorePending = p.BackupID
 	}
@@ -77,7 +83,12 @@ func GetNodeState(ctx context.Context, dataDir string) (NodeState, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	ls, err := LocalStatus(ctx, id.APIAddr)
+	// The node's own socket needs no credentials (root on the node may
+	// ask); without it, the API over TLS with the default credentials.
+	if sock := filepath.Join(dataDir, SocketFile); canOpen(sock) {
+		st.Addr = unixPrefix + sock
+	}
+	ls, err := LocalStatus(ctx, st.Addr)
 	switch {
 	case err != nil:
 		st.State, st.Why = NotRunning, fmt.Sprintf("the cluster service holds the data directory but its API at %s does not answer: %v", id.APIAddr, err)
@@ -89,4 +100,10 @@ func GetNodeState(ctx context.Context, dataDir string) (NodeState, error) {
 		st.State = Running
 	}
 	return st, nil
+}
+
+// canOpen reports whether path is a socket this process may connect to.
+func canOpen(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode()&os.ModeSocket != 0 && syscall.Access(path, 2 /* W_OK */) == nil
 }

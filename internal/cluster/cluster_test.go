@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -9,11 +11,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
+	"github.com/clusterkeep/clusterkeep/internal/security"
 )
 
 // ports keeps each data directory's raft port, so a restarted node comes
@@ -36,8 +40,10 @@ func fastConfig(t *testing.T, dir, name string) Config {
 	return Config{
 		DataDir: dir, NodeName: name, RaftBind: ports[dir], APIAddr: "api-" + name,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLog: io.Discard,
-		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
-		LeaderLeaseTimeout: 150 * time.Millisecond, ApplyTimeout: 5 * time.Second,
+		// Raft's own defaults: a loaded machine (the race detector, TLS
+		// handshakes, other tests) must not make leaders flap.
+		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second,
+		LeaderLeaseTimeout: 500 * time.Millisecond, ApplyTimeout: 5 * time.Second,
 	}
 }
 
@@ -79,6 +85,13 @@ func join(t *testing.T, leader, s *Service) {
 	}
 	m, err := s.PrepareJoin(info)
 	if err != nil {
+		t.Fatal(err)
+	}
+	ca, cert, err := leader.IssueCert(m, s.Credentials().PublicKeyDER())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Credentials().Install(ca, cert); err != nil {
 		t.Fatal(err)
 	}
 	if err := leader.AddMember(ctx(t), m); err != nil {
@@ -153,9 +166,39 @@ func TestThreeNodesReplicateAndSurviveLeaderLoss(t *testing.T) {
 	})
 }
 
+// peerStore gives a node id a certificate of ca in a new data directory.
+func peerStore(t *testing.T, ca *security.CA, nodeID string) *security.Store {
+	t.Helper()
+	st, err := security.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.IssueNode(st.PublicKey(), nodeID, nodeID, []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Install(ca.Cert.Raw, cert); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func peerConfig(t *testing.T, st *security.Store) *tls.Config {
+	t.Helper()
+	cfg, err := st.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 func TestHandshakeRefusesOtherClusterAndGeneration(t *testing.T) {
+	ca, err := security.NewCA("c1")
+	if err != nil {
+		t.Fatal(err)
+	}
 	me := PeerIdentity{ClusterID: "c1", Generation: 2, NodeID: "a"}
-	sl, err := NewStreamLayer("127.0.0.1:0", func() PeerIdentity { return me }, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	sl, err := NewStreamLayer("127.0.0.1:0", peerStore(t, ca, "a"), func() PeerIdentity { return me }, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,6 +213,7 @@ func TestHandshakeRefusesOtherClusterAndGeneration(t *testing.T) {
 		}
 	}()
 	addr := sl.Addr().String()
+	b := peerConfig(t, peerStore(t, ca, "b"))
 	cases := []struct {
 		peer   PeerIdentity
 		reason string
@@ -179,17 +223,46 @@ func TestHandshakeRefusesOtherClusterAndGeneration(t *testing.T) {
 		{PeerIdentity{ClusterID: "c1", Generation: 3, NodeID: "b"}, RefusedGeneration},
 	}
 	for _, c := range cases {
-		_, err := DialPeer(addr, time.Second, c.peer, nil)
+		_, err := DialPeer(addr, time.Second, b, c.peer, nil)
 		var re *RefusedError
 		if !errors.As(err, &re) || re.Reason != c.reason || !errors.Is(err, ErrPeerRefused) {
 			t.Errorf("%+v: got %v, want refusal %s", c.peer, err, c.reason)
 		}
 	}
-	conn, err := DialPeer(addr, time.Second, PeerIdentity{ClusterID: "c1", Generation: 2, NodeID: "b"}, nil)
+	conn, err := DialPeer(addr, time.Second, b, PeerIdentity{ClusterID: "c1", Generation: 2, NodeID: "b"}, nil)
 	if err != nil {
 		t.Fatalf("same cluster and generation refused: %v", err)
 	}
 	conn.Close()
+
+	// A peer claiming another node id than its certificate names is cut
+	// off without an answer.
+	if _, err := DialPeer(addr, time.Second, b, PeerIdentity{ClusterID: "c1", Generation: 2, NodeID: "a"}, nil); err == nil {
+		t.Fatal("a peer posing as another node was admitted")
+	}
+	// A node of another authority (another cluster) fails the TLS
+	// handshake: it never reaches the cluster handshake.
+	other, err := security.NewCA("c2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = DialPeer(addr, time.Second, peerConfig(t, peerStore(t, other, "b")), PeerIdentity{ClusterID: "c1", Generation: 2, NodeID: "b"}, nil)
+	var re *RefusedError
+	if err == nil || errors.As(err, &re) || !strings.Contains(err.Error(), "TLS handshake") {
+		t.Fatalf("a node of another authority: got %v, want a failed TLS handshake", err)
+	}
+	// And a plain TCP client gets nothing either.
+	plain, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	plain.Write([]byte(handshakeMagic + "\x00\x00\x00\x2a{\"cluster_id\":\"c1\",\"generation\":2,\"node_id\":\"b\"}"))
+	plain.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, _ := io.ReadAll(plain)
+	if bytes.Contains(got, []byte(`"ok"`)) || bytes.Contains(got, []byte(`"reason"`)) {
+		t.Fatalf("a plain TCP peer got a handshake reply: %q", got)
+	}
 }
 
 func TestStaleGenerationNodeCannotDisturbCluster(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
+	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/google/uuid"
 	"github.com/hashicorp/raft"
 )
@@ -24,9 +25,35 @@ func (s *Service) Create(ctx context.Context, name string) error {
 	if id.Configured() {
 		return fmt.Errorf("create cluster %q: %w (%s)", name, ErrAlreadyMember, id.ClusterName)
 	}
+	ca, joinSecret, adminToken := s.cfg.CreateCA, s.cfg.JoinSecret, s.cfg.AdminToken
+	var err error
+	if ca == nil {
+		if ca, err = security.NewCA(name); err != nil {
+			return fmt.Errorf("create cluster %q: %w", name, err)
+		}
+	}
+	for _, sec := range []*string{&joinSecret, &adminToken} {
+		if *sec == "" {
+			if *sec, err = security.NewSecret(); err != nil {
+				return fmt.Errorf("create cluster %q: %w", name, err)
+			}
+		}
+	}
+	trust, err := trustOps(ca, joinSecret, adminToken)
+	if err != nil {
+		return fmt.Errorf("create cluster %q: %w", name, err)
+	}
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
-	id, err := noderegistry.Update(s.cfg.DataDir, func(i *noderegistry.Identity) error {
+	// The node's certificate first: raft's transport presents it.
+	cert, err := ca.IssueNode(s.creds.PublicKey(), id.NodeID, id.NodeName, s.hosts())
+	if err != nil {
+		return fmt.Errorf("create cluster %q: %w", name, err)
+	}
+	if err := s.creds.Install(ca.Cert.Raw, cert); err != nil {
+		return fmt.Errorf("create cluster %q: %w", name, err)
+	}
+	id, err = noderegistry.Update(s.cfg.DataDir, func(i *noderegistry.Identity) error {
 		i.ClusterID, i.ClusterName, i.Generation = uuid.NewString(), name, 1
 		i.RaftAddr = s.raftAdvertise()
 		return nil
@@ -50,8 +77,14 @@ func (s *Service) Create(ctx context.Context, name string) error {
 	}}
 	txn.Ops = append(txn.Ops, nodeRecordOps(Member{ID: id.NodeID, Name: id.NodeName, RaftAddr: s.raftAdvertise(), APIAddr: s.cfg.APIAddr})...)
 	txn.Ops = append(txn.Ops, hive.SetValue(namePath(id.NodeName), hive.StringValue("Id", id.NodeID)))
+	txn.Ops = append(txn.Ops, trust...)
 	if _, err := s.applySystem(ctx, txn); err != nil {
 		return fmt.Errorf("create cluster %q: record cluster: %w", name, err)
+	}
+	for f, secret := range map[string]string{JoinTokenFile: joinSecret, AdminTokenFile: adminToken} {
+		if err := writeSecretFile(s.cfg.DataDir, f, secret); err != nil {
+			return fmt.Errorf("create cluster %q: %w", name, err)
+		}
 	}
 	s.log.Info("created cluster", "cluster", name, "id", id.ClusterID)
 	return nil

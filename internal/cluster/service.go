@@ -23,6 +23,7 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
+	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/clusterkeep/clusterkeep/internal/staging"
 	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
@@ -75,6 +76,13 @@ type Config struct {
 	// of this node's cluster, after this node moved its own state aside:
 	// the agent rejoins there.
 	OnStale func(apiAddr string)
+
+	// Trust of a cluster this node creates: the authority (default: a new
+	// one), the join secret and the first admin token (default: new
+	// random ones, written to DATA_DIR/join-token and admin-token).
+	CreateCA   *security.CA
+	JoinSecret string
+	AdminToken string
 }
 
 // Service is one node's cluster service.
@@ -83,6 +91,8 @@ type Service struct {
 	log  *slog.Logger
 	lock *noderegistry.Lock
 	hive *hive.Hive
+	// creds are the node's TLS credentials (DATA_DIR/tls).
+	creds *security.Store
 
 	mu       sync.RWMutex
 	id       noderegistry.Identity
@@ -167,6 +177,12 @@ func Open(cfg Config) (*Service, error) {
 	if s.hive, err = hive.Open(filepath.Join(cfg.DataDir, hive.FileName), hive.Options{}); err != nil {
 		return fail(err)
 	}
+	if s.creds, err = security.OpenStore(cfg.DataDir); err != nil {
+		return fail(err)
+	}
+	if err := s.ensureCert(); err != nil {
+		return fail(fmt.Errorf("open cluster service: %w", err))
+	}
 	if id.Configured() {
 		if err := s.startRaft(id.Bootstrap); err != nil {
 			return fail(err)
@@ -219,7 +235,7 @@ func (s *Service) startRaft(bootstrap bool) error {
 	if err := os.MkdirAll(s.raftDir(), 0o700); err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
-	stream, err := NewStreamLayer(s.cfg.RaftBind, s.peerIdentity, s.admit, s.onRefused, s.log)
+	stream, err := NewStreamLayer(s.cfg.RaftBind, s.creds, s.peerIdentity, s.admit, s.onRefused, s.log)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}

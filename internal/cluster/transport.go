@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/hashicorp/raft"
 )
 
@@ -65,13 +67,15 @@ func (e *RefusedError) Error() string {
 
 func (e *RefusedError) Unwrap() error { return ErrPeerRefused }
 
-// StreamLayer is raft's stream layer over TCP with the cluster handshake:
-// every connection starts with the dialer's cluster id, generation and node
+// StreamLayer is raft's stream layer over mutual TLS with the cluster
+// handshake: both sides present a certificate of the cluster's authority
+// (whose node id must be the one the peer claims), then every connection starts with the dialer's cluster id, generation and node
 // id, and the acceptor refuses a peer whose cluster id or generation differ
 // from its own, or which was evicted. Peers of different generations thus
 // never exchange consensus traffic.
 type StreamLayer struct {
 	ln        net.Listener
+	creds     *security.Store
 	advertise net.Addr
 	self      func() PeerIdentity
 	// admit returns a refusal reason code and detail, or "" to admit.
@@ -89,12 +93,12 @@ type StreamLayer struct {
 
 // NewStreamLayer listens on bind. self is read at every connection, so a
 // change of generation takes effect at once.
-func NewStreamLayer(bind string, self func() PeerIdentity, admit func(PeerIdentity) (string, string), refused func(*RefusedError), log *slog.Logger) (*StreamLayer, error) {
+func NewStreamLayer(bind string, creds *security.Store, self func() PeerIdentity, admit func(PeerIdentity) (string, string), refused func(*RefusedError), log *slog.Logger) (*StreamLayer, error) {
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, fmt.Errorf("listen for peers on %s: %w", bind, err)
 	}
-	s := &StreamLayer{ln: ln, advertise: ln.Addr(), self: self, admit: admit, refused: refused, log: log,
+	s := &StreamLayer{ln: ln, creds: creds, advertise: ln.Addr(), self: self, admit: admit, refused: refused, log: log,
 		conns: make(chan net.Conn), closed: make(chan struct{})}
 	go s.acceptLoop()
 	return s, nil
@@ -126,12 +130,24 @@ func (s *StreamLayer) acceptLoop() {
 	}
 }
 
-func (s *StreamLayer) serveHandshake(c net.Conn) {
-	c.SetDeadline(time.Now().Add(handshakeTimeout))
+func (s *StreamLayer) serveHandshake(raw net.Conn) {
+	raw.SetDeadline(time.Now().Add(handshakeTimeout))
+	c := tls.Server(raw, s.creds.PeerServer())
 	var peer PeerIdentity
 	reply := handshakeReply{OK: true}
-	if err := readHandshake(c, &peer); err != nil {
-		s.log.Warn("peer handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+	err := c.Handshake()
+	if err == nil {
+		err = readHandshake(c, &peer)
+	}
+	if err != nil {
+		s.log.Warn("peer handshake failed", "remote", raw.RemoteAddr().String(), "err", err)
+		c.Close()
+		return
+	}
+	st := c.ConnectionState()
+	if certID := security.PeerNodeID(&st); certID != peer.NodeID {
+		s.log.Warn("refused peer", "remote", raw.RemoteAddr().String(), "node", peer.NodeID, "reason", "certificate",
+			"detail", fmt.Sprintf("claims node %s, its certificate names %s", peer.NodeID, certID))
 		c.Close()
 		return
 	}
@@ -195,16 +211,25 @@ func (s *StreamLayer) Addr() net.Addr { return s.advertise }
 
 // Dial connects to a peer and runs the handshake; a refusal is a *RefusedError.
 func (s *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return DialPeer(string(address), timeout, s.self(), s.refused)
+	cfg, err := s.creds.Client()
+	if err != nil {
+		return nil, fmt.Errorf("dial peer %s: %w", address, err)
+	}
+	return DialPeer(string(address), timeout, cfg, s.self(), s.refused)
 }
 
-// DialPeer opens a peer connection presenting me.
-func DialPeer(address string, timeout time.Duration, me PeerIdentity, refused func(*RefusedError)) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", address, timeout)
+// DialPeer opens a peer connection over TLS (cfg) presenting me.
+func DialPeer(address string, timeout time.Duration, cfg *tls.Config, me PeerIdentity, refused func(*RefusedError)) (net.Conn, error) {
+	raw, err := net.DialTimeout("tcp", address, timeout)
 	if err != nil {
 		return nil, err
 	}
-	c.SetDeadline(time.Now().Add(handshakeTimeout))
+	raw.SetDeadline(time.Now().Add(handshakeTimeout))
+	c := tls.Client(raw, cfg)
+	if err := c.Handshake(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("TLS handshake with peer %s: %w", address, err)
+	}
 	if _, err := io.WriteString(c, handshakeMagic); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("handshake with %s: %w", address, err)

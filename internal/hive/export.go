@@ -25,6 +25,12 @@ const exportHeader = "clusterkeep-hive-export 1"
 // Strings are Go-quoted, multi-strings a JSON array, binary hex. Import of
 // the text puts back exactly the same keys, names and values.
 func (r *Reader) Export(w io.Writer, path string) error {
+	return r.ExportSkipping(w, path, nil)
+}
+
+// ExportSkipping is Export leaving out the keys (not their subkeys) for
+// which skip, when not nil, is true.
+func (r *Reader) ExportSkipping(w io.Writer, path string, skip func(path string) bool) error {
 	p, err := ParsePath(path)
 	if err != nil {
 		return err
@@ -32,6 +38,9 @@ func (r *Reader) Export(w io.Writer, path string) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintln(bw, exportHeader)
 	err = r.Walk(p, func(k Key) error {
+		if skip != nil && skip(k.Path) {
+			return nil
+		}
 		fmt.Fprintf(bw, "key %s\n", strconv.Quote(k.Path))
 		for _, v := range k.Values {
 			fmt.Fprintf(bw, "value %s %s %s\n", strconv.Quote(v.Name), v.Type, FormatData(v))

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/security"
 )
 
 // StateFile is the file in the cluster directory describing the nodes.
@@ -42,6 +43,15 @@ type Node struct {
 	// Join is the API address the node joins at its first start.
 	Join string `json:"join,omitempty"`
 }
+
+// Files of a local cluster's secrets in its directory (0600): the agents
+// get them through their environment, the operator through the exports
+// `local up` prints.
+const (
+	JoinTokenFile  = "join-token"
+	AdminTokenFile = "admin-token"
+	CAFile         = "ca.pem"
+)
 
 // Cluster is a local cluster's directory and nodes.
 type Cluster struct {
@@ -170,6 +180,9 @@ func Up(ctx context.Context, dir string, n int, binary string) (*Cluster, error)
 			if err := waitRunning(ctx, &c.Nodes[0]); err != nil {
 				return nil, err
 			}
+			if err := c.keepCA(&c.Nodes[0]); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return c, c.WaitAllUp(ctx)
@@ -186,6 +199,19 @@ func create(dir string, n int, binary string) (*Cluster, error) {
 	ports, err := freePorts(2 * n)
 	if err != nil {
 		return nil, fmt.Errorf("local up: find free ports: %w", err)
+	}
+	// The agents' own environment variables win, as they would for the
+	// agent: a caller that set them chose the cluster's secrets.
+	for f, env := range map[string]string{JoinTokenFile: "CLUSTERKEEP_JOIN_TOKEN", AdminTokenFile: "CLUSTERKEEP_ADMIN_TOKEN"} {
+		secret := os.Getenv(env)
+		if secret == "" {
+			if secret, err = security.NewSecret(); err != nil {
+				return nil, err
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(secret+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("local up: %w", err)
+		}
 	}
 	c := &Cluster{Dir: dir, Binary: bin}
 	for i := range n {
@@ -239,7 +265,12 @@ func (c *Cluster) start(nd *Node) error {
 		return fmt.Errorf("start %s: %w", nd.Name, err)
 	}
 	defer logf.Close()
+	env, err := c.secretsEnv()
+	if err != nil {
+		return fmt.Errorf("start %s: %w", nd.Name, err)
+	}
 	cmd := exec.Command(c.Binary, c.args(nd)...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -341,6 +372,47 @@ func (c *Cluster) Status(ctx context.Context) []NodeStatus {
 	return out
 }
 
+// secretsEnv gives an agent the cluster's join and admin tokens.
+func (c *Cluster) secretsEnv() ([]string, error) {
+	join, err := client.ReadTokenFile(filepath.Join(c.Dir, JoinTokenFile))
+	if err != nil {
+		return nil, err
+	}
+	admin, err := client.ReadTokenFile(filepath.Join(c.Dir, AdminTokenFile))
+	if err != nil {
+		return nil, err
+	}
+	return []string{"CLUSTERKEEP_JOIN_TOKEN=" + join, "CLUSTERKEEP_ADMIN_TOKEN=" + admin}, nil
+}
+
+// Credentials are what a client of this cluster trusts and proves: the
+// authority (copied to DIR/ca.pem once the first node made it) and the
+// admin token.
+func (c *Cluster) Credentials() (client.Credentials, error) {
+	var cr client.Credentials
+	var err error
+	if cr.CA, err = client.LoadCA(filepath.Join(c.Dir, CAFile)); err != nil {
+		return cr, err
+	}
+	cr.Token, err = client.ReadTokenFile(filepath.Join(c.Dir, AdminTokenFile))
+	return cr, err
+}
+
+// Env is the environment a client process of this cluster needs.
+func (c *Cluster) Env() []string {
+	return []string{client.EnvCluster + "=" + c.APIAddrs(), client.EnvCA + "=" + filepath.Join(c.Dir, CAFile),
+		client.EnvTokenFile + "=" + filepath.Join(c.Dir, AdminTokenFile)}
+}
+
+// keepCA copies the authority a running node holds to DIR/ca.pem.
+func (c *Cluster) keepCA(nd *Node) error {
+	b, err := os.ReadFile(filepath.Join(nd.DataDir, security.Dir, security.CAFile))
+	if err != nil {
+		return fmt.Errorf("read the cluster's authority from %s: %w", nd.Name, err)
+	}
+	return os.WriteFile(filepath.Join(c.Dir, CAFile), b, 0o644)
+}
+
 func waitRunning(ctx context.Context, nd *Node) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
@@ -363,7 +435,11 @@ func (c *Cluster) WaitAllUp(ctx context.Context) error {
 	defer cancel()
 	var last string
 	for {
-		cl, err := client.OpenClusterWith(ctx, []string{c.APIAddrs()}, client.WithRetryWindow(2*time.Second))
+		cr, err := c.Credentials()
+		if err != nil {
+			return err
+		}
+		cl, err := client.OpenClusterWith(ctx, []string{c.APIAddrs()}, client.WithRetryWindow(2*time.Second), client.WithCredentials(cr))
 		if err == nil {
 			info := cl.Info()
 			up := 0

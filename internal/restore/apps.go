@@ -51,7 +51,7 @@ func restoreApps(ctx context.Context, o Options, set *backupset.Set, res *Result
 		res.Note += "; application writers' files were not restored: their writers are known only to the running service (start it and restore again)"
 		return nil
 	}
-	known, err := client.Node(st.APIAddr).Writers(ctx, true)
+	known, err := client.Node(st.Addr).Writers(ctx, true)
 	if err != nil {
 		return fmt.Errorf("restore application writers: %w", err)
 	}
@@ -75,7 +75,7 @@ func restoreApps(ctx context.Context, o Options, set *backupset.Set, res *Result
 		}
 	}
 	files = kept
-	rr, err := client.StartRestore(ctx, st.APIAddr, m.Components)
+	rr, err := client.StartRestore(ctx, st.Addr, m.Components)
 	if err != nil {
 		return fmt.Errorf("restore application writers: %w", err)
 	}

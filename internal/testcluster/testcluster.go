@@ -33,6 +33,7 @@ var (
 // Binary builds cmd/clusterkeep once per test process and returns its path.
 func Binary(t testing.TB) string {
 	t.Helper()
+	UseTrust(t)
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "clusterkeep-bin-")
 		if err != nil {
@@ -104,6 +105,7 @@ func Context(t testing.TB) context.Context {
 // Open opens the cluster through the given addresses.
 func Open(t testing.TB, addrs ...string) *client.Cluster {
 	t.Helper()
+	UseTrust(t)
 	c, err := client.OpenCluster(Context(t), addrs...)
 	if err != nil {
 		t.Fatal(err)
@@ -177,13 +179,16 @@ func InProcess(t testing.TB, n int) []*Node { return InProcessWith(t, n, nil) }
 // mutate before it starts.
 func InProcessWith(t testing.TB, n int, mutate func(i int, cfg *agent.Config)) []*Node {
 	t.Helper()
+	tr := UseTrust(t)
 	dir := t.TempDir()
 	var nodes []*Node
 	for i := range n {
 		cfg := agent.Config{DataDir: filepath.Join(dir, fmt.Sprintf("n%d", i+1)), Name: fmt.Sprintf("n%d", i+1),
-			API: FreeAddr(t), Raft: FreeAddr(t), HeartbeatTimeout: "300ms", ElectionTimeout: "300ms", LeaderLease: "150ms"}
+			API: FreeAddr(t), Raft: FreeAddr(t), HeartbeatTimeout: "300ms", ElectionTimeout: "300ms", LeaderLease: "150ms",
+			JoinToken: tr.JoinToken}
 		if i == 0 {
 			cfg.Create = "inproc"
+			cfg.AdminToken, cfg.CACert, cfg.CAKey = tr.AdminToken, tr.CACert, tr.CAKey
 		} else {
 			cfg.Join = []string{nodes[0].API()}
 		}

@@ -1,0 +1,301 @@
+package api
+
+// Authentication and authorization of API calls, and the endpoints of
+// trust: the join handshake and API tokens.
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/cluster"
+	"github.com/clusterkeep/clusterkeep/internal/security"
+)
+
+// Errors of authentication.
+var (
+	ErrUnauthenticated = errors.New("unauthenticated")
+	ErrForbidden       = errors.New("forbidden")
+)
+
+// access is what an endpoint requires of its caller.
+type access int
+
+const (
+	accessPublic   access = iota // anyone: the join handshake's first step
+	accessJoin                   // the join secret, or an operator
+	accessSelfAdd                // a node adding itself, or an operator
+	accessRead                   // role read (any role)
+	accessOperator               // role operator
+	accessBackup                 // role backup
+)
+
+// caller is who makes a request.
+type caller struct {
+	// all: the local socket, or a member node's certificate.
+	all   bool
+	roles []security.Role
+	// node is the node id of a presented certificate; joinSecret whether
+	// the request carries the join secret.
+	node       string
+	joinSecret bool
+	name       string
+}
+
+type localKey struct{}
+
+// Local returns the handler of the node's unix socket: whoever can open the
+// socket (its file is 0600, in a 0700 data directory) may do anything.
+func (s *Server) Local() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), localKey{}, true)))
+	})
+}
+
+// identify finds the caller of r. A request neither over the local socket
+// nor over TLS is refused: the TCP listener is always TLS.
+func (s *Server) identify(r *http.Request) (caller, error) {
+	if local, _ := r.Context().Value(localKey{}).(bool); local {
+		return caller{all: true, name: "local socket"}, nil
+	}
+	if r.TLS == nil {
+		return caller{}, fmt.Errorf("%w: the API takes TLS connections only", ErrUnauthenticated)
+	}
+	var c caller
+	if id := security.PeerNodeID(r.TLS); id != "" {
+		c.node, c.name = id, "node "+id
+		switch {
+		case s.svc.IsMember(id):
+			c.all = true
+			return c, nil
+		case s.svc.IsEvicted(id):
+			return c, fmt.Errorf("%w: node %s was evicted from the cluster", ErrForbidden, id)
+		}
+		// A node given its certificate that is still joining: it may
+		// read, and add itself.
+		c.roles = []security.Role{security.RoleRead}
+	}
+	auth := r.Header.Get("Authorization")
+	scheme, cred, _ := strings.Cut(auth, " ")
+	switch {
+	case auth == "":
+	case strings.EqualFold(scheme, "Bearer"):
+		t, err := s.svc.Authenticate(strings.TrimSpace(cred))
+		if errors.Is(err, cluster.ErrUnknownToken) && s.catchUp(r.Context()) == nil {
+			// A token made a moment ago on the leader may not have
+			// reached this node yet.
+			t, err = s.svc.Authenticate(strings.TrimSpace(cred))
+		}
+		if err != nil {
+			return c, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+		}
+		c.roles, c.name = t.Roles, "token "+t.Name
+	case strings.EqualFold(scheme, JoinScheme):
+		if !s.svc.CheckJoinSecret(strings.TrimSpace(cred)) {
+			return c, fmt.Errorf("%w: wrong join token", ErrUnauthenticated)
+		}
+		c.joinSecret = true
+	default:
+		return c, fmt.Errorf("%w: unknown authorization scheme %q (want Bearer)", ErrUnauthenticated, scheme)
+	}
+	return c, nil
+}
+
+// allowed checks c against what an endpoint requires.
+func (c caller) allowed(need access) error {
+	if c.all || need == accessPublic {
+		return nil
+	}
+	switch need {
+	case accessJoin:
+		if c.joinSecret || security.Grants(c.roles, security.RoleOperator) {
+			return nil
+		}
+	case accessSelfAdd:
+		if c.node != "" || security.Grants(c.roles, security.RoleOperator) {
+			return nil // the handler checks a node adds only itself
+		}
+	case accessRead, accessOperator, accessBackup:
+		role := map[access]security.Role{accessRead: security.RoleRead, accessOperator: security.RoleOperator, accessBackup: security.RoleBackup}[need]
+		if security.Grants(c.roles, role) {
+			return nil
+		}
+		if len(c.roles) > 0 {
+			return fmt.Errorf("%w: %s has roles %v; this call needs the %s role", ErrForbidden, c.name, c.roles, role)
+		}
+	}
+	if c.name == "" && !c.joinSecret {
+		return fmt.Errorf("%w: this call needs a token (Authorization: Bearer TOKEN)", ErrUnauthenticated)
+	}
+	return fmt.Errorf("%w: %s may not make this call", ErrForbidden, c.name)
+}
+
+type callerKey struct{}
+
+// handle registers h for pattern, behind the check of need.
+func (s *Server) handle(pattern string, need access, h http.HandlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		c, err := s.identify(r)
+		if err == nil {
+			err = c.allowed(need)
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+	})
+}
+
+func callerOf(r *http.Request) caller { c, _ := r.Context().Value(callerKey{}).(caller); return c }
+
+// joinHello is the first step of a join: the member proves it knows the
+// join secret over the joiner's nonce, the authority and its own TLS
+// certificate, so the joiner can trust the authority it is given.
+func (s *Server) joinHello(w http.ResponseWriter, r *http.Request) {
+	var req JoinHello
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if len(req.Nonce) < 16 {
+		writeError(w, fmt.Errorf("%w: join nonce of %d bytes (at least 16)", errInvalidRequest, len(req.Nonce)))
+		return
+	}
+	ca, secret, err := s.svc.Authority()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	info, err := s.svc.JoinInfo()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	leaf, err := s.servingCert(r.TLS)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, JoinWelcome{Info: info, CA: ca.Cert.Raw,
+		MAC: JoinHelloMAC(secret, req.Nonce, ca.Cert.Raw, leaf, info)})
+}
+
+// servingCert is the certificate this node served on the connection.
+func (s *Server) servingCert(st *tls.ConnectionState) ([]byte, error) {
+	cfg, err := s.svc.Credentials().Client()
+	if err != nil || st == nil {
+		return nil, fmt.Errorf("%w: this node holds no certificate to prove itself with", cluster.ErrNotConfigured)
+	}
+	return cfg.Certificates[0].Certificate[0], nil
+}
+
+// JoinHelloMAC binds the member's answer to the joiner's nonce, the
+// authority, the member's TLS certificate and the cluster it names.
+func JoinHelloMAC(secret string, nonce, caDER, leafDER []byte, info cluster.JoinInfo) []byte {
+	return security.JoinMAC(secret, []byte("clusterkeep join hello"), nonce, caDER, leafDER,
+		[]byte(info.ClusterID), []byte(info.ClusterName), fmt.Appendf(nil, "%d", info.Generation))
+}
+
+// issueCert gives a joining node its certificate (join secret required).
+func (s *Server) issueCert(w http.ResponseWriter, r *http.Request) {
+	var req CertRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if _, err := x509.ParsePKIXPublicKey(req.PublicKey); err != nil {
+		writeError(w, fmt.Errorf("%w: public key: %w", errInvalidRequest, err))
+		return
+	}
+	if s.svc.IsEvicted(req.Member.ID) {
+		writeError(w, fmt.Errorf("issue certificate for %s: %w", req.Member.ID, cluster.ErrEvicted))
+		return
+	}
+	ca, cert, err := s.svc.IssueCert(req.Member, req.PublicKey)
+	if err != nil {
+		writeError(w, fmt.Errorf("%w: %w", errInvalidRequest, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, Certificate{CA: ca, Cert: cert})
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
+	ts, err := s.svc.Tokens()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ts)
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
+	var req TokenRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	roles, err := security.ParseRoles(req.Roles)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errInvalidRequest, err)
+	}
+	// Nobody grants more than they hold.
+	if c := callerOf(r); !c.all {
+		for _, role := range roles {
+			if !security.Grants(c.roles, role) {
+				return fmt.Errorf("%w: %s cannot grant the %s role it does not hold", ErrForbidden, c.name, role)
+			}
+		}
+	}
+	token, err := s.svc.CreateToken(r.Context(), req.Name, roles)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, NewToken{Name: req.Name, Roles: roles, Token: token})
+	return nil
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
+	if err := s.svc.RevokeToken(r.Context(), r.PathValue("name")); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"revoked": r.PathValue("name")})
+	return nil
+}
+
+// catchUp waits, on a follower, until this node has applied everything
+// the leader committed before the call. It answers at once on the leader.
+func (s *Server) catchUp(ctx context.Context) error {
+	if _, err := s.svc.ReadIndex(ctx); err == nil || !errors.Is(err, cluster.ErrNotLeader) {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	leader, err := s.waitLeaderAPI(ctx)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+leader+"/v1/read-index", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set(ForwardedHeader, s.svc.Identity().NodeName)
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var ri ReadIndexResult
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("leader's read index: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ri); err != nil {
+		return err
+	}
+	return s.svc.WaitApplied(ctx, ri.Index)
+}

@@ -1,0 +1,239 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/cluster"
+	"github.com/clusterkeep/clusterkeep/internal/security"
+	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+)
+
+// secureNode is an agent process started with the defaults: none of the
+// test process's shared trust, so its cluster makes its own authority.
+type secureNode struct {
+	name, dir, api, raft string
+	log                  *bytes.Buffer
+}
+
+func startSecure(t *testing.T, base, name string, args ...string) *secureNode {
+	t.Helper()
+	n := &secureNode{name: name, dir: filepath.Join(base, name), api: tc.FreeAddr(t), raft: tc.FreeAddr(t), log: &bytes.Buffer{}}
+	cmd := exec.Command(tc.Binary(t), append([]string{"agent", "--data-dir", n.dir, "--name", name, "--api", n.api, "--raft", n.raft,
+		"--heartbeat-timeout", "500ms", "--election-timeout", "500ms", "--leader-lease", "250ms"}, args...)...)
+	cmd.Env = tc.WithoutTrust(nil)
+	cmd.Stdout, cmd.Stderr = n.log, n.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, n.log.String())
+		}
+	})
+	return n
+}
+
+func (n *secureNode) file(parts ...string) string {
+	return filepath.Join(append([]string{n.dir}, parts...)...)
+}
+
+// cliAs runs the CLI with none of the shared trust, and args.
+func cliAs(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(tc.Binary(t), args...)
+	cmd.Env = append(tc.WithoutTrust(nil), "CLUSTERKEEP_DATA_DIR="+t.TempDir())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	tc.Eventually(t, "file "+path, func() error { _, err := os.Stat(path); return err })
+}
+
+func TestSecureByDefault(t *testing.T) {
+	base := t.TempDir()
+	n1 := startSecure(t, base, "n1", "--create", "sec")
+	waitFile(t, n1.file(cluster.AdminTokenFile))
+	waitFile(t, n1.file(cluster.JoinTokenFile))
+	ca := n1.file(security.Dir, security.CAFile)
+	admin := []string{"--cluster", n1.api, "--ca", ca, "--token-file", n1.file(cluster.AdminTokenFile)}
+
+	// The secrets the node made are its owner's only; so is the socket.
+	for _, f := range []string{n1.file(cluster.AdminTokenFile), n1.file(cluster.JoinTokenFile), n1.file(security.Dir, security.KeyFile), n1.file("api.sock")} {
+		waitFile(t, f)
+		if fi, _ := os.Stat(f); fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s is %v, want 0600", f, fi.Mode().Perm())
+		}
+	}
+
+	// A node with the join token joins; one with a wrong token does not.
+	n2 := startSecure(t, base, "n2", "--join", n1.api, "--join-token-file", n1.file(cluster.JoinTokenFile))
+	n3 := startSecure(t, base, "n3", "--join", n1.api, "--join-token", "ckt_a-wrong-token-of-some-length")
+	tc.Eventually(t, "n2 up", func() error {
+		out, errOut, code := cliAs(t, append(admin, "node", "list", "--json")...)
+		if code != 0 {
+			return fmt.Errorf("%s", errOut)
+		}
+		if strings.Count(out, `"Up"`) != 2 {
+			return fmt.Errorf("%s", out)
+		}
+		return nil
+	})
+	tc.Eventually(t, "n3 told the token is wrong", func() error {
+		if !strings.Contains(n3.log.String(), "did not prove it knows the join token") {
+			return fmt.Errorf("n3 log: %s", n3.log.String())
+		}
+		return nil
+	})
+	if out, _, _ := cliAs(t, "state", "--data-dir", n3.dir, "--json"); !strings.Contains(out, "NotConfigured") {
+		t.Fatalf("n3 with a wrong token: %s", out)
+	}
+	if _, err := os.Stat(n3.file(security.Dir, security.CertFile)); err == nil {
+		t.Fatal("n3 got a certificate with a wrong token")
+	}
+
+	// Without a token: 401, stated; without the authority: refused before
+	// anything is sent.
+	if _, errOut, code := cliAs(t, "--cluster", n2.api, "--ca", ca, "config", "set", "A", "x", "1", "--type", "uint32"); code == 0 || !strings.Contains(errOut, "needs a token") {
+		t.Fatalf("no token: exit %d %s", code, errOut)
+	}
+	if _, errOut, code := cliAs(t, "--cluster", n2.api, "cluster", "info"); code == 0 || !strings.Contains(errOut, "no cluster authority") {
+		t.Fatalf("no authority: exit %d %s", code, errOut)
+	}
+
+	// Tokens with roles.
+	mk := func(name, role string) string {
+		out, errOut, code := cliAs(t, append(admin, "token", "create", name, "--role", role, "--json")...)
+		if code != 0 {
+			t.Fatalf("token create %s: %s", name, errOut)
+		}
+		var nt struct{ Token string }
+		json.Unmarshal([]byte(out), &nt)
+		return nt.Token
+	}
+	readTok, opTok, backupTok := mk("r", "read"), mk("o", "operator"), mk("b", "backup")
+	as := func(token string, args ...string) (string, string, int) {
+		return cliAs(t, append([]string{"--cluster", n2.api, "--ca", ca, "--token", token}, args...)...)
+	}
+	if _, errOut, code := as(opTok, "config", "set", "Apps/Web", "Port", "80", "--type", "uint32"); code != 0 {
+		t.Fatalf("operator set: %s", errOut)
+	}
+	if _, errOut, code := as(readTok, "config", "set", "Apps/Web", "Port", "81", "--type", "uint32"); code == 0 || !strings.Contains(errOut, "forbidden") {
+		t.Fatalf("read token set: exit %d %s", code, errOut)
+	}
+	if out, _, _ := as(readTok, "config", "get", "Apps/Web", "Port"); strings.TrimSpace(out) != "80" {
+		t.Fatalf("read token get: %q (the refused set changed it?)", out)
+	}
+	backups := filepath.Join(base, "backups")
+	if _, errOut, code := as(opTok, "backup", "create", "--to", backups); code == 0 || !strings.Contains(errOut, "forbidden") {
+		t.Fatalf("operator backup: exit %d %s", code, errOut)
+	}
+	if out, _, _ := as(backupTok, "backup", "list", backups, "--json"); strings.Contains(out, "sec-") {
+		t.Fatalf("a refused backup left a set: %s", out)
+	}
+	if _, errOut, code := as(backupTok, "backup", "create", "--to", backups); code != 0 {
+		t.Fatalf("backup token backup: %s", errOut)
+	}
+	sets, _ := filepath.Glob(filepath.Join(backups, "sec-*"))
+	if len(sets) != 1 {
+		t.Fatalf("backup sets: %v", sets)
+	}
+	if _, errOut, code := as(opTok, "config", "get", "Cluster/Security", "CAKey"); code == 0 || !strings.Contains(errOut, "not served") {
+		t.Fatalf("read the authority's key: exit %d %s", code, errOut)
+	}
+
+	// The local socket needs neither token nor authority.
+	if out, errOut, code := cliAs(t, "--cluster", "unix:"+n1.file("api.sock"), "config", "get", "Apps/Web", "Port"); code != 0 || strings.TrimSpace(out) != "80" {
+		t.Fatalf("local socket: %q %s", out, errOut)
+	}
+
+	// Plain HTTP to the API gets no answer of the API.
+	if resp, err := http.Get("http://" + n1.api + "/v1/cluster"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatal("the API answered plain HTTP")
+		}
+	}
+
+	// Another cluster: its authority does not vouch for this cluster's
+	// nodes, and its node's certificate is refused by this cluster's peers
+	// and API.
+	x := startSecure(t, base, "x", "--create", "other")
+	waitFile(t, x.file(cluster.AdminTokenFile))
+	waitFile(t, x.file(security.Dir, security.CertFile))
+	if _, errOut, code := cliAs(t, "--cluster", n1.api, "--ca", x.file(security.Dir, security.CAFile), "--token-file", x.file(cluster.AdminTokenFile), "cluster", "info"); code == 0 || !strings.Contains(errOut, "not issued by this cluster's authority") {
+		t.Fatalf("another cluster's authority: exit %d %s", code, errOut)
+	}
+	xs, err := security.OpenStore(x.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xcfg, err := xs.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cluster.DialPeer(n1.raft, 5*time.Second, xcfg, cluster.PeerIdentity{ClusterID: "x", Generation: 1, NodeID: "x"}, nil); err == nil {
+		t.Fatal("a node of another cluster passed the peer handshake")
+	}
+	n1CA, err := client.LoadCA(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withXCert := security.ClientConfig(n1CA, &xcfg.Certificates[0])
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: withXCert}}
+	if resp, err := hc.Get("https://" + n1.api + "/v1/cluster"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("another cluster's node certificate was accepted by the API: %s", resp.Status)
+	}
+}
+
+// The quick start: `local up` with nothing set makes a cluster with its
+// own authority and tokens, and prints what a client needs.
+func TestLocalUpFromNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "local")
+	out, errOut, code := cliAs(t, "local", "up", "--dir", dir, "--json")
+	t.Cleanup(func() { cliAs(t, "local", "down", "--dir", dir) })
+	if code != 0 {
+		t.Fatalf("local up: %s", errOut)
+	}
+	var up struct{ Env []string }
+	if err := json.Unmarshal([]byte(out), &up); err != nil || len(up.Env) != 3 {
+		t.Fatalf("local up output: %v %s", err, out)
+	}
+	cmd := exec.Command(tc.Binary(t), "cluster", "info", "--json")
+	cmd.Env = append(tc.WithoutTrust(nil), up.Env...)
+	info, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("cluster info with the printed environment: %v", err)
+	}
+	if strings.Count(string(info), `"Up"`) != 3 {
+		t.Fatalf("cluster info: %s", info)
+	}
+	// Its authority is its own, not the tests' shared one.
+	own, _ := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	shared, _ := os.ReadFile(tc.UseTrust(t).CACert)
+	if len(own) == 0 || bytes.Equal(own, shared) {
+		t.Fatal("local up did not make the cluster's own authority")
+	}
+}
