@@ -94,6 +94,10 @@ type verifyingReader struct {
 func (v *verifyingReader) Read(p []byte) (int, error) {
 	n, err := v.r.Read(p)
 	v.h.Write(p[:n])
+	if v.h.n > v.size {
+		// Early: a file that decompresses past its size is not read on.
+		return n, fmt.Errorf("%w: %s is over the %d bytes the manifest says", ErrCorrupt, v.name, v.size)
+	}
 	if err == io.EOF {
 		if v.h.n != v.size {
 			return n, fmt.Errorf("%w: %s is %d bytes, the manifest says %d", ErrCorrupt, v.name, v.h.n, v.size)
