@@ -148,7 +148,11 @@ func backupList(g *globals) *cobra.Command {
 					if s.Offline {
 						node += " (offline)"
 					}
-					rows = append(rows, []string{s.Created, s.Cluster, fmt.Sprint(s.Generation), node, fmt.Sprint(s.HiveSeq), ui.Bytes(s.Size), s.Path})
+					size := ui.Bytes(s.Size)
+					if s.Encrypted {
+						size += " (encrypted)"
+					}
+					rows = append(rows, []string{s.Created, s.Cluster, fmt.Sprint(s.Generation), node, fmt.Sprint(s.HiveSeq), size, s.Path})
 				}
 				ui.Table(w, []string{"TIME", "CLUSTER", "GEN", "NODE", "SEQ", "SIZE", "PATH"}, rows)
 			})

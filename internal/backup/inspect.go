@@ -26,6 +26,7 @@ type Summary struct {
 	Offline    bool   `json:"offline"`
 	HiveSeq    uint64 `json:"hive_seq"`
 	Size       int64  `json:"size"`
+	Encrypted  bool   `json:"encrypted"`
 }
 
 // List summarizes the sets in dir, oldest first; sets it cannot read are
@@ -37,7 +38,7 @@ func List(dir string) ([]Summary, []error) {
 		m := s.Manifest
 		out = append(out, Summary{Path: s.Dir, BackupID: m.BackupID, Created: m.Created.UTC().Format("2006-01-02 15:04:05Z"),
 			Cluster: m.Cluster.Name, Generation: m.Cluster.Generation, Node: m.SourceNode.Name, Offline: m.Offline,
-			HiveSeq: m.HiveSeq, Size: m.Size()})
+			HiveSeq: m.HiveSeq, Size: m.Size(), Encrypted: m.Encryption != nil})
 	}
 	return out, errs
 }
@@ -302,7 +303,8 @@ func exportMap(text []byte) (map[string][2]string, error) {
 }
 
 // Export returns the whole hive of a set in the text form. An encrypted
-// set needs identities that decrypt it.
+// set needs identities that decrypt it; they are ignored for one that is
+// not (comparing it is not trusting it).
 func Export(path string, ids ...age.Identity) ([]byte, error) {
 	s, err := openReadable(path, ids, false)
 	if err != nil {
