@@ -371,3 +371,23 @@ func TestParseRecipientsAndIdentities(t *testing.T) {
 		t.Fatalf("a recipients file as identities: %v", err)
 	}
 }
+
+// Sets written before encryption existed (testdata/v1, made by that
+// build) are read and verified as they were.
+func TestSetsOfTheFirstFormatStillRead(t *testing.T) {
+	for _, name := range []string{"plain", "zstd"} {
+		s, err := Open(filepath.Join("testdata", "v1", name))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if s.Encrypted() || s.Manifest.FormatVersion != FormatVersion {
+			t.Fatalf("%s: %+v", name, s.Manifest)
+		}
+		if err := s.Verify(nil); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got, err := readAll(t, s, s.Manifest.Files[0]); err != nil || string(got) != "old content" {
+			t.Fatalf("%s: %q %v", name, got, err)
+		}
+	}
+}
