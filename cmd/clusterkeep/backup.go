@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	"github.com/clusterkeep/clusterkeep/internal/backup"
+	"github.com/clusterkeep/clusterkeep/internal/backupset"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
@@ -36,9 +38,18 @@ func (g *globals) clusterAddrs() []string {
 	return out
 }
 
+// identityFlag adds --identity (repeatable) to cmd, and returns the
+// function that reads the identity files given.
+func identityFlag(cmd *cobra.Command) func() ([]age.Identity, error) {
+	var files []string
+	cmd.Flags().StringArrayVar(&files, "identity", nil, "age identity file (secret keys, as age-keygen writes them) to decrypt an encrypted backup (repeatable)")
+	return func() ([]age.Identity, error) { return backupset.ReadIdentities(files) }
+}
+
 func backupCreate(g *globals) *cobra.Command {
 	var o backup.Options
 	var typ string
+	var recipients, recipientFiles []string
 	cmd := &cobra.Command{
 		Use:   "create --to DIR",
 		Short: "Back up the cluster: detect it, select a node, checkpoint, store and verify",
@@ -50,7 +61,14 @@ func backupCreate(g *globals) *cobra.Command {
 2. Select a node: Up, not paused and caught up; this host's node first,
    then a follower, then the leader. --node picks one, if it qualifies.
 3. Checkpoint through the node's shadow-copy writers and store the set in
-   --to, named by cluster and UTC time. It appears only when complete.`,
+   --to, named by cluster and UTC time. It appears only when complete.
+
+With --recipient (an age public key, age1...) or --recipients-file (age's
+format: one public key a line), every file of the set is encrypted with age
+to those recipients; the manifest stays readable. Reading the contents back
+(verify in full, inspect, diff, restore) then needs --identity FILE, an age
+identity file of one of the recipients; without it, backup verify checks
+the stored, encrypted bytes only.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Type = shadow.BackupType(typ)
@@ -60,6 +78,15 @@ func backupCreate(g *globals) *cobra.Command {
 			if o.To == "" {
 				return usageError{fmt.Errorf("--to DIR is required")}
 			}
+			var err error
+			if o.Recipients, err = backupset.ParseRecipients(recipients, nil); err != nil {
+				return usageError{err}
+			}
+			fromFiles, err := backupset.ParseRecipients(nil, recipientFiles)
+			if err != nil {
+				return err
+			}
+			o.Recipients = append(o.Recipients, fromFiles...)
 			o.Cluster = g.clusterAddrs()
 			o.Progress = g.out.NewProgress()
 			o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -84,6 +111,9 @@ func backupCreate(g *globals) *cobra.Command {
 				fmt.Fprintf(w, "cluster:    %s (%s), generation %d\n", res.Cluster, res.ClusterID, res.Generation)
 				fmt.Fprintf(w, "sequence:   %d (consensus index %d)\n", res.HiveSeq, res.ConsensusIndex)
 				fmt.Fprintf(w, "files:      %d, %s (%s stored), writers frozen %v\n", res.Files, ui.Bytes(res.Bytes), ui.Bytes(res.StoredBytes), res.Frozen.Round(time.Millisecond))
+				if res.Encrypted {
+					fmt.Fprintf(w, "encrypted:  with age, to %s\n", strings.Join(res.Recipients, ", "))
+				}
 				fmt.Fprintf(w, "backup:     %s (in %v)\n", res.Path, res.Duration.Round(time.Millisecond))
 			})
 		},
@@ -94,6 +124,8 @@ func backupCreate(g *globals) *cobra.Command {
 	f.StringVar(&o.DataDir, "data-dir", defaultDataDir(), "this host's node data directory")
 	f.BoolVar(&o.Compress, "compress", false, "compress the files with zstd")
 	f.StringVar(&typ, "type", "full", "backup type: full or copy")
+	f.StringArrayVar(&recipients, "recipient", nil, "encrypt the set with age to this public key (age1...; repeatable)")
+	f.StringArrayVar(&recipientFiles, "recipients-file", nil, "encrypt the set with age to the public keys in this file (age's format; repeatable)")
 	f.Uint64Var(&o.MaxLag, "max-lag", backup.DefaultMaxLag, "entries a node may trail the commit index and still be chosen")
 	return cmd
 }
@@ -116,7 +148,11 @@ func backupList(g *globals) *cobra.Command {
 					if s.Offline {
 						node += " (offline)"
 					}
-					rows = append(rows, []string{s.Created, s.Cluster, fmt.Sprint(s.Generation), node, fmt.Sprint(s.HiveSeq), ui.Bytes(s.Size), s.Path})
+					size := ui.Bytes(s.Size)
+					if s.Encrypted {
+						size += " (encrypted)"
+					}
+					rows = append(rows, []string{s.Created, s.Cluster, fmt.Sprint(s.Generation), node, fmt.Sprint(s.HiveSeq), size, s.Path})
 				}
 				ui.Table(w, []string{"TIME", "CLUSTER", "GEN", "NODE", "SEQ", "SIZE", "PATH"}, rows)
 			})
@@ -125,10 +161,19 @@ func backupList(g *globals) *cobra.Command {
 }
 
 func backupInspect(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var identities func() ([]age.Identity, error)
+	cmd := &cobra.Command{
 		Use: "inspect PATH", Short: "Describe a backup set: its manifest and the size of its database", Args: exactArgs(1),
+		Long: `Describe a backup set: its manifest and the size of its database.
+
+An encrypted set is described by its manifest alone unless --identity gives
+an age identity file that decrypts it.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in, err := backup.Inspect(args[0])
+			ids, err := identities()
+			if err != nil {
+				return err
+			}
+			in, err := backup.Inspect(args[0], ids...)
 			if err != nil {
 				return err
 			}
@@ -140,7 +185,14 @@ func backupInspect(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(w, "backup %s, taken %s %s\n", m.BackupID, m.Created.UTC().Format(time.RFC3339), mode)
 				fmt.Fprintf(w, "cluster %s (%s), generation %d, on node %s\n", m.Cluster.Name, m.Cluster.ID, m.Cluster.Generation, m.SourceNode.Name)
-				fmt.Fprintf(w, "the database is the hive at sequence %d (consensus index %d): %d keys, %d values\n", m.HiveSeq, m.ConsensusIndex, in.Keys, in.Values)
+				if in.Locked {
+					fmt.Fprintf(w, "the database is the hive at sequence %d (consensus index %d): encrypted, give --identity to count its keys\n", m.HiveSeq, m.ConsensusIndex)
+				} else {
+					fmt.Fprintf(w, "the database is the hive at sequence %d (consensus index %d): %d keys, %d values\n", m.HiveSeq, m.ConsensusIndex, in.Keys, in.Values)
+				}
+				if m.Encryption != nil {
+					fmt.Fprintf(w, "encrypted with age to %s\n", strings.Join(m.Encryption.Recipients, ", "))
+				}
 				fmt.Fprintf(w, "backup type %s, made by clusterkeep %s, format %d\n\nwriters:\n", m.Components.BackupType, m.ToolVersion, m.FormatVersion)
 				for _, wm := range m.Writers {
 					fmt.Fprintf(w, "  %s (%s), restore method %s\n", wm.Name, wm.ID, wm.RestoreMethod)
@@ -148,34 +200,66 @@ func backupInspect(g *globals) *cobra.Command {
 				fmt.Fprintln(w, "\nfiles:")
 				var rows [][]string
 				for _, f := range m.Files {
-					rows = append(rows, []string{f.Name, ui.Bytes(f.Size), f.SHA256[:16] + "…", f.Compression})
+					sum := f.SHA256
+					if f.Encryption != "" {
+						sum = f.StoredSHA256 // of the ciphertext
+					}
+					rows = append(rows, []string{f.Name, ui.Bytes(f.Size), sum[:16] + "…", strings.TrimPrefix(f.Compression+"+"+f.Encryption, "+")})
 				}
-				ui.Table(w, []string{"NAME", "SIZE", "SHA-256", "COMPRESSION"}, rows)
+				ui.Table(w, []string{"NAME", "SIZE", "SHA-256 (STORED)", "ENCODING"}, rows)
 			})
 		},
 	}
+	identities = identityFlag(cmd)
+	return cmd
 }
 
 func backupVerify(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var identities func() ([]age.Identity, error)
+	cmd := &cobra.Command{
 		Use: "verify PATH", Short: "Check every checksum, the database's consistency and the hive's structure", Args: exactArgs(1),
+		Long: `Check a backup set: its manifest's checksum, exactly the files it lists,
+each file's size and checksums, bbolt's check and the hive's structure on the
+cluster database, and bbolt's check on the node registry.
+
+An encrypted set is checked so with --identity (an age identity file of one
+of its recipients). Without one, only its stored bytes can be checked: the
+listing and the size and SHA-256 of each encrypted file, which proves the
+ciphertext intact but says nothing of what it decrypts to. With --identity,
+a set that is not encrypted is refused.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			ids, err := identities()
+			if err != nil {
+				return err
+			}
 			p := g.out.NewProgress()
 			p.Phase("verify", 0)
-			m, err := backup.Verify(args[0], p.Add)
+			v, err := backup.VerifySet(args[0], p.Add, ids...)
 			p.Done()
 			if err != nil {
 				return err
 			}
-			return g.out.Result(map[string]any{"path": args[0], "ok": true, "backup_id": m.BackupID, "files": len(m.Files)}, func(w io.Writer) {
-				fmt.Fprintf(w, "%s: ok (%d files, every checksum and the database check out)\n", args[0], len(m.Files))
+			m := v.Manifest
+			return g.out.Result(map[string]any{"path": args[0], "ok": true, "backup_id": m.BackupID, "files": len(m.Files),
+				"encrypted": v.Encrypted, "contents_checked": v.ContentsChecked}, func(w io.Writer) {
+				switch {
+				case !v.ContentsChecked:
+					fmt.Fprintf(w, "%s: ok (%d files: the stored, encrypted bytes check out; their contents were not checked: give --identity to decrypt and check them)\n", args[0], len(m.Files))
+				case v.Encrypted:
+					fmt.Fprintf(w, "%s: ok (%d encrypted files: every checksum, the decrypted contents and the database check out)\n", args[0], len(m.Files))
+				default:
+					fmt.Fprintf(w, "%s: ok (%d files, every checksum and the database check out)\n", args[0], len(m.Files))
+				}
 			})
 		},
 	}
+	identities = identityFlag(cmd)
+	return cmd
 }
 
 func backupDiff(g *globals) *cobra.Command {
 	var live bool
+	var identities func() ([]age.Identity, error)
 	cmd := &cobra.Command{
 		Use:   "diff PATH [PATH | --live]",
 		Short: "Keys and values added, removed and changed between two backups, or a backup and the running cluster",
@@ -184,7 +268,11 @@ func backupDiff(g *globals) *cobra.Command {
 			if live == (len(args) == 2) {
 				return usageError{fmt.Errorf("give a second backup or --live, not both")}
 			}
-			a, err := backup.Export(args[0])
+			ids, err := identities()
+			if err != nil {
+				return err
+			}
+			a, err := backup.Export(args[0], ids...)
 			if err != nil {
 				return err
 			}
@@ -199,7 +287,7 @@ func backupDiff(g *globals) *cobra.Command {
 				if b, err = backup.LiveExport(ctx, c); err != nil {
 					return err
 				}
-			} else if b, err = backup.Export(args[1]); err != nil {
+			} else if b, err = backup.Export(args[1], ids...); err != nil {
 				return err
 			}
 			changes, err := backup.Diff(a, b)
@@ -231,5 +319,6 @@ func backupDiff(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&live, "live", false, "compare with the running cluster")
+	identities = identityFlag(cmd)
 	return cmd
 }

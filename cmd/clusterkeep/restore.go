@@ -5,12 +5,14 @@ import (
 	"io"
 	"log/slog"
 
+	"filippo.io/age"
 	"github.com/clusterkeep/clusterkeep/internal/restore"
 	"github.com/spf13/cobra"
 )
 
 func restoreCmd(g *globals) *cobra.Command {
 	var o restore.Options
+	var identities func() ([]age.Identity, error)
 	cmd := &cobra.Command{
 		Use:   "restore PATH",
 		Short: "Restore a backup: on this node, on the whole cluster (--authoritative), or one key (--key)",
@@ -32,10 +34,22 @@ staged and applied at the service's next start. Old files are moved aside
 under DATA_DIR/aside, never deleted.
 
 --key KEY writes one key or subtree of the backup into the running cluster
-as one transaction, without any rollback.`,
+as one transaction, without any rollback.
+
+An encrypted backup needs --identity FILE (an age identity file of one of
+its recipients): without it, or with a wrong one, nothing is restored. With
+--identity, a backup that is not encrypted is refused (its encryption may
+have been removed by someone who replaced it).
+
+Application writers' files go back only to paths a writer configured on
+this node today owns, never through or over a symbolic link.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Path = args[0]
+			var err error
+			if o.Identities, err = identities(); err != nil {
+				return err
+			}
 			if o.Key != "" && (o.Authoritative || o.NewCluster) {
 				return usageError{fmt.Errorf("--key restores into the running cluster: it goes with neither --authoritative nor --new-cluster")}
 			}
@@ -79,5 +93,6 @@ as one transaction, without any rollback.`,
 	f.BoolVar(&o.Force, "force", false, "go on although some members cannot be reached (see --help for the risk)")
 	f.BoolVar(&o.NewCluster, "new-cluster", false, "create the backup's cluster on this new machine (disaster recovery)")
 	f.StringVar(&o.Key, "key", "", "restore only this key and its subtree, into the running cluster")
+	identities = identityFlag(cmd)
 	return cmd
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	"github.com/clusterkeep/clusterkeep/internal/backupset"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
@@ -28,10 +29,12 @@ type Options struct {
 	To       string   // the directory the set is created in
 	Node     string   // --node: the node to back up on
 	Compress bool
-	Type     shadow.BackupType
-	MaxLag   uint64
-	Progress ui.Progress
-	Log      *slog.Logger
+	// Recipients, when given, encrypt the set to them (age).
+	Recipients []age.Recipient
+	Type       shadow.BackupType
+	MaxLag     uint64
+	Progress   ui.Progress
+	Log        *slog.Logger
 	// BusyWait is how long to wait for another backup on the chosen node
 	// to finish (or be abandoned) before giving up.
 	BusyWait time.Duration
@@ -55,6 +58,8 @@ type Result struct {
 	Files          int           `json:"files"`
 	Bytes          int64         `json:"bytes"`
 	StoredBytes    int64         `json:"stored_bytes"`
+	Encrypted      bool          `json:"encrypted"`
+	Recipients     []string      `json:"recipients,omitempty"` // fingerprints
 	Frozen         time.Duration `json:"frozen_ns"`
 	Duration       time.Duration `json:"duration_ns"`
 }
@@ -101,6 +106,9 @@ func Create(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res.Mode, res.Detected, res.Duration = det.Mode, det.Why, time.Since(start)
+	if s, err := backupset.Open(res.Path); err == nil && s.Encrypted() {
+		res.Encrypted, res.Recipients = true, s.Manifest.Encryption.Recipients
+	}
 	o.Progress.Done()
 	return res, nil
 }
@@ -166,6 +174,12 @@ func newSet(o Options, cluster string, t time.Time) (*backupset.Writer, error) {
 	name := setName(cluster, t)
 	for i := 1; ; i++ {
 		w, err := backupset.Create(o.To, name, o.Compress)
+		if err == nil && len(o.Recipients) > 0 {
+			if err = w.Encrypt(o.Recipients); err != nil {
+				w.Abort()
+				return nil, err
+			}
+		}
 		if err == nil || i > 50 || !strings.Contains(err.Error(), "already exists") {
 			return w, err
 		}

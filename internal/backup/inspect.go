@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"filippo.io/age"
 	"github.com/clusterkeep/clusterkeep/internal/backupset"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
@@ -25,6 +26,7 @@ type Summary struct {
 	Offline    bool   `json:"offline"`
 	HiveSeq    uint64 `json:"hive_seq"`
 	Size       int64  `json:"size"`
+	Encrypted  bool   `json:"encrypted"`
 }
 
 // List summarizes the sets in dir, oldest first; sets it cannot read are
@@ -36,13 +38,13 @@ func List(dir string) ([]Summary, []error) {
 		m := s.Manifest
 		out = append(out, Summary{Path: s.Dir, BackupID: m.BackupID, Created: m.Created.UTC().Format("2006-01-02 15:04:05Z"),
 			Cluster: m.Cluster.Name, Generation: m.Cluster.Generation, Node: m.SourceNode.Name, Offline: m.Offline,
-			HiveSeq: m.HiveSeq, Size: m.Size()})
+			HiveSeq: m.HiveSeq, Size: m.Size(), Encrypted: m.Encryption != nil})
 	}
 	return out, errs
 }
 
 // WithHive opens the set's cluster database read-only, from a checked
-// copy, and calls fn.
+// copy, and calls fn. An encrypted set must be unlocked first.
 func WithHive(s *backupset.Set, fn func(h *hive.Hive) error) error {
 	f, ok := s.Manifest.File(writers.ClusterDBID, hive.FileName)
 	if !ok {
@@ -61,31 +63,116 @@ func WithHive(s *backupset.Set, fn func(h *hive.Hive) error) error {
 	return fn(h)
 }
 
+// OpenSet opens a set and unlocks it with the identities, if any. An
+// encrypted set opened without identities can be listed and its stored
+// bytes verified, nothing more; identities given for a set that is not
+// encrypted are refused (backupset.ErrNotEncrypted).
+func OpenSet(path string, ids ...age.Identity) (*backupset.Set, error) {
+	return openSet(path, ids, true)
+}
+
+// openSet is OpenSet; not strict, identities are ignored for a set that is
+// not encrypted (to read, compare or describe it, not to trust it).
+func openSet(path string, ids []age.Identity, strict bool) (*backupset.Set, error) {
+	s, err := backupset.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if !strict && !s.Encrypted() {
+		return s, nil
+	}
+	if err := s.Unlock(ids); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// openReadable is openSet for reading the set's contents: an encrypted set
+// without identities is an error naming what is missing.
+func openReadable(path string, ids []age.Identity, strict bool) (*backupset.Set, error) {
+	s, err := openSet(path, ids, strict)
+	if err != nil {
+		return nil, err
+	}
+	if !s.Unlocked() {
+		return nil, fmt.Errorf("read backup set %s: %w: it is encrypted to %s; give an age identity file of one of them with --identity",
+			path, backupset.ErrNoIdentity, strings.Join(s.Manifest.Encryption.Recipients, ", "))
+	}
+	return s, nil
+}
+
 // Verify checks a set completely, reading each file once: the manifest's
-// own checksum, exactly the files it lists with their sizes and SHA-256s,
+// own checksum, exactly the files it lists with their sizes and checksums,
 // bbolt's consistency check and the hive's structure on the cluster
 // database, and bbolt's check on the registry.
-func Verify(path string, progress func(int64)) (*backupset.Manifest, error) {
-	m, _, cleanup, err := VerifyKeepingDatabase(path, progress)
-	if cleanup != nil {
-		cleanup()
+//
+// An encrypted set is checked so with identities that decrypt it (ids).
+// Without any, only its stored bytes can be: the listing and each file's
+// size and SHA-256 of the ciphertext (Verification.ContentsChecked false).
+func Verify(path string, progress func(int64), ids ...age.Identity) (*backupset.Manifest, error) {
+	v, err := VerifySet(path, progress, ids...)
+	if v == nil {
+		return nil, err
 	}
-	return m, err
+	return v.Manifest, err
+}
+
+// Verification is what Verify found.
+type Verification struct {
+	Manifest *backupset.Manifest
+	// Encrypted: the set is encrypted. ContentsChecked: the files' content
+	// was checked (decrypted, for an encrypted set), not only their stored
+	// bytes.
+	Encrypted       bool
+	ContentsChecked bool
+}
+
+// VerifySet is Verify, saying what it could check.
+func VerifySet(path string, progress func(int64), ids ...age.Identity) (*Verification, error) {
+	s, err := OpenSet(path, ids...)
+	if err != nil {
+		return nil, err
+	}
+	v := &Verification{Manifest: s.Manifest, Encrypted: s.Encrypted()}
+	if s.Unlocked() {
+		_, _, cleanup, err := verifyKeeping(s, progress)
+		if cleanup != nil {
+			cleanup()
+		}
+		v.ContentsChecked = err == nil
+		return v, err
+	}
+	if err := s.CheckListing(); err != nil {
+		return v, err
+	}
+	for _, f := range s.Manifest.Files {
+		if err := s.VerifyStored(f, progress); err != nil {
+			return v, err
+		}
+	}
+	return v, nil
 }
 
 // VerifyKeepingDatabase is Verify that also returns the path of the
 // checked copy of the cluster database it made, for the caller to read
-// instead of extracting it again, and the function that removes it.
-func VerifyKeepingDatabase(path string, progress func(int64)) (*backupset.Manifest, string, func(), error) {
-	s, err := backupset.Open(path)
+// instead of extracting it again, and the function that removes it. An
+// encrypted set needs identities that decrypt it.
+func VerifyKeepingDatabase(path string, progress func(int64), ids ...age.Identity) (*backupset.Manifest, string, func(), error) {
+	s, err := openReadable(path, ids, true)
 	if err != nil {
 		return nil, "", nil, err
 	}
+	return verifyKeeping(s, progress)
+}
+
+func verifyKeeping(s *backupset.Set, progress func(int64)) (*backupset.Manifest, string, func(), error) {
+	path := s.Dir
 	if err := s.CheckListing(); err != nil {
 		return s.Manifest, "", nil, err
 	}
 	var db string
 	var cleanup func()
+	var err error
 	fail := func(err error) (*backupset.Manifest, string, func(), error) {
 		if cleanup != nil {
 			cleanup()
@@ -95,6 +182,9 @@ func VerifyKeepingDatabase(path string, progress func(int64)) (*backupset.Manife
 	for _, f := range s.Manifest.Files {
 		switch {
 		case f.WriterID == writers.ClusterDBID:
+			if db != "" {
+				return fail(fmt.Errorf("%w: it holds two cluster databases", backupset.ErrCorrupt))
+			}
 			if db, cleanup, err = s.Extract(f, progress); err != nil {
 				return fail(err)
 			}
@@ -157,16 +247,24 @@ type Inspection struct {
 	Manifest *backupset.Manifest `json:"manifest"`
 	Keys     int                 `json:"keys"`
 	Values   int                 `json:"values"`
+	// Encrypted: the set is encrypted. Locked: it is, and no identity was
+	// given, so Keys and Values are not known.
+	Encrypted bool `json:"encrypted"`
+	Locked    bool `json:"locked,omitempty"`
 }
 
 // Inspect reads a set's manifest and counts the keys and values of its
-// cluster database.
-func Inspect(path string) (*Inspection, error) {
-	s, err := backupset.Open(path)
+// cluster database. An encrypted set without identities is described by
+// its manifest alone (Locked).
+func Inspect(path string, ids ...age.Identity) (*Inspection, error) {
+	s, err := openSet(path, ids, false)
 	if err != nil {
 		return nil, err
 	}
-	in := &Inspection{Manifest: s.Manifest}
+	in := &Inspection{Manifest: s.Manifest, Encrypted: s.Encrypted(), Locked: !s.Unlocked()}
+	if in.Locked {
+		return in, nil
+	}
 	err = WithHive(s, func(h *hive.Hive) error {
 		return h.View(func(r *hive.Reader) error {
 			in.Keys, in.Values, err = r.Count(nil)
@@ -204,9 +302,11 @@ func exportMap(text []byte) (map[string][2]string, error) {
 	return out, nil
 }
 
-// Export returns the whole hive of a set in the text form.
-func Export(path string) ([]byte, error) {
-	s, err := backupset.Open(path)
+// Export returns the whole hive of a set in the text form. An encrypted
+// set needs identities that decrypt it; they are ignored for one that is
+// not (comparing it is not trusting it).
+func Export(path string, ids ...age.Identity) ([]byte, error) {
+	s, err := openReadable(path, ids, false)
 	if err != nil {
 		return nil, err
 	}

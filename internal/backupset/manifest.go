@@ -22,8 +22,16 @@ import (
 	"github.com/google/uuid"
 )
 
-// FormatVersion is the version of the set format this build writes and reads.
+// FormatVersion is the version of the set format this build writes for an
+// unencrypted set; it reads it and FormatEncrypted.
 const FormatVersion = 1
+
+// FormatEncrypted is the version of an encrypted set: version 1 with the
+// manifest's encryption section and each file an age stream. An encrypted
+// set has its own version so that a build that knows no encryption refuses
+// it by its version, not by an unknown field. A version 1 set is never
+// encrypted; a version 2 set always is.
+const FormatEncrypted = 2
 
 // ManifestName is the manifest's file name in a set.
 const ManifestName = "manifest.json"
@@ -36,6 +44,14 @@ var (
 	ErrNotASet    = errors.New("not a backup set")
 	ErrCorrupt    = errors.New("backup set is corrupt")
 	ErrIncomplete = errors.New("backup set is incomplete")
+	// ErrNoIdentity: the set is encrypted and no identity was given.
+	ErrNoIdentity = errors.New("backup set is encrypted and no identity was given to decrypt it")
+	// ErrWrongIdentity: none of the identities given decrypts the set.
+	ErrWrongIdentity = errors.New("none of the identities given decrypts the backup set")
+	// ErrNotEncrypted: identities were given for a set that is not
+	// encrypted (it may have been replaced by one whose encryption a
+	// forger removed).
+	ErrNotEncrypted = errors.New("backup set is not encrypted")
 )
 
 // Cluster is the cluster a backup was taken from.
@@ -67,6 +83,14 @@ type File struct {
 	Compression  string `json:"compression,omitempty"`
 	StoredSize   int64  `json:"stored_size,omitempty"`
 	StoredSHA256 string `json:"stored_sha256,omitempty"`
+	// Encryption is "" or "age": the stored bytes are then an age stream
+	// (of the compressed content, with compression), StoredSize and
+	// StoredSHA256 describe them, SHA256 is empty and ContentMAC is the
+	// HMAC-SHA256 of the content under the set's checksum key. A plain
+	// SHA-256 of the content would let anyone who reads the manifest
+	// confirm a guess of a small file's content.
+	Encryption string `json:"encryption,omitempty"`
+	ContentMAC string `json:"content_mac,omitempty"`
 }
 
 // StoredName is the file's path in the set directory.
@@ -75,8 +99,14 @@ func (f File) StoredName() string {
 	if f.Compression == "zstd" {
 		n += ".zst"
 	}
+	if f.Encryption == EncryptionAge {
+		n += ".age"
+	}
 	return n
 }
+
+// layered says whether the stored bytes differ from the content.
+func (f File) layered() bool { return f.Compression != "" || f.Encryption != "" }
 
 // Manifest describes a backup set.
 type Manifest struct {
@@ -93,6 +123,8 @@ type Manifest struct {
 	Writers        []shadow.WriterMetadata `json:"writers"`
 	Components     shadow.BackupComponents `json:"backup_components"`
 	Files          []File                  `json:"files"`
+	// Encryption is set for an encrypted set (FormatEncrypted).
+	Encryption *Encryption `json:"encryption,omitempty"`
 	// Checksum is the SHA-256 of the manifest with this field empty: it
 	// catches a manifest changed after it was written.
 	Checksum string `json:"checksum"`
@@ -102,7 +134,7 @@ type Manifest struct {
 func (m *Manifest) Size() int64 {
 	var n int64
 	for _, f := range m.Files {
-		if f.Compression != "" {
+		if f.layered() {
 			n += f.StoredSize
 		} else {
 			n += f.Size
@@ -154,8 +186,13 @@ func ParseManifest(b []byte) (*Manifest, error) {
 	if dec.More() {
 		return nil, fmt.Errorf("%w: manifest: trailing data", ErrCorrupt)
 	}
-	if m.FormatVersion != FormatVersion {
-		return nil, fmt.Errorf("%w: manifest format version %d, this build reads %d", ErrCorrupt, m.FormatVersion, FormatVersion)
+	switch {
+	case m.FormatVersion != FormatVersion && m.FormatVersion != FormatEncrypted:
+		return nil, fmt.Errorf("%w: manifest format version %d, this build reads %d and %d", ErrCorrupt, m.FormatVersion, FormatVersion, FormatEncrypted)
+	case m.FormatVersion == FormatEncrypted && m.Encryption == nil:
+		return nil, fmt.Errorf("%w: manifest of format %d (encrypted) has no encryption section", ErrCorrupt, m.FormatVersion)
+	case m.FormatVersion == FormatVersion && m.Encryption != nil:
+		return nil, fmt.Errorf("%w: manifest of format %d has an encryption section", ErrCorrupt, m.FormatVersion)
 	}
 	sum, err := m.sum()
 	if err != nil {
@@ -186,11 +223,53 @@ func ParseManifest(b []byte) (*Manifest, error) {
 			return nil, fmt.Errorf("%w: manifest lists %q twice", ErrCorrupt, f.Name)
 		}
 		seen[f.Name] = true
-		if f.Size < 0 || len(f.SHA256) != 64 || (f.Compression != "" && f.Compression != "zstd") {
-			return nil, fmt.Errorf("%w: manifest entry %q is malformed", ErrCorrupt, f.Name)
+		if err := checkEntry(f, m.Encryption != nil); err != nil {
+			return nil, fmt.Errorf("%w: manifest entry %q is malformed: %v", ErrCorrupt, f.Name, err)
+		}
+	}
+	if m.Encryption != nil {
+		if err := m.Encryption.check(); err != nil {
+			return nil, fmt.Errorf("%w: manifest: encryption: %v", ErrCorrupt, err)
 		}
 	}
 	return &m, nil
+}
+
+// checkEntry checks a file's sizes, sums and layers agree with each other
+// and with the set being encrypted or not.
+func checkEntry(f File, encrypted bool) error {
+	switch {
+	case f.Size < 0 || f.StoredSize < 0:
+		return errors.New("negative size")
+	case f.Compression != "" && f.Compression != "zstd":
+		return fmt.Errorf("unknown compression %q", f.Compression)
+	case f.Encryption != "" && f.Encryption != EncryptionAge:
+		return fmt.Errorf("unknown encryption %q", f.Encryption)
+	case encrypted != (f.Encryption != ""):
+		return errors.New("its encryption does not match the set's")
+	case f.layered() && !isHexSum(f.StoredSHA256):
+		return errors.New("no SHA-256 of the stored bytes")
+	case !f.layered() && (f.StoredSize != 0 || f.StoredSHA256 != ""):
+		return errors.New("stored size or SHA-256 of a file stored as it is")
+	case encrypted && (f.SHA256 != "" || !isHexSum(f.ContentMAC)):
+		return errors.New("an encrypted file needs a content MAC and no plain SHA-256")
+	case !encrypted && (f.ContentMAC != "" || !isHexSum(f.SHA256)):
+		return errors.New("no SHA-256 of the content")
+	}
+	return nil
+}
+
+// isHexSum says whether s is a SHA-256 in lower-case hex.
+func isHexSum(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkName refuses a file name that could land outside the set.

@@ -1,6 +1,7 @@
 package backupset
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -11,6 +12,8 @@ import (
 	"sort"
 	"strings"
 
+	"filippo.io/age"
+	"github.com/clusterkeep/clusterkeep/internal/fsutil"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -18,6 +21,9 @@ import (
 type Set struct {
 	Dir      string
 	Manifest *Manifest
+	// Set by Unlock for an encrypted set.
+	ids    []age.Identity
+	macKey []byte
 }
 
 // Open reads a set's manifest. It does not read the files: Verify does.
@@ -71,24 +77,38 @@ func List(parent string) ([]*Set, []error) {
 	return sets, errs
 }
 
-// verifyingReader checks size and SHA-256 when its source ends.
+// verifyingReader checks size and checksum when its source ends.
 type verifyingReader struct {
 	r    io.Reader
 	c    io.Closer
 	h    *countingHash
-	want File
+	size int64
+	sum  string
+	what string // the kind of checksum, for messages
 	name string
+	// below, if set, is the stored layer under this one: it is read to
+	// its end (and so checked) when this one ends.
+	below io.Reader
 }
 
 func (v *verifyingReader) Read(p []byte) (int, error) {
 	n, err := v.r.Read(p)
 	v.h.Write(p[:n])
+	if v.h.n > v.size {
+		// Early: a file that decompresses past its size is not read on.
+		return n, fmt.Errorf("%w: %s is over the %d bytes the manifest says", ErrCorrupt, v.name, v.size)
+	}
 	if err == io.EOF {
-		if v.h.n != v.want.Size {
-			return n, fmt.Errorf("%w: %s is %d bytes, the manifest says %d", ErrCorrupt, v.name, v.h.n, v.want.Size)
+		if v.h.n != v.size {
+			return n, fmt.Errorf("%w: %s is %d bytes, the manifest says %d", ErrCorrupt, v.name, v.h.n, v.size)
 		}
-		if got := hex.EncodeToString(v.h.h.Sum(nil)); got != v.want.SHA256 {
-			return n, fmt.Errorf("%w: %s fails its SHA-256 (%s, the manifest says %s)", ErrCorrupt, v.name, got, v.want.SHA256)
+		if got := hex.EncodeToString(v.h.h.Sum(nil)); got != v.sum {
+			return n, fmt.Errorf("%w: %s fails its %s (%s, the manifest says %s)", ErrCorrupt, v.name, v.what, got, v.sum)
+		}
+		if v.below != nil {
+			if _, berr := io.Copy(io.Discard, v.below); berr != nil {
+				return n, berr
+			}
 		}
 	}
 	return n, err
@@ -96,20 +116,69 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 
 func (v *verifyingReader) Close() error { return v.c.Close() }
 
-// Open returns the content of f (decompressed), checking its size and
-// SHA-256 as it is read: the reader's last Read fails on any mismatch.
-func (s *Set) Open(f File) (io.ReadCloser, error) {
-	p := filepath.Join(s.Dir, filepath.FromSlash(f.StoredName()))
-	file, err := os.Open(p)
+// decryptErrors marks what the age layer reports (a chunk or header that
+// does not authenticate, a truncated stream) as corruption.
+type decryptErrors struct {
+	r    io.Reader
+	name string
+}
+
+func (d decryptErrors) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err != nil && err != io.EOF && !errors.Is(err, ErrCorrupt) {
+		err = fmt.Errorf("%w: %s does not decrypt: %w", ErrCorrupt, d.name, err)
+	}
+	return n, err
+}
+
+// openStored opens f's stored bytes, following no symbolic link inside the
+// set.
+func (s *Set) openStored(f File) (*os.File, error) {
+	file, err := fsutil.OpenBeneath(s.Dir, f.StoredName())
+	if errors.Is(err, fsutil.ErrLink) {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, f.StoredName(), err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrIncomplete, f.StoredName(), err)
 	}
+	return file, nil
+}
+
+// storedReader checks the stored bytes of a file stored compressed or
+// encrypted against their size and SHA-256.
+func storedReader(file *os.File, f File) *verifyingReader {
+	return &verifyingReader{r: file, c: file, h: &countingHash{h: sha256.New()},
+		size: f.StoredSize, sum: f.StoredSHA256, what: "SHA-256", name: f.StoredName()}
+}
+
+// Open returns the content of f (decrypted and decompressed), checking its
+// size and checksums as it is read: the reader's last Read fails on any
+// mismatch. An encrypted file needs the set unlocked (ErrNoIdentity).
+func (s *Set) Open(f File) (io.ReadCloser, error) {
+	if f.Encryption != "" && s.macKey == nil {
+		return nil, fmt.Errorf("%s: %w (an age identity file, --identity)", f.Name, ErrNoIdentity)
+	}
+	file, err := s.openStored(f)
+	if err != nil {
+		return nil, err
+	}
 	var r io.Reader = file
+	var stored io.Reader
 	closer := io.Closer(file)
+	if f.layered() {
+		stored = storedReader(file, f)
+		r = stored
+	}
+	if f.Encryption == EncryptionAge {
+		dec, err := age.Decrypt(r, s.ids...)
+		if err != nil {
+			file.Close()
+			return nil, fmt.Errorf("%w: %s does not decrypt with the identity that opens the set: %w", ErrCorrupt, f.StoredName(), err)
+		}
+		r = decryptErrors{r: dec, name: f.StoredName()}
+	}
 	if f.Compression == "zstd" {
-		stored := &verifyingReader{r: file, c: file, h: &countingHash{h: sha256.New()},
-			want: File{Size: f.StoredSize, SHA256: f.StoredSHA256}, name: f.StoredName()}
-		dec, err := zstd.NewReader(stored, zstd.WithDecoderConcurrency(1))
+		dec, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			file.Close()
 			return nil, err
@@ -117,7 +186,29 @@ func (s *Set) Open(f File) (io.ReadCloser, error) {
 		r = dec
 		closer = closeFunc(func() error { dec.Close(); return file.Close() })
 	}
-	return &verifyingReader{r: r, c: closer, h: &countingHash{h: sha256.New()}, want: f, name: f.Name}, nil
+	content := &verifyingReader{r: r, c: closer, h: &countingHash{h: sha256.New()}, size: f.Size, sum: f.SHA256, what: "SHA-256", name: f.Name, below: stored}
+	if f.Encryption != "" {
+		content.h.h, content.sum, content.what = hmac.New(sha256.New, s.macKey), f.ContentMAC, "content MAC"
+	}
+	return content, nil
+}
+
+// VerifyStored checks f's stored bytes against their size and SHA-256
+// without decoding them: for an encrypted file, the ciphertext. A file
+// stored as it is is checked whole, as VerifyFile does.
+func (s *Set) VerifyStored(f File, progress func(int64)) error {
+	if !f.layered() {
+		return s.VerifyFile(f, progress)
+	}
+	file, err := s.openStored(f)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", s.Dir, err)
+	}
+	defer file.Close()
+	if _, err := io.Copy(progressWriter(progress), storedReader(file, f)); err != nil {
+		return fmt.Errorf("verify %s: %w", s.Dir, err)
+	}
+	return nil
 }
 
 type closeFunc func() error

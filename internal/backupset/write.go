@@ -1,6 +1,7 @@
 package backupset
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 )
@@ -26,6 +28,7 @@ type Writer struct {
 	final    string
 	tmp      string
 	compress bool
+	seal     *sealing // nil: not encrypted
 	files    []File
 }
 
@@ -70,6 +73,20 @@ func removeAbandoned(parent string) {
 	}
 }
 
+// Encrypt makes every file added from now on an age stream encrypted to
+// the recipients, and the set an encrypted one. Call it before Add.
+func (w *Writer) Encrypt(recipients []age.Recipient) error {
+	if len(w.files) > 0 {
+		return errors.New("encrypt backup set: files were added already")
+	}
+	s, err := newSealing(recipients)
+	if err != nil {
+		return err
+	}
+	w.seal = s
+	return nil
+}
+
 // Path is where the set will be once committed.
 func (w *Writer) Path() string { return w.final }
 
@@ -92,8 +109,12 @@ func (w *Writer) Add(f File, r io.Reader, progress func(int64)) (File, error) {
 	if err := checkName(f.Name); err != nil {
 		return f, err
 	}
+	f.Compression, f.Encryption = "", ""
 	if w.compress {
 		f.Compression = "zstd"
+	}
+	if w.seal != nil {
+		f.Encryption = EncryptionAge
 	}
 	dst := filepath.Join(w.tmp, filepath.FromSlash(f.StoredName()))
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
@@ -105,8 +126,18 @@ func (w *Writer) Add(f File, r io.Reader, progress func(int64)) (File, error) {
 	}
 	defer out.Close()
 	content := &countingHash{h: sha256.New()}
+	if w.seal != nil {
+		content.h = hmac.New(sha256.New, w.seal.key)
+	}
 	stored := &countingHash{h: sha256.New()}
 	var sink io.Writer = io.MultiWriter(&writeback{f: out}, stored)
+	var encrypt io.WriteCloser
+	if w.seal != nil {
+		if encrypt, err = age.Encrypt(sink, w.seal.recipients...); err != nil {
+			return f, fmt.Errorf("store %s: encrypt: %w", f.Name, err)
+		}
+		sink = encrypt
+	}
 	var enc *zstd.Encoder
 	if w.compress {
 		if enc, err = zstd.NewWriter(sink, zstd.WithEncoderLevel(zstd.SpeedFastest)); err != nil {
@@ -122,11 +153,22 @@ func (w *Writer) Add(f File, r io.Reader, progress func(int64)) (File, error) {
 			return f, fmt.Errorf("store %s: compress: %w", f.Name, err)
 		}
 	}
+	if encrypt != nil {
+		if err := encrypt.Close(); err != nil {
+			return f, fmt.Errorf("store %s: encrypt: %w", f.Name, err)
+		}
+	}
 	if err := out.Sync(); err != nil {
 		return f, fmt.Errorf("store %s: fsync: %w", f.Name, err)
 	}
-	f.Size, f.SHA256 = content.n, hex.EncodeToString(content.h.Sum(nil))
-	if w.compress {
+	f.Size = content.n
+	sum := hex.EncodeToString(content.h.Sum(nil))
+	if w.seal != nil {
+		f.ContentMAC = sum
+	} else {
+		f.SHA256 = sum
+	}
+	if f.layered() {
 		f.StoredSize, f.StoredSHA256 = stored.n, hex.EncodeToString(stored.h.Sum(nil))
 	}
 	w.files = append(w.files, f)
@@ -135,7 +177,11 @@ func (w *Writer) Add(f File, r io.Reader, progress func(int64)) (File, error) {
 
 // Commit writes the manifest, fsyncs the set and renames it into place.
 func (w *Writer) Commit(m *Manifest) (string, error) {
-	m.FormatVersion = FormatVersion
+	m.FormatVersion, m.Encryption = FormatVersion, nil
+	if w.seal != nil {
+		desc := w.seal.desc
+		m.FormatVersion, m.Encryption = FormatEncrypted, &desc
+	}
 	m.Files = w.files
 	raw, err := m.Seal()
 	if err != nil {

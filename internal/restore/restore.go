@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"filippo.io/age"
 	"github.com/clusterkeep/clusterkeep/internal/backup"
 	"github.com/clusterkeep/clusterkeep/internal/backupset"
 	"github.com/clusterkeep/clusterkeep/internal/client"
@@ -52,7 +53,10 @@ type Options struct {
 	NewCluster    bool // the backup's cluster is recreated on new machines
 	Key           string
 	Cluster       []string // cluster addresses, for --key
-	Log           *slog.Logger
+	// Identities decrypt an encrypted set. Given, the set must be
+	// encrypted (backupset.ErrNotEncrypted otherwise).
+	Identities []age.Identity
+	Log        *slog.Logger
 	// ProbeTimeout bounds asking a member whether it runs.
 	ProbeTimeout time.Duration
 }
@@ -90,15 +94,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	// The check leaves a verified copy of the database: every later step
 	// reads it, rather than the set again.
-	m, db, cleanup, err := backup.VerifyKeepingDatabase(o.Path, nil)
+	set, err := backup.OpenSet(o.Path, o.Identities...)
+	if err != nil {
+		return nil, fmt.Errorf("restore: nothing was changed: %w", err)
+	}
+	if !set.Unlocked() {
+		return nil, fmt.Errorf("restore: nothing was changed: %w: it is encrypted to %s; give an age identity file of one of them with --identity",
+			backupset.ErrNoIdentity, strings.Join(set.Manifest.Encryption.Recipients, ", "))
+	}
+	m, db, cleanup, err := backup.VerifyKeepingDatabase(o.Path, nil, o.Identities...)
 	if err != nil {
 		return nil, fmt.Errorf("restore: the backup does not verify, nothing was changed: %w", err)
 	}
 	defer cleanup()
-	set, err := backupset.Open(o.Path)
-	if err != nil {
-		return nil, err
-	}
 	if o.Key != "" {
 		return restoreKey(ctx, o, set, db)
 	}
@@ -239,6 +247,12 @@ func restoreNode(ctx context.Context, o Options, set *backupset.Set, m *backupse
 		id.ClusterID, id.ClusterName, id.Generation = m.Cluster.ID, m.Cluster.Name, m.Cluster.Generation
 	}
 	res.Node, res.Generation = id.NodeName, id.Generation
+	// Where application files go is decided and checked before anything
+	// changes.
+	apps, err := planApps(ctx, o, set)
+	if err != nil {
+		return nil, fmt.Errorf("restore: nothing was changed: %w", err)
+	}
 	plan := staging.Plan{ID: uuid.NewString(), BackupID: m.BackupID, Backup: set.Dir, Staged: time.Now().UTC(), Authoritative: o.Authoritative, Identity: id}
 	r, err := os.Open(db)
 	if err != nil {
@@ -258,7 +272,7 @@ func restoreNode(ctx context.Context, o Options, set *backupset.Set, m *backupse
 		}
 		res.Applied = "at the next start of the node service"
 		res.Note = "the node's service is running: restart it to apply the restore"
-		return res, restoreApps(ctx, o, set, res)
+		return res, apps.run(ctx, o, set, res)
 	}
 	if err != nil {
 		return nil, err
@@ -276,7 +290,7 @@ func restoreNode(ctx context.Context, o Options, set *backupset.Set, m *backupse
 	} else {
 		res.Note = "start the node's service: it rejoins and catches up with the cluster"
 	}
-	return res, restoreApps(ctx, o, set, res)
+	return res, apps.run(ctx, o, set, res)
 }
 
 // NextGeneration is the generation an authoritative restore raises the
