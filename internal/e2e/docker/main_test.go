@@ -96,19 +96,21 @@ func buildImage(dir string) error {
 }
 
 // sweep removes every container, network and volume labelled with run,
-// whatever a test left behind.
+// or made by compose for run's compose project, whatever a test left
+// behind.
 func sweep(run string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	filter := "label=" + runLabel + "=" + run
-	if ids, _ := docker(ctx, "ps", "-aq", "--filter", filter); ids != "" {
-		docker(ctx, append([]string{"rm", "-f", "-v"}, strings.Fields(ids)...)...)
-	}
-	if ids, _ := docker(ctx, "network", "ls", "-q", "--filter", filter); ids != "" {
-		docker(ctx, append([]string{"network", "rm"}, strings.Fields(ids)...)...)
-	}
-	if ids, _ := docker(ctx, "volume", "ls", "-q", "--filter", filter); ids != "" {
-		docker(ctx, append([]string{"volume", "rm", "-f"}, strings.Fields(ids)...)...)
+	for _, filter := range []string{"label=" + runLabel + "=" + run, "label=com.docker.compose.project=" + composeProject(run)} {
+		if ids, _ := docker(ctx, "ps", "-aq", "--filter", filter); ids != "" {
+			docker(ctx, append([]string{"rm", "-f", "-v"}, strings.Fields(ids)...)...)
+		}
+		if ids, _ := docker(ctx, "network", "ls", "-q", "--filter", filter); ids != "" {
+			docker(ctx, append([]string{"network", "rm"}, strings.Fields(ids)...)...)
+		}
+		if ids, _ := docker(ctx, "volume", "ls", "-q", "--filter", filter); ids != "" {
+			docker(ctx, append([]string{"volume", "rm", "-f"}, strings.Fields(ids)...)...)
+		}
 	}
 }
 
