@@ -156,7 +156,9 @@ func (c *cluster) open(ctx context.Context) (*client.Cluster, error) {
 }
 
 // nodeClient is a handle on one node through the watch network: it never
-// fails over, and it still reaches a node cut off the peer network.
+// fails over, and it still reaches a node cut off the peer network. (With
+// TLS, the watch address is not the one in the node's certificate: its TLS
+// configuration names the advertised one, n.peerIP, as the server name.)
 func (c *cluster) nodeClient(n *node) *client.Cluster { return client.Node(n.WatchAPI()) }
 
 // localStatus asks a node for its own view, through the watch network.

@@ -11,7 +11,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -43,6 +45,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "container suite NOT RUN: %s\n", skipReason)
 		return m.Run()
 	}
+	sweepDead()
 	b := make([]byte, 4)
 	rand.Read(b)
 	runID = fmt.Sprintf("%d-%s", os.Getpid(), hex.EncodeToString(b))
@@ -111,6 +114,44 @@ func sweep(run string) {
 		if ids, _ := docker(ctx, "volume", "ls", "-q", "--filter", filter); ids != "" {
 			docker(ctx, append([]string{"volume", "rm", "-f"}, strings.Fields(ids)...)...)
 		}
+	}
+}
+
+// sweepDead removes what runs of this suite left behind when their test
+// process died before it could clean up (killed, or out of time): a run is
+// named after its process id, and only runs whose process is gone are
+// touched, so that parallel runs are left alone.
+func sweepDead() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	runs := map[string]bool{}
+	label := func(key string) string { return `{{.Label "` + key + `"}}` }
+	for _, args := range [][]string{
+		{"ps", "-a", "--filter", "label=" + runLabel, "--format", label(runLabel)},
+		{"network", "ls", "--filter", "label=" + runLabel, "--format", label(runLabel)},
+		{"volume", "ls", "--filter", "label=" + runLabel, "--format", label(runLabel)},
+		{"images", "--filter", "label=" + runLabel, "--format", "{{.Tag}}"},
+	} {
+		out, _ := docker(ctx, args...)
+		for _, r := range strings.Fields(out) {
+			runs[r] = true
+		}
+	}
+	out, _ := docker(ctx, "ps", "-a", "--filter", "label=com.docker.compose.project", "--format", label("com.docker.compose.project"))
+	for _, p := range strings.Fields(out) {
+		if r, ok := strings.CutPrefix(p, "cke2e-"); ok && strings.HasSuffix(r, "-compose") {
+			runs[strings.TrimSuffix(r, "-compose")] = true
+		}
+	}
+	for r := range runs {
+		pid, _, ok := strings.Cut(r, "-")
+		n, err := strconv.Atoi(pid)
+		if !ok || err != nil || n <= 0 || !errors.Is(syscall.Kill(n, 0), syscall.ESRCH) {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "container suite: removing what the dead run %s left\n", r)
+		sweep(r)
+		docker(ctx, "rmi", "-f", "clusterkeep-e2e:"+r)
 	}
 }
 
