@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test of clusterkeep: formatting, vet, then the test
 # suite. Packages with goroutines and shared state run under the race
-# detector; the end-to-end tests run the real binary as separate processes.
+# detector; the end-to-end tests run the real binary as separate processes;
+# the container suite runs three nodes in FROM-scratch containers when a
+# Docker engine answers (and says clearly that it did not run otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,8 +17,15 @@ echo "== go vet"
 go vet ./...
 
 echo "== go test (race detector on the concurrent packages)"
-race_pkgs=$(go list ./internal/... | grep -v -e /internal/e2e$)
+race_pkgs=$(go list ./internal/... | grep -v -e /internal/e2e$ -e /internal/e2e/docker$)
 go test -race -count=1 -timeout 20m $race_pkgs
 
 echo "== go test (end to end: agent processes on loopback)"
-go test -count=1 -timeout 20m ./internal/e2e/... ./bench/...
+go test -count=1 -timeout 20m ./internal/e2e ./bench/...
+
+echo "== go test (containers: three nodes on docker networks)"
+if docker info >/dev/null 2>&1; then
+  go test -v -count=1 -timeout 15m ./internal/e2e/docker
+else
+  echo "NOT RUN: the container suite (./internal/e2e/docker) needs a Docker engine, and 'docker info' failed here."
+fi
