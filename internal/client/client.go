@@ -573,9 +573,9 @@ func (c *Cluster) Watch(ctx context.Context, path string, after uint64, wait tim
 
 // LocalStatus asks one node for its own status, without failing over.
 // The caller bounds the wait with ctx.
-func LocalStatus(ctx context.Context, addr string) (api.LocalStatus, error) {
+func LocalStatus(ctx context.Context, addr string, opts ...Option) (api.LocalStatus, error) {
 	var st api.LocalStatus
-	err := Node(addr).getJSON(ctx, "/v1/local/status", &st)
+	err := Node(addr, opts...).getJSON(ctx, "/v1/local/status", &st)
 	return st, err
 }
 

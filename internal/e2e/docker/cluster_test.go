@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/backup"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/security"
 )
 
 // The ports every agent listens on inside its container.
@@ -38,6 +40,11 @@ type cluster struct {
 	watchPf string
 	backups string // the volume every node mounts at /backups
 	nodes   []*node
+	// The cluster's secrets, chosen by the test, and its authority as the
+	// host sees it (copied out of node1 once it made it).
+	joinToken, adminToken string
+	caFile                string
+	creds                 client.Credentials
 }
 
 // node is one agent's container.
@@ -79,9 +86,15 @@ func newCluster(t *testing.T, tag string) *cluster {
 	t.Helper()
 	requireDocker(t)
 	start := time.Now()
-	c := &cluster{t: t, name: "cke2e-" + runID + "-" + tag}
+	c := &cluster{t: t, name: "cke2e-" + runID + "-" + tag, caFile: filepath.Join(t.TempDir(), "ca.pem")}
 	t.Cleanup(c.teardown)
 	var err error
+	if c.joinToken, err = security.NewSecret(); err != nil {
+		t.Fatal(err)
+	}
+	if c.adminToken, err = security.NewSecret(); err != nil {
+		t.Fatal(err)
+	}
 	if c.peerNet, c.peerPfx, err = c.network("peer", false); err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +115,19 @@ func newCluster(t *testing.T, tag string) *cluster {
 		c.docker("network", "connect", "--ip", n.watchIP, c.watch, n.container)
 	}
 	c.start(c.nodes[0])
+	c.eventually("node1 made the cluster's authority", time.Minute, func() error {
+		if _, err := docker(ctx(t), "cp", c.nodes[0].container+":/data/tls/ca.pem", c.caFile); err != nil {
+			return err
+		}
+		ca, err := client.LoadCA(c.caFile)
+		if err != nil {
+			return err
+		}
+		c.creds = client.Credentials{CA: ca, Token: c.adminToken}
+		// The backup library opens its handles with the defaults.
+		client.SetDefaultCredentials(c.creds)
+		return nil
+	})
 	c.eventually("node1 leads the new cluster", time.Minute, func() error {
 		st, err := c.localStatus(c.nodes[0])
 		if err != nil || st.RaftState != "Leader" {
@@ -117,24 +143,24 @@ func newCluster(t *testing.T, tag string) *cluster {
 }
 
 // agentCommand is node n's agent command line: the one place it is made.
-// When mutual TLS and API tokens land, the creator gets --admin-token and
-// --join-token here and the joining nodes --join-token.
+// The creator makes the test's tokens the cluster's; the others join with
+// the join token.
 func (c *cluster) agentCommand(n *node) []string {
 	args := []string{"agent", "--data-dir", "/data", "--name", n.name,
 		"--api", "0.0.0.0:" + apiPort, "--api-advertise", n.API(),
 		"--raft", "0.0.0.0:" + raftPort, "--raft-advertise", n.peerIP + ":" + raftPort,
-		"--heartbeat-timeout", "500ms", "--election-timeout", "500ms", "--leader-lease", "250ms"}
+		"--heartbeat-timeout", "500ms", "--election-timeout", "500ms", "--leader-lease", "250ms",
+		"--join-token", c.joinToken}
 	if n.i == 0 {
-		return append(args, "--create", c.name)
+		return append(args, "--create", c.name, "--admin-token", c.adminToken)
 	}
 	return append(args, "--join", c.nodes[0].API())
 }
 
 // clientOptions are the options of every cluster handle the suite opens:
-// the one place where the CA certificate (docker cp'd out of a node's
-// /data/tls/ca.pem) and the API token will be given once they exist.
+// the cluster's authority (docker cp'd out of node1) and the admin token.
 func (c *cluster) clientOptions() []client.Option {
-	return []client.Option{client.WithRetryWindow(20 * time.Second)}
+	return []client.Option{client.WithRetryWindow(20 * time.Second), client.WithCredentials(c.creds)}
 }
 
 // cliArgs is a clusterkeep command line: the global flags every command of
@@ -142,8 +168,17 @@ func (c *cluster) clientOptions() []client.Option {
 // that files the flags name (the CA certificate, once there is one) are
 // given as that side sees them.
 func (c *cluster) cliArgs(inContainer bool, args ...string) []string {
-	_ = inContainer
-	return append([]string{"--timeout", "90s"}, args...)
+	g := []string{"--timeout", "90s"}
+	switch {
+	case c.adminToken == "":
+		// A cluster the suite did not make (compose's): in a container,
+		// the node's own files and socket serve.
+	case inContainer:
+		g = append(g, "--ca", "/data/tls/ca.pem", "--token", c.adminToken)
+	default:
+		g = append(g, "--ca", c.caFile, "--token", c.adminToken)
+	}
+	return append(g, args...)
 }
 
 // open opens the cluster through every node's advertised API address.
@@ -156,16 +191,18 @@ func (c *cluster) open(ctx context.Context) (*client.Cluster, error) {
 }
 
 // nodeClient is a handle on one node through the watch network: it never
-// fails over, and it still reaches a node cut off the peer network. (With
-// TLS, the watch address is not the one in the node's certificate: its TLS
-// configuration names the advertised one, n.peerIP, as the server name.)
-func (c *cluster) nodeClient(n *node) *client.Cluster { return client.Node(n.WatchAPI()) }
+// fails over, and it still reaches a node cut off the peer network. (The
+// watch address is not in the node's certificate; clients check a node by
+// the cluster's authority, not by host name.)
+func (c *cluster) nodeClient(n *node) *client.Cluster {
+	return client.Node(n.WatchAPI(), client.WithCredentials(c.creds))
+}
 
 // localStatus asks a node for its own view, through the watch network.
 func (c *cluster) localStatus(n *node) (api.LocalStatus, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return client.LocalStatus(ctx, n.WatchAPI())
+	return client.LocalStatus(ctx, n.WatchAPI(), client.WithCredentials(c.creds))
 }
 
 // backupOptions are the backup program's options for a backup taken from

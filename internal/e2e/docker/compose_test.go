@@ -13,6 +13,7 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/backup"
+	"github.com/clusterkeep/clusterkeep/internal/security"
 )
 
 // deploy/compose.yml, as the README runs it: three nodes Up, a command
@@ -27,11 +28,15 @@ func TestComposeFile(t *testing.T) {
 	_, file, _, _ := runtime.Caller(0)
 	file = filepath.Join(filepath.Dir(file), "..", "..", "..", "deploy", "compose.yml")
 	project := composeProject(runID)
+	joinToken, err := security.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
 	compose := func(ctx context.Context, args ...string) (string, string, int) {
 		t.Helper()
 		argv := append(append(append([]string(nil), base...), "-f", file, "-p", project), args...)
 		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-		cmd.Env = append(os.Environ(), "CLUSTERKEEP_IMAGE="+image)
+		cmd.Env = append(os.Environ(), "CLUSTERKEEP_IMAGE="+image, "CLUSTERKEEP_JOIN_TOKEN="+joinToken)
 		var o, e strings.Builder
 		cmd.Stdout, cmd.Stderr = &o, &e
 		err := cmd.Run()
@@ -61,7 +66,7 @@ func TestComposeFile(t *testing.T) {
 		return compose(ctx(t), append([]string{"exec", "-T", service, "/clusterkeep"}, c.cliArgs(true, args...)...)...)
 	}
 	c.eventually("three compose nodes Up", 2*time.Minute, func() error {
-		out, errOut, code := inNode("node1", "--cluster", "node1:7400", "cluster", "info", "--json")
+		out, errOut, code := inNode("node1", "--cluster", "unix:/data/api.sock", "cluster", "info", "--json")
 		if code != 0 {
 			return fmt.Errorf("cluster info: exit %d: %s", code, errOut)
 		}
