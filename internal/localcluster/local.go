@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -128,7 +129,8 @@ func (c *Cluster) APIAddrs() string {
 	return strings.Join(a, ",")
 }
 
-func freePorts(n int) ([]string, error) {
+// FreePorts returns n loopback addresses whose ports are free now.
+func FreePorts(n int) ([]string, error) {
 	var out []string
 	var lns []net.Listener
 	defer func() {
@@ -136,10 +138,17 @@ func freePorts(n int) ([]string, error) {
 			l.Close()
 		}
 	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	// Below Linux's ephemeral range (32768 and up), so that the outgoing
+	// connections and ":0" listeners of other programs, which take ports
+	// from that range at any moment, cannot take a node's port while it is
+	// down or before it first starts.
+	for tries := 0; len(out) < n; tries++ {
+		if tries > 1000 {
+			return nil, errors.New("no free port found between 20000 and 32000")
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000)))
 		if err != nil {
-			return nil, err
+			continue
 		}
 		lns = append(lns, l)
 		out = append(out, l.Addr().String())
@@ -196,7 +205,7 @@ func create(dir string, n int, binary string) (*Cluster, error) {
 	if err := copyExecutable(binary, bin); err != nil {
 		return nil, fmt.Errorf("local up: copy %s: %w", binary, err)
 	}
-	ports, err := freePorts(2 * n)
+	ports, err := FreePorts(2 * n)
 	if err != nil {
 		return nil, fmt.Errorf("local up: find free ports: %w", err)
 	}
@@ -467,7 +476,7 @@ func (c *Cluster) WaitAllUp(ctx context.Context) error {
 
 // Add starts one more node that joins the cluster, and waits until it runs.
 func (c *Cluster) Add(ctx context.Context) (*Node, error) {
-	ports, err := freePorts(2)
+	ports, err := FreePorts(2)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 )
 
@@ -15,7 +16,7 @@ import (
 // failed handshake is a dial error (nothing was sent), except a
 // certificate not of the cluster's authority, which wraps ErrUntrusted.
 func HTTPTransport(cfg func() (*tls.Config, error)) *http.Transport {
-	d := &net.Dialer{Timeout: 2 * time.Second}
+	d := Dialer()
 	return &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second,
 		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := cfg()
@@ -37,4 +38,19 @@ func HTTPTransport(cfg func() (*tls.Config, error)) *http.Transport {
 			return conn, nil
 		},
 	}
+}
+
+// deadPeerAfter is how long a connection to a silent peer lives: a node
+// cut off the network (no reset, no refusal) is given up after it, whether
+// the connection waits to send (TCP_USER_TIMEOUT) or to receive
+// (keep-alive probes).
+const deadPeerAfter = 8 * time.Second
+
+// Dialer dials a node: a short connect timeout, keep-alive probes that
+// find a silent peer within deadPeerAfter, and, on Linux, the same bound
+// on unacknowledged data.
+func Dialer() *net.Dialer {
+	return &net.Dialer{Timeout: 2 * time.Second,
+		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 2 * time.Second, Interval: time.Second, Count: 6},
+		Control:         func(_, _ string, c syscall.RawConn) error { return userTimeout(c) }}
 }
