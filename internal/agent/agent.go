@@ -378,12 +378,15 @@ func (a *Agent) joinOnce(ctx context.Context, addrs []string) error {
 			if err != nil {
 				return err
 			}
-			cert, err := client.RequestCert(ctx, addr, ca, a.cfg.JoinToken, m, creds.PublicKeyDER())
-			if err != nil {
-				return err
-			}
-			if err := creds.Install(cert.CA, cert.Cert); err != nil {
-				return err
+			// A retried join may hold its certificate already.
+			if !creds.Valid(ca.Raw, m.ID) {
+				cert, err := client.RequestCert(ctx, addr, ca, a.cfg.JoinToken, m, creds.PublicKeyDER())
+				if err != nil {
+					return err
+				}
+				if err := creds.Install(cert.CA, cert.Cert); err != nil {
+					return err
+				}
 			}
 			return a.addSelf(ctx, addrs, m)
 		}

@@ -214,8 +214,15 @@ func (s *Server) issueCert(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: public key: %w", errInvalidRequest, err))
 		return
 	}
-	if s.svc.IsEvicted(req.Member.ID) {
+	// A certificate names its node id: one for an id that is a member
+	// already would let its holder pose as that member. A member's own
+	// certificate comes from its database (it reissues it at start).
+	switch {
+	case s.svc.IsEvicted(req.Member.ID):
 		writeError(w, fmt.Errorf("issue certificate for %s: %w", req.Member.ID, cluster.ErrEvicted))
+		return
+	case s.svc.IsMember(req.Member.ID):
+		writeError(w, fmt.Errorf("issue certificate for %s: %w: node id %s is a member already; a new machine joins with a new data directory", req.Member.Name, cluster.ErrAlreadyMember, req.Member.ID))
 		return
 	}
 	ca, cert, err := s.svc.IssueCert(req.Member, req.PublicKey)
@@ -268,11 +275,21 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// catchUpEvery bounds how often a follower asks the leader to catch up
+// on behalf of unknown tokens.
+const catchUpEvery = 200 * time.Millisecond
+
 // catchUp waits, on a follower, until this node has applied everything
 // the leader committed before the call. It answers at once on the leader.
 func (s *Server) catchUp(ctx context.Context) error {
 	if _, err := s.svc.ReadIndex(ctx); err == nil || !errors.Is(err, cluster.ErrNotLeader) {
 		return err
+	}
+	// Unknown tokens cost the leader one read index at most every
+	// catchUpEvery, however many arrive.
+	now := time.Now().UnixNano()
+	if last := s.lastCatchUp.Load(); now-last < int64(catchUpEvery) || !s.lastCatchUp.CompareAndSwap(last, now) {
+		return errors.New("caught up a moment ago")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()

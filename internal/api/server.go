@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
@@ -36,6 +37,8 @@ type Server struct {
 	log   *slog.Logger
 	http  *http.Client
 	mux   *http.ServeMux
+	// lastCatchUp is when an unknown token last made this node catch up.
+	lastCatchUp atomic.Int64
 }
 
 // NewServer returns the API handler for svc.

@@ -166,3 +166,52 @@ func TestTokensRolesAndSecrets(t *testing.T) {
 		t.Fatalf("revoke twice: %v", err)
 	}
 }
+
+// The join token buys a certificate for a new node only: never one naming
+// a member (its holder could pose as that member), and never without the
+// token.
+func TestCertificatesOnlyForNewNodes(t *testing.T) {
+	nodes := tc.InProcess(t, 2)
+	ctx := tc.Context(t)
+	tr := tc.UseTrust(t)
+	ca, err := client.LoadCA(tr.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := tc.Open(t, nodes[0].API()).GetClusterInformation(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := security.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	member := info.Nodes[1]
+	pose := api.Member{ID: member.ID, Name: "impostor", RaftAddr: "127.0.0.1:1", APIAddr: "127.0.0.1:2"}
+	if _, err := client.RequestCert(ctx, nodes[0].API(), ca, tr.JoinToken, pose, st.PublicKeyDER()); !errors.Is(err, client.ErrConflict) {
+		t.Fatalf("a certificate naming member %s: %v", member.Name, err)
+	}
+	fresh := api.Member{ID: "6f1f4a3e-1d2b-4c5d-8e9f-0a1b2c3d4e5f", Name: "newcomer", RaftAddr: "127.0.0.1:1", APIAddr: "127.0.0.1:2"}
+	if _, err := client.RequestCert(ctx, nodes[0].API(), ca, "ckt_wrong-token-of-some-length", fresh, st.PublicKeyDER()); !errors.Is(err, client.ErrUnauthenticated) {
+		t.Fatalf("a certificate with a wrong join token: %v", err)
+	}
+	cert, err := client.RequestCert(ctx, nodes[0].API(), ca, tr.JoinToken, fresh, st.PublicKeyDER())
+	if err != nil {
+		t.Fatalf("a certificate for a new node: %v", err)
+	}
+	if err := st.Install(cert.CA, cert.Cert); err != nil {
+		t.Fatal(err)
+	}
+	// Holding it, the newcomer may read and add itself, nothing more: it
+	// is no member yet.
+	nc := client.Node(nodes[0].API(), client.WithCredentials(client.Credentials{TLS: st.Client}))
+	if _, err := nc.GetClusterInformation(ctx); err != nil {
+		t.Fatalf("a joining node reads: %v", err)
+	}
+	if _, err := nc.SetValue(ctx, "X", hive.Uint32Value("y", 1)); !errors.Is(err, client.ErrForbidden) {
+		t.Fatalf("a joining node writes: %v", err)
+	}
+	if err := nc.AddMember(ctx, api.Member{ID: "0f1f4a3e-1d2b-4c5d-8e9f-0a1b2c3d4e5f", Name: "other", RaftAddr: "127.0.0.1:3"}); !errors.Is(err, client.ErrForbidden) {
+		t.Fatalf("a joining node adds another node: %v", err)
+	}
+}

@@ -206,7 +206,8 @@ func (s *Store) PeerServer() *tls.Config {
 			return nil, ErrNoCredentials
 		}
 		return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{*s.cert},
-			ClientAuth: tls.RequireAnyClientCert, VerifyPeerCertificate: verifier(s.ca, x509.ExtKeyUsageClientAuth)}, nil
+			ClientAuth: tls.RequireAnyClientCert, VerifyConnection: verifier(s.ca, x509.ExtKeyUsageClientAuth),
+			SessionTicketsDisabled: true}, nil
 	}}
 }
 
@@ -221,7 +222,8 @@ func (s *Store) APIServer() *tls.Config {
 			return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*s.temp}}, nil
 		}
 		return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*s.cert},
-			ClientAuth: tls.RequestClientCert, VerifyPeerCertificate: optionalVerifier(s.ca)}, nil
+			ClientAuth: tls.RequestClientCert, VerifyConnection: optionalVerifier(s.ca),
+			SessionTicketsDisabled: true}, nil
 	}}
 }
 
@@ -241,36 +243,38 @@ func (s *Store) Client() (*tls.Config, error) {
 // when it is not nil.
 func ClientConfig(ca *x509.Certificate, cert *tls.Certificate) *tls.Config {
 	c := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true, // verified below, by authority, not host name
-		VerifyPeerCertificate: verifier(ca, x509.ExtKeyUsageServerAuth)}
+		VerifyConnection: verifier(ca, x509.ExtKeyUsageServerAuth)}
 	if cert != nil {
 		c.Certificates = []tls.Certificate{*cert}
 	}
 	return c
 }
 
-func verifier(ca *x509.Certificate, usage x509.ExtKeyUsage) func([][]byte, [][]*x509.Certificate) error {
-	return func(raw [][]byte, _ [][]*x509.Certificate) error {
-		if len(raw) == 0 {
+// verifier checks the other side's certificate against the authority. It
+// is a VerifyConnection callback: unlike VerifyPeerCertificate it runs on
+// every connection, resumed ones included (servers here also issue no
+// session tickets).
+func verifier(ca *x509.Certificate, usage x509.ExtKeyUsage) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
 			return errors.New("peer presented no certificate")
 		}
-		cert, err := x509.ParseCertificate(raw[0])
-		if err != nil {
-			return fmt.Errorf("peer certificate: %w", err)
-		}
-		if _, err = VerifyNode(ca, cert, usage); err != nil {
+		if _, err := VerifyNode(ca, cs.PeerCertificates[0], usage); err != nil {
 			return fmt.Errorf("%w: %w", ErrUntrusted, err)
 		}
 		return nil
 	}
 }
 
-func optionalVerifier(ca *x509.Certificate) func([][]byte, [][]*x509.Certificate) error {
+// optionalVerifier is verifier for a server where a client certificate is
+// optional: one that is presented must be of the authority.
+func optionalVerifier(ca *x509.Certificate) func(tls.ConnectionState) error {
 	v := verifier(ca, x509.ExtKeyUsageClientAuth)
-	return func(raw [][]byte, chains [][]*x509.Certificate) error {
-		if len(raw) == 0 {
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
 			return nil
 		}
-		return v(raw, chains)
+		return v(cs)
 	}
 }
 
