@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -297,21 +296,8 @@ func (s *Server) catchUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+leader+"/v1/read-index", nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set(ForwardedHeader, s.svc.Identity().NodeName)
-	resp, err := s.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
 	var ri ReadIndexResult
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("leader's read index: %s", resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&ri); err != nil {
+	if err := s.call(ctx, http.MethodGet, leader, "/v1/read-index", &ri); err != nil {
 		return err
 	}
 	return s.svc.WaitApplied(ctx, ri.Index)

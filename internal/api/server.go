@@ -361,7 +361,13 @@ func (s *Server) leave(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) post(ctx context.Context, addr, path string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+path, nil)
+	return s.call(ctx, http.MethodPost, addr, path, nil)
+}
+
+// call makes a request of another member, as this node (its certificate),
+// and decodes the answer into out when it is not nil.
+func (s *Server) call(ctx context.Context, method, addr, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+path, nil)
 	if err != nil {
 		return err
 	}
@@ -374,7 +380,10 @@ func (s *Server) post(ctx context.Context, addr, path string) error {
 	if resp.StatusCode != http.StatusOK {
 		var e Error
 		json.NewDecoder(resp.Body).Decode(&e)
-		return fmt.Errorf("%s %s: %s", addr, path, e.Message)
+		return fmt.Errorf("%s %s: %s (%s)", addr, path, e.Message, resp.Status)
+	}
+	if out != nil {
+		return json.NewDecoder(resp.Body).Decode(out)
 	}
 	return nil
 }
@@ -619,18 +628,9 @@ func (s *Server) nodeInfo(ctx context.Context, m Member, self LocalStatus) NodeI
 func (s *Server) probe(ctx context.Context, addr string) (LocalStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/v1/local/status", nil)
-	if err != nil {
-		return LocalStatus{}, err
-	}
-	resp, err := s.http.Do(req)
-	if err != nil {
-		return LocalStatus{}, fmt.Errorf("no answer: %s", strings.TrimPrefix(err.Error(), "Get "))
-	}
-	defer resp.Body.Close()
 	var st LocalStatus
-	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("status %s", resp.Status)
+	if err := s.call(ctx, http.MethodGet, addr, "/v1/local/status", &st); err != nil {
+		return st, fmt.Errorf("no answer: %s", strings.TrimPrefix(err.Error(), "Get "))
 	}
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	return st, nil
 }

@@ -231,7 +231,13 @@ func tokenOf(k hive.Key) Token {
 // Tokens lists the recorded tokens.
 func (s *Service) Tokens() ([]Token, error) {
 	var out []Token
-	err := s.hive.View(func(r *hive.Reader) error {
+	err := s.eachToken(func(_ string, t Token) { out = append(out, t) })
+	return out, err
+}
+
+// eachToken calls f with each recorded token and its id.
+func (s *Service) eachToken(f func(id string, t Token)) error {
+	return s.hive.View(func(r *hive.Reader) error {
 		k, err := r.Get(tokensKey)
 		if errors.Is(err, hive.ErrKeyNotFound) {
 			return nil
@@ -244,33 +250,18 @@ func (s *Service) Tokens() ([]Token, error) {
 			if err != nil {
 				return err
 			}
-			out = append(out, tokenOf(t))
+			f(id, tokenOf(t))
 		}
 		return nil
 	})
-	return out, err
 }
 
 func (s *Service) tokenIDByName(name string) (string, error) {
 	var found string
-	err := s.hive.View(func(r *hive.Reader) error {
-		k, err := r.Get(tokensKey)
-		if errors.Is(err, hive.ErrKeyNotFound) {
-			return nil
+	err := s.eachToken(func(id string, t Token) {
+		if strings.EqualFold(t.Name, name) {
+			found = id
 		}
-		if err != nil {
-			return err
-		}
-		for _, id := range k.Subkeys {
-			t, err := r.Get(tokensKey + "/" + id)
-			if err != nil {
-				return err
-			}
-			if strings.EqualFold(tokenOf(t).Name, name) {
-				found = id
-			}
-		}
-		return nil
 	})
 	return found, err
 }

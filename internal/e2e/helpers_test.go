@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
 	"testing"
 
@@ -33,8 +34,14 @@ func agentProcess(t *testing.T, args ...string) *exec.Cmd {
 // cli runs the clusterkeep binary and returns stdout, stderr and the exit code.
 func cli(t *testing.T, env []string, args ...string) (string, string, int) {
 	t.Helper()
+	return runCLI(t, append(os.Environ(), env...), args...)
+}
+
+// runCLI runs the clusterkeep binary with exactly the environment env.
+func runCLI(t *testing.T, env []string, args ...string) (string, string, int) {
+	t.Helper()
 	cmd := exec.Command(tc.Binary(t), args...)
-	cmd.Env = append(cmd.Environ(), env...)
+	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

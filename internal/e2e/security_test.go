@@ -52,18 +52,7 @@ func (n *secureNode) file(parts ...string) string {
 // cliAs runs the CLI with none of the shared trust, and args.
 func cliAs(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(tc.Binary(t), args...)
-	cmd.Env = append(tc.WithoutTrust(nil), "CLUSTERKEEP_DATA_DIR="+t.TempDir())
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return stdout.String(), stderr.String(), code
+	return runCLI(t, append(tc.WithoutTrust(nil), "CLUSTERKEEP_DATA_DIR="+t.TempDir()), args...)
 }
 
 func waitFile(t *testing.T, path string) {
