@@ -107,12 +107,14 @@ func (g *globals) credentials() error {
 			return usageError{fmt.Errorf("--token-file: %w", err)}
 		}
 	}
+	// This node's files, when nothing else is given: its admin token only
+	// with its own authority, so it is never sent to another cluster.
 	dir := defaultDataDir()
 	if cr.CA == nil {
 		cr.CA, _ = client.LoadCA(filepath.Join(dir, security.Dir, security.CAFile))
-	}
-	if cr.Token == "" {
-		cr.Token, _ = client.ReadTokenFile(filepath.Join(dir, cluster.AdminTokenFile))
+		if cr.CA != nil && cr.Token == "" {
+			cr.Token, _ = client.ReadTokenFile(filepath.Join(dir, cluster.AdminTokenFile))
+		}
 	}
 	client.SetDefaultCredentials(cr)
 	return nil

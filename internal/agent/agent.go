@@ -5,6 +5,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -26,6 +27,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
 	"github.com/clusterkeep/clusterkeep/internal/writers"
+	"golang.org/x/sys/unix"
 )
 
 // Config is an agent's configuration, from flags or a JSON file whose keys
@@ -213,8 +215,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 	}
 	a.coord = coord
 	handler := api.NewServer(svc, coord, log)
-	a.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	a.local = &http.Server{Handler: handler.Local(), ReadHeaderTimeout: 10 * time.Second}
+	a.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	a.local = &http.Server{Handler: handler.Local(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	serve := map[*http.Server]net.Listener{a.srv: tls.NewListener(ln, svc.Credentials().APIServer())}
 	if sock, err := listenSocket(cfg.socket()); err != nil {
 		// The TCP API serves everything the socket would; the operator is
@@ -384,6 +386,9 @@ func (a *Agent) joinOnce(ctx context.Context, addrs []string) error {
 				if err != nil {
 					return err
 				}
+				if !bytes.Equal(cert.CA, ca.Raw) {
+					return fmt.Errorf("join through %s: the certificate came with another authority than the one the member proved", addr)
+				}
 				if err := creds.Install(cert.CA, cert.Cert); err != nil {
 					return err
 				}
@@ -488,7 +493,41 @@ func listenSocket(path string) (net.Listener, error) {
 		ln.Close()
 		return nil, fmt.Errorf("local API socket: %w", err)
 	}
-	return ln, nil
+	// The mode is set a moment after the socket appears: the peer's
+	// credentials are checked as well, so nobody slips in meanwhile.
+	return ownerOnly{ln.(*net.UnixListener)}, nil
+}
+
+// ownerOnly accepts connections from the agent's own user and root only.
+type ownerOnly struct{ *net.UnixListener }
+
+func (l ownerOnly) Accept() (net.Conn, error) {
+	for {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			return nil, err
+		}
+		if uid, err := peerUID(c); err == nil && (uid == 0 || uid == uint32(os.Getuid())) {
+			return c, nil
+		}
+		c.Close()
+	}
+}
+
+func peerUID(c *net.UnixConn) (uint32, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) { cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) }); err != nil {
+		return 0, err
+	}
+	if cerr != nil {
+		return 0, cerr
+	}
+	return cred.Uid, nil
 }
 
 // Close stops serving and closes the node gracefully; it keeps its membership.

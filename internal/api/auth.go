@@ -28,7 +28,7 @@ type access int
 
 const (
 	accessPublic   access = iota // anyone: the join handshake's first step
-	accessJoin                   // the join secret, or an operator
+	accessJoin                   // the join secret
 	accessSelfAdd                // a node adding itself, or an operator
 	accessRead                   // role read (any role)
 	accessOperator               // role operator
@@ -101,7 +101,8 @@ func (s *Server) identify(r *http.Request) (caller, error) {
 		}
 		c.joinSecret = true
 	default:
-		return c, fmt.Errorf("%w: unknown authorization scheme %q (want Bearer)", ErrUnauthenticated, scheme)
+		// The value is not echoed: it may be a token sent without its scheme.
+		return c, fmt.Errorf("%w: unknown authorization scheme (want Bearer)", ErrUnauthenticated)
 	}
 	return c, nil
 }
@@ -113,7 +114,9 @@ func (c caller) allowed(need access) error {
 	}
 	switch need {
 	case accessJoin:
-		if c.joinSecret || security.Grants(c.roles, security.RoleOperator) {
+		// The join token only: a certificate makes a member, and a member
+		// may do anything, so no role short of that may get one.
+		if c.joinSecret {
 			return nil
 		}
 	case accessSelfAdd:
@@ -203,33 +206,34 @@ func JoinHelloMAC(secret string, nonce, caDER, leafDER []byte, info cluster.Join
 }
 
 // issueCert gives a joining node its certificate (join secret required).
-func (s *Server) issueCert(w http.ResponseWriter, r *http.Request) {
+func (s *Server) issueCert(w http.ResponseWriter, r *http.Request) error {
 	var req CertRequest
 	if err := decodeBody(r, &req); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if _, err := x509.ParsePKIXPublicKey(req.PublicKey); err != nil {
-		writeError(w, fmt.Errorf("%w: public key: %w", errInvalidRequest, err))
-		return
+		return fmt.Errorf("%w: public key: %w", errInvalidRequest, err)
+	}
+	// On the leader, whose database holds every member acknowledged: a
+	// lagging follower might not know yet the member an id names.
+	if _, err := s.svc.ReadIndex(r.Context()); err != nil {
+		return err
 	}
 	// A certificate names its node id: one for an id that is a member
 	// already would let its holder pose as that member. A member's own
 	// certificate comes from its database (it reissues it at start).
 	switch {
 	case s.svc.IsEvicted(req.Member.ID):
-		writeError(w, fmt.Errorf("issue certificate for %s: %w", req.Member.ID, cluster.ErrEvicted))
-		return
+		return fmt.Errorf("issue certificate for %s: %w", req.Member.ID, cluster.ErrEvicted)
 	case s.svc.IsMember(req.Member.ID):
-		writeError(w, fmt.Errorf("issue certificate for %s: %w: node id %s is a member already; a new machine joins with a new data directory", req.Member.Name, cluster.ErrAlreadyMember, req.Member.ID))
-		return
+		return fmt.Errorf("issue certificate for %s: %w: node id %s is a member already; a new machine joins with a new data directory", req.Member.Name, cluster.ErrAlreadyMember, req.Member.ID)
 	}
 	ca, cert, err := s.svc.IssueCert(req.Member, req.PublicKey)
 	if err != nil {
-		writeError(w, fmt.Errorf("%w: %w", errInvalidRequest, err))
-		return
+		return fmt.Errorf("%w: %w", errInvalidRequest, err)
 	}
 	writeJSON(w, http.StatusOK, Certificate{CA: ca, Cert: cert})
+	return nil
 }
 
 func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
@@ -281,8 +285,9 @@ const catchUpEvery = 200 * time.Millisecond
 // catchUp waits, on a follower, until this node has applied everything
 // the leader committed before the call. It answers at once on the leader.
 func (s *Server) catchUp(ctx context.Context) error {
-	if _, err := s.svc.ReadIndex(ctx); err == nil || !errors.Is(err, cluster.ErrNotLeader) {
-		return err
+	// The leader applied every token it acknowledged: nothing to catch up.
+	if s.svc.Status().RaftState == "Leader" {
+		return errors.New("the leader is never behind")
 	}
 	// Unknown tokens cost the leader one read index at most every
 	// catchUpEvery, however many arrive.

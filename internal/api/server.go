@@ -67,7 +67,7 @@ func (s *Server) routes() []route {
 		{"GET /v1/cluster", accessRead, s.clusterInfo},
 		{"GET /v1/join-info", accessRead, s.joinInfo},
 		{"POST /v1/join/hello", accessPublic, s.joinHello},
-		{"POST /v1/join/cert", accessJoin, s.issueCert},
+		{"POST /v1/join/cert", accessJoin, s.leaderOnly(s.issueCert)},
 		{"POST /v1/members", accessSelfAdd, s.leaderOnly(s.addMember)},
 		{"POST /v1/nodes/{node}/{action}", accessOperator, s.leaderOnly(s.nodeAction)},
 		{"GET /v1/keys", accessRead, s.readKey},

@@ -3,6 +3,7 @@ package client_test
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -115,6 +116,27 @@ func TestTokensRolesAndSecrets(t *testing.T) {
 	if _, err := ops.SetValue(ctx, "Apps/Web", hive.Uint32Value("Port", 80)); err != nil {
 		t.Fatalf("operator write: %v", err)
 	}
+	// An operator cannot get a node certificate (a member may do anything).
+	st, err := security.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := client.LoadCA(tc.UseTrust(t).CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(api.CertRequest{Member: api.Member{ID: "6f1f4a3e-1d2b-4c5d-8e9f-0a1b2c3d4e5f", Name: "sneak", RaftAddr: "127.0.0.1:1"}, PublicKey: st.PublicKeyDER()})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+nodes[0].API()+"/v1/join/cert", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+op.Token)
+	hc := &http.Client{Transport: security.HTTPTransport(func() (*tls.Config, error) { return security.ClientConfig(ca, nil), nil })}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("an operator asking for a node certificate: %s", resp.Status)
+	}
 	// An operator cannot grant the backup role it does not hold...
 	if _, err := ops.CreateToken(ctx, "b", []string{"backup"}); !errors.Is(err, client.ErrForbidden) {
 		t.Fatalf("operator granting backup: %v", err)
@@ -135,8 +157,18 @@ func TestTokensRolesAndSecrets(t *testing.T) {
 	if _, err := admin.GetKey(ctx, "Cluster/Security"); !errors.Is(err, client.ErrForbidden) {
 		t.Fatalf("read Cluster/Security: %v", err)
 	}
-	if _, err := admin.GetValue(ctx, "cluster/security", "CAKey"); !errors.Is(err, client.ErrForbidden) {
-		t.Fatalf("read the authority's key: %v", err)
+	// However the name is spelt: the hive matches names by its own folding
+	// (U+0130 and U+212A fold to i and k there).
+	for _, key := range []string{"cluster/security", "CLUSTER/SECURITY", "Cluster/Secur\u0130ty", "Cluster/Security/Tokens", "Cluster/Security/../Security"} {
+		if _, err := admin.GetValue(ctx, key, "CAKey"); !errors.Is(err, client.ErrForbidden) && !errors.Is(err, client.ErrInvalid) {
+			t.Fatalf("read the authority's key as %q: %v", key, err)
+		}
+		if _, err := admin.GetKey(ctx, key); !errors.Is(err, client.ErrForbidden) && !errors.Is(err, client.ErrInvalid) {
+			t.Fatalf("read key %q: %v", key, err)
+		}
+	}
+	if _, err := admin.GetValue(ctx, "Cluster/Security", "\u212aey"); !errors.Is(err, client.ErrForbidden) {
+		t.Fatalf("read a secret by a folded value name: %v", err)
 	}
 	var exp bytes.Buffer
 	if err := admin.Export(ctx, "", &exp); err != nil {

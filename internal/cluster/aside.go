@@ -18,19 +18,71 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
 )
 
-// admit refuses evicted nodes.
+// admit refuses evicted nodes, and nodes that are no member: a
+// certificate of the cluster's authority is not enough (a node given one
+// to join is no member until it is added). A node that knows no member
+// yet (it is joining) admits the members that come to it.
 func (s *Service) admit(p PeerIdentity) (string, string) {
-	if _, err := s.hive.Get(evictedPath(p.NodeID)); err == nil {
+	if s.IsEvicted(p.NodeID) {
 		return RefusedEvicted, fmt.Sprintf("node %s was evicted from this cluster", p.NodeID)
 	}
-	return "", ""
+	if s.IsMember(p.NodeID) || s.inConfiguration(p.NodeID) {
+		return "", ""
+	}
+	if ms, err := s.Members(); err == nil && len(ms) == 0 && !s.hasConfiguration() {
+		return "", ""
+	}
+	return RefusedStranger, fmt.Sprintf("node %s is no member of this cluster", p.NodeID)
+}
+
+// inConfiguration reports whether id is a server of the consensus
+// configuration this node knows.
+func (s *Service) inConfiguration(id string) bool {
+	r, err := s.currentRaft()
+	if err != nil {
+		return false
+	}
+	f := r.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, srv := range f.Configuration().Servers {
+		if string(srv.ID) == id {
+			return true
+		}
+	}
+	return false
+}
+
+// hasConfiguration reports whether this node knows a consensus
+// configuration with another server than itself.
+func (s *Service) hasConfiguration() bool {
+	r, err := s.currentRaft()
+	if err != nil {
+		return false
+	}
+	f := r.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	self := s.Identity().NodeID
+	for _, srv := range f.Configuration().Servers {
+		if string(srv.ID) != self {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Service) onRefused(e *RefusedError) {
 	switch e.Reason {
 	case RefusedEvicted:
 		s.noticeEvicted("peer " + e.Peer + " refused this node as evicted")
-	case RefusedGeneration:
+	default:
+		// A member this node dialled (an address of its own configuration,
+		// proven by the cluster's authority) is at a higher generation,
+		// whatever it refused this node for (it may not know this node,
+		// which joined after the backup it was restored from).
 		me := s.Identity()
 		if e.Them.ClusterID == me.ClusterID && e.Them.Generation > me.Generation {
 			s.noticeStale(e.Them)

@@ -483,3 +483,42 @@ func TestInterruptedMoveAsideIsFinishedAtStart(t *testing.T) {
 		t.Fatal("raft state not moved aside")
 	}
 }
+
+// A certificate of the cluster's authority does not make a member: a node
+// holding one for an id the cluster does not know (given to join, say) is
+// refused, and its claim of a higher generation moves nothing aside.
+func TestStrangerWithACertificateIsRefused(t *testing.T) {
+	base := t.TempDir()
+	a := openSvc(t, filepath.Join(base, "a"), "a")
+	b := openSvc(t, filepath.Join(base, "b"), "b")
+	if err := a.Create(ctx(t), "strangers"); err != nil {
+		t.Fatal(err)
+	}
+	leaderOf(t, a)
+	join(t, a, b)
+	st, err := security.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger := Member{ID: "6f1f4a3e-1d2b-4c5d-8e9f-0a1b2c3d4e5f", Name: "stranger", RaftAddr: "127.0.0.1:1"}
+	caDER, cert, err := a.IssueCert(stranger, st.PublicKeyDER())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Install(caDER, cert); err != nil {
+		t.Fatal(err)
+	}
+	me := a.Identity()
+	_, err = DialPeer(a.Status().RaftAddr, 5*time.Second, peerConfig(t, st),
+		PeerIdentity{ClusterID: me.ClusterID, Generation: me.Generation + 1, NodeID: stranger.ID, APIAddr: "127.0.0.1:9"}, nil)
+	var re *RefusedError
+	if !errors.As(err, &re) || re.Reason != RefusedStranger {
+		t.Fatalf("a stranger claiming a higher generation: %v, want refusal %s", err, RefusedStranger)
+	}
+	if !a.Identity().Configured() || a.Identity().Generation != me.Generation {
+		t.Fatalf("the stranger moved the node's state: %+v", a.Identity())
+	}
+	if _, err := a.Apply(ctx(t), hive.Txn{Ops: []hive.Op{hive.SetValue("k", hive.Uint32Value("v", 1))}}); err != nil {
+		t.Fatalf("the cluster after the stranger: %v", err)
+	}
+}

@@ -32,6 +32,7 @@ const (
 	RefusedGeneration = "generation"
 	RefusedEvicted    = "evicted"
 	RefusedNotMember  = "not-configured"
+	RefusedStranger   = "not-member"
 )
 
 // PeerIdentity is what each side of a peer connection presents.
@@ -174,14 +175,19 @@ func (s *StreamLayer) check(peer PeerIdentity) (string, string) {
 		return RefusedNotMember, "this node is not a member of any cluster"
 	case peer.ClusterID != me.ClusterID:
 		return RefusedCluster, fmt.Sprintf("peer belongs to cluster %s, this node to %s", peer.ClusterID, me.ClusterID)
-	case peer.Generation != me.Generation:
+	}
+	// Who the peer is comes first: only a member may make this node act
+	// on a higher generation (move its state aside).
+	if s.admit != nil {
+		if reason, detail := s.admit(peer); reason != "" {
+			return reason, detail
+		}
+	}
+	if peer.Generation != me.Generation {
 		if peer.Generation > me.Generation && s.higher != nil {
 			s.higher(peer)
 		}
 		return RefusedGeneration, fmt.Sprintf("peer is at generation %d, this node at %d", peer.Generation, me.Generation)
-	}
-	if s.admit != nil {
-		return s.admit(peer)
 	}
 	return "", ""
 }

@@ -44,11 +44,15 @@ var (
 // IsSecret reports whether a key path lies in the subtree of secrets.
 func IsSecret(path string) bool {
 	p, err := hive.ParsePath(path)
-	if err != nil || len(p) < 2 {
+	if err != nil {
 		return false
 	}
-	return p.Reserved() && strings.EqualFold(p[1], "Security")
+	// The hive's own matching of names decides, not another folding:
+	// strings.EqualFold and the hive disagree on some letters (U+0130).
+	return securityPath.Under(p)
 }
+
+var securityPath, _ = hive.ParsePath(SecurityKey)
 
 // Credentials is the node's TLS credentials.
 func (s *Service) Credentials() *security.Store { return s.creds }
