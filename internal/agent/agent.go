@@ -22,8 +22,11 @@ import (
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/api"
+	"github.com/clusterkeep/clusterkeep/internal/backup"
+	"github.com/clusterkeep/clusterkeep/internal/backupset"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
+	"github.com/clusterkeep/clusterkeep/internal/schedule"
 	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
 	"github.com/clusterkeep/clusterkeep/internal/writers"
@@ -170,6 +173,9 @@ type Agent struct {
 	closed     bool
 	cancelJoin context.CancelFunc
 	joining    sync.WaitGroup
+	// The scheduled backups' runner, stopped by Close.
+	stopSchedule context.CancelFunc
+	scheduling   sync.WaitGroup
 }
 
 // Start opens the node and serves its API. It returns once the API listens;
@@ -253,7 +259,36 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 			}
 		}()
 	}
+	a.startSchedule()
 	return a, nil
+}
+
+// startSchedule runs the scheduled backups' runner: it acts only while this
+// node leads.
+func (a *Agent) startSchedule() {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.stopSchedule = cancel
+	r := &schedule.Runner{Store: a.svc, Backup: a.scheduledBackup, Log: a.log.With("part", "schedule")}
+	a.scheduling.Add(1)
+	go func() {
+		defer a.scheduling.Done()
+		r.Run(ctx)
+	}()
+}
+
+// scheduledBackup takes a run's backup as `backup create` would, with this
+// node's certificate.
+func (a *Agent) scheduledBackup(ctx context.Context, c schedule.Config) (string, error) {
+	recipients, err := backupset.ParseRecipients(c.Recipients, nil)
+	if err != nil {
+		return "", err
+	}
+	res, err := backup.Create(ctx, backup.Options{DataDir: a.cfg.DataDir, To: c.Target, Recipients: recipients,
+		Log: a.log.With("part", "schedule"), Client: []client.Option{a.nodeCreds()}})
+	if err != nil {
+		return "", err
+	}
+	return res.Path, nil
 }
 
 // coordinator sets up the shadow-copy coordinator with the writers that
@@ -541,6 +576,10 @@ func (a *Agent) Close() error {
 	}
 	a.joinMu.Unlock()
 	a.joining.Wait()
+	if a.stopSchedule != nil {
+		a.stopSchedule()
+		a.scheduling.Wait()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	stopped := make(chan struct{})

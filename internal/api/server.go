@@ -19,6 +19,7 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/schedule"
 	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
 	"github.com/clusterkeep/clusterkeep/internal/version"
@@ -80,7 +81,8 @@ func (s *Server) routes() []route {
 		{"POST /v1/tokens", accessOperator, s.leaderOnly(s.createToken)},
 		{"DELETE /v1/tokens/{name}", accessOperator, s.leaderOnly(s.revokeToken)},
 	}
-	return append(rs, s.shadowRoutes()...)
+	rs = append(rs, s.shadowRoutes()...)
+	return append(rs, s.scheduleRoutes()...)
 }
 
 // Route describes an endpoint for documentation and tests.
@@ -135,6 +137,8 @@ var errorCodes = []struct {
 	{[]error{cluster.ErrUnknownToken}, http.StatusNotFound, CodeNotFound},
 	{[]error{cluster.ErrTokenExists}, http.StatusConflict, CodeConflict},
 	{[]error{cluster.ErrNoAuthority}, http.StatusServiceUnavailable, CodeNotConfigured},
+	{[]error{cluster.ErrNoSchedule}, http.StatusNotFound, CodeNotFound},
+	{[]error{schedule.ErrBadSpec}, http.StatusBadRequest, CodeInvalid},
 	{[]error{hive.ErrPreconditionFailed}, http.StatusConflict, CodePrecondition},
 	{[]error{hive.ErrCompacted}, http.StatusGone, CodeCompacted},
 	{[]error{cluster.ErrNameTaken, cluster.ErrLastMember, cluster.ErrAlreadyMember}, http.StatusConflict, CodeConflict},

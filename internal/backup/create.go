@@ -38,6 +38,10 @@ type Options struct {
 	// BusyWait is how long to wait for another backup on the chosen node
 	// to finish (or be abandoned) before giving up.
 	BusyWait time.Duration
+	// Client options of every call to the cluster (default: the client's
+	// default credentials); an agent taking a scheduled backup passes its
+	// node certificate.
+	Client []client.Option
 }
 
 // Result is what backup create reports.
@@ -92,7 +96,7 @@ func Create(ctx context.Context, o Options) (*Result, error) {
 	if o.To == "" {
 		return nil, errors.New("backup create: no target directory (--to)")
 	}
-	det, err := Detect(ctx, o.DataDir, o.Cluster)
+	det, err := Detect(ctx, o.DataDir, o.Cluster, o.Client...)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +199,7 @@ func startBackup(ctx context.Context, o Options, addr string, wait bool) (*clien
 		deadline = deadline.Add(o.BusyWait)
 	}
 	for {
-		b, err := client.StartBackup(ctx, addr, o.Type)
+		b, err := client.StartBackup(ctx, addr, o.Type, o.Client...)
 		if !errors.Is(err, client.ErrBusy) || time.Now().After(deadline) {
 			return b, err
 		}

@@ -46,7 +46,7 @@ type Detection struct {
 // Running means a cluster (opened through this node first, so the handle
 // survives its service stopping), NotRunning a stand-alone server backed
 // up offline. A host with no node needs cluster addresses.
-func Detect(ctx context.Context, dataDir string, clusterAddrs []string) (*Detection, error) {
+func Detect(ctx context.Context, dataDir string, clusterAddrs []string, opts ...client.Option) (*Detection, error) {
 	st, err := client.GetNodeState(ctx, dataDir)
 	if err != nil {
 		return nil, fmt.Errorf("detect: %w", err)
@@ -71,7 +71,7 @@ func Detect(ctx context.Context, dataDir string, clusterAddrs []string) (*Detect
 		addrs = clusterAddrs
 		d.Why = fmt.Sprintf("this host has no running node (%s): backing up the cluster at %v", st.State, clusterAddrs)
 	}
-	c, err := client.OpenCluster(ctx, addrs...)
+	c, err := client.OpenClusterWith(ctx, addrs, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("detect: %w", err)
 	}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/schedule"
 	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/google/uuid"
 )
@@ -634,4 +635,45 @@ func (c *Cluster) RevokeToken(ctx context.Context, name string) error {
 	}
 	resp.Body.Close()
 	return nil
+}
+
+// Schedule reads the scheduled backups' configuration and state.
+func (c *Cluster) Schedule(ctx context.Context) (api.Schedule, error) {
+	var out api.Schedule
+	err := c.getJSON(ctx, "/v1/schedule", &out)
+	return out, err
+}
+
+// SetSchedule records the scheduled backups' configuration.
+func (c *Cluster) SetSchedule(ctx context.Context, sc schedule.Config) error {
+	body, err := json.Marshal(sc)
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(ctx, request{method: http.MethodPut, path: "/v1/schedule", body: body, ctype: "application/json", idempotent: true})
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// RemoveSchedule removes the scheduled backups (the sets stay).
+func (c *Cluster) RemoveSchedule(ctx context.Context) error {
+	resp, err := c.do(ctx, request{method: http.MethodDelete, path: "/v1/schedule", idempotent: true})
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// RunSchedule asks the leader to take a scheduled run at once; it returns
+// the time asked (a run started after it answers the request).
+func (c *Cluster) RunSchedule(ctx context.Context) (time.Time, error) {
+	var out struct {
+		Asked time.Time `json:"asked"`
+	}
+	err := c.postJSON(ctx, "/v1/schedule/run", nil, &out, false)
+	return out.Asked, err
 }

@@ -32,8 +32,8 @@ type RemoteBackup struct {
 
 // StartBackup begins a backup on the node at addr (InitializeForBackup,
 // GatherWriterMetadata, SetBackupState).
-func StartBackup(ctx context.Context, addr string, typ shadow.BackupType) (*RemoteBackup, error) {
-	n := Node(addr)
+func StartBackup(ctx context.Context, addr string, typ shadow.BackupType, opts ...Option) (*RemoteBackup, error) {
+	n := Node(addr, opts...)
 	b := &RemoteBackup{node: n}
 	if err := n.postJSON(ctx, "/v1/shadow/backups", map[string]any{"type": typ}, &b.Started, false); err != nil {
 		return nil, fmt.Errorf("start backup on %s: %w", addr, err)

@@ -1,0 +1,101 @@
+package cluster
+
+// The record of scheduled backups, Cluster/Schedule: the schedule's
+// configuration and its state, each a JSON string value, changed only
+// through the cluster service (internal/schedule decides what they mean).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/clusterkeep/clusterkeep/internal/hive"
+)
+
+// ScheduleKey holds the schedule ("Config") and its state ("State").
+const ScheduleKey = hive.ReservedKey + "/Schedule"
+
+// ErrNoSchedule: no schedule is set.
+var ErrNoSchedule = errors.New("no backup schedule is set")
+
+// ErrStateChanged: the schedule's state is not what the caller read (another
+// run claimed it, or a leader change intervened).
+var ErrStateChanged = errors.New("the schedule's state changed meanwhile")
+
+// ScheduleRecord reads the schedule's configuration, state, and when a
+// run was last asked for, from this node's hive ("" for what is not set).
+func (s *Service) ScheduleRecord() (config, state, runNow string, err error) {
+	k, err := s.hive.Get(ScheduleKey)
+	if errors.Is(err, hive.ErrKeyNotFound) {
+		return "", "", "", nil
+	}
+	if err != nil {
+		return "", "", "", fmt.Errorf("read the schedule: %w", err)
+	}
+	for _, v := range k.Values {
+		switch v.Name {
+		case "Config":
+			config = v.String
+		case "State":
+			state = v.String
+		case "RunNow":
+			runNow = v.String
+		}
+	}
+	return config, state, runNow, nil
+}
+
+// AskScheduledRun records that a run is asked for at once (at t, RFC 3339).
+// Leader only.
+func (s *Service) AskScheduledRun(ctx context.Context, t string) error {
+	_, err := s.applySystem(ctx, hive.Txn{
+		Conds: []hive.Cond{{Kind: hive.CondValueExists, Key: ScheduleKey, Name: "Config"}},
+		Ops:   []hive.Op{hive.SetValue(ScheduleKey, hive.StringValue("RunNow", t))},
+	})
+	if errors.Is(err, hive.ErrPreconditionFailed) {
+		return ErrNoSchedule
+	}
+	return err
+}
+
+// Leader reports whether this node is the leader.
+func (s *Service) Leader() bool { return s.Status().RaftState == "Leader" }
+
+// NodeID is this node's id.
+func (s *Service) NodeID() string { return s.Identity().NodeID }
+
+// SetSchedule records a schedule's configuration (validated by the
+// caller), or removes the schedule and its state when config is "".
+// Leader only.
+func (s *Service) SetSchedule(ctx context.Context, config string) error {
+	op := hive.SetValue(ScheduleKey, hive.StringValue("Config", config))
+	if config == "" {
+		op = hive.DeleteKey(ScheduleKey)
+	}
+	if _, err := s.applySystem(ctx, hive.Txn{Ops: []hive.Op{op}}); err != nil {
+		return fmt.Errorf("record the schedule: %w", err)
+	}
+	return nil
+}
+
+// SwapScheduleState replaces the schedule's state old ("" when none) by
+// next, only if it is still old: a run is claimed this way, so two leaders
+// can never both claim one. Leader only.
+func (s *Service) SwapScheduleState(ctx context.Context, old, next string) error {
+	cond := hive.Cond{Kind: hive.CondValueMissing, Key: ScheduleKey, Name: "State"}
+	if old != "" {
+		v := hive.StringValue("State", old)
+		cond = hive.Cond{Kind: hive.CondValueEquals, Key: ScheduleKey, Value: &v}
+	}
+	_, err := s.applySystem(ctx, hive.Txn{
+		Conds: []hive.Cond{{Kind: hive.CondValueExists, Key: ScheduleKey, Name: "Config"}, cond},
+		Ops:   []hive.Op{hive.SetValue(ScheduleKey, hive.StringValue("State", next))},
+	})
+	if errors.Is(err, hive.ErrPreconditionFailed) {
+		return fmt.Errorf("%w: %w", ErrStateChanged, err)
+	}
+	if err != nil {
+		return fmt.Errorf("record the schedule's state: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/backupset"
+	"github.com/clusterkeep/clusterkeep/internal/schedule"
+	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+)
+
+// Scheduled backups are taken by the leader only, one run per slot; the
+// schedule survives the leader's death; runs missed while the cluster was
+// down are taken as one when it comes back.
+func TestScheduledBackups(t *testing.T) {
+	lc := tc.Processes(t, 3)
+	ctx := tc.Context(t)
+	c := tc.Open(t, lc.APIAddrs())
+	to := filepath.Join(t.TempDir(), "scheduled")
+	const period = 2 * time.Second
+	if err := c.SetSchedule(ctx, schedule.Config{Spec: "@every " + period.String(), Target: to}); err != nil {
+		t.Fatal(err)
+	}
+	// okRuns waits until n runs succeeded after since, and returns the
+	// history.
+	okRuns := func(n int, since time.Time) []schedule.Run {
+		t.Helper()
+		var h []schedule.Run
+		tc.Eventually(t, fmt.Sprintf("%d scheduled runs", n), func() error {
+			s, err := c.Schedule(ctx)
+			if err != nil {
+				return err
+			}
+			h = s.State.History
+			got := 0
+			for _, r := range h {
+				if r.Result == schedule.OK && r.Started.After(since) {
+					got++
+				}
+			}
+			if got < n {
+				return fmt.Errorf("%d of %d: %+v", got, n, s.State.Last)
+			}
+			return nil
+		})
+		return h
+	}
+	leaderID := func() string {
+		info, err := c.GetClusterInformation(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range info.Nodes {
+			if n.Leader {
+				return n.ID
+			}
+		}
+		t.Fatal("no leader")
+		return ""
+	}
+	okRuns(3, time.Time{})
+	first := leaderID()
+
+	// The leader dies: the next one goes on with the schedule.
+	var name string
+	info, _ := c.GetClusterInformation(ctx)
+	for _, n := range info.Nodes {
+		if n.ID == first {
+			name = n.Name
+		}
+	}
+	killed := time.Now()
+	if _, err := lc.Stop(name, true); err != nil {
+		t.Fatal(err)
+	}
+	h := okRuns(3, killed)
+	for _, r := range h {
+		if r.Started.After(killed) && r.Result == schedule.OK && r.Runner == first {
+			t.Fatalf("the dead leader took a run: %+v", r)
+		}
+	}
+	if _, err := lc.Start(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+
+	// The whole cluster stops for several periods, then comes back.
+	okRuns(1, time.Now())
+	stopped := time.Now()
+	for _, n := range lc.Nodes {
+		if _, err := lc.Stop(n.Name, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(4 * period)
+	restarted := time.Now()
+	for _, n := range lc.Nodes {
+		if _, err := lc.Start(ctx, n.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h = okRuns(3, restarted)
+
+	// Every run has its own slot, slots only go forward, and no slot is
+	// taken twice; across the downtime the missed slots are one run.
+	var last time.Time
+	var across int
+	for _, r := range h {
+		if r.Result != schedule.OK {
+			continue
+		}
+		if !r.Slot.After(last) {
+			t.Fatalf("slot %s taken after %s: %+v", r.Slot, last, h)
+		}
+		if !last.IsZero() && last.Before(stopped) && r.Started.After(restarted) {
+			across++
+			if r.Slot.Sub(last) <= period {
+				t.Fatalf("no slot was missed across the downtime: %s then %s", last, r.Slot)
+			}
+		}
+		if r.Started.After(restarted) && !last.IsZero() && !last.Before(stopped) && r.Slot.Sub(last) < period {
+			t.Fatalf("two runs within one period after the restart: %s, %s", last, r.Slot)
+		}
+		last = r.Slot
+	}
+	if across != 1 {
+		t.Fatalf("%d runs span the downtime, want 1: %+v", across, h)
+	}
+	// Every successful run made a complete set, and no node but the
+	// leader backed up: the sets are the runs' (and at most the two runs
+	// the kill and the stop interrupted after their set was made).
+	s, err := c.Schedule(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets, errs := backupset.List(to)
+	if len(errs) > 0 {
+		t.Fatalf("list %s: %v", to, errs)
+	}
+	listed := map[string]bool{}
+	for _, set := range sets {
+		listed[set.Dir] = true
+	}
+	ok := 0
+	for _, r := range s.State.History {
+		if r.Result == schedule.OK {
+			ok++
+			if !listed[r.Path] {
+				t.Fatalf("run %+v: its set is not listed among %v", r, listed)
+			}
+		}
+	}
+	if len(s.State.History) < 20 && len(sets) > ok+2 {
+		t.Fatalf("%d sets for %d successful runs", len(sets), ok)
+	}
+}
