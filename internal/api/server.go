@@ -36,12 +36,14 @@ type Server struct {
 	log   *slog.Logger
 	http  *http.Client
 	mux   *http.ServeMux
+	ops   ops // metrics and the dashboard
 }
 
 // NewServer returns the API handler for svc.
-func NewServer(svc *cluster.Service, coord *shadow.Coordinator, log *slog.Logger) *Server {
+func NewServer(svc *cluster.Service, coord *shadow.Coordinator, log *slog.Logger, opts ...Option) *Server {
 	s := &Server{svc: svc, coord: coord, log: log, mux: http.NewServeMux(),
 		http: &http.Client{Transport: security.HTTPTransport(svc.Credentials().Client)}}
+	s.setUpOps(opts)
 	for _, rt := range s.routes() {
 		s.handle(rt.pattern, rt.access, rt.h)
 	}
@@ -77,7 +79,7 @@ func (s *Server) routes() []route {
 		{"POST /v1/tokens", accessOperator, s.leaderOnly(s.createToken)},
 		{"DELETE /v1/tokens/{name}", accessOperator, s.leaderOnly(s.revokeToken)},
 	}
-	return append(rs, s.shadowRoutes()...)
+	return append(append(rs, s.shadowRoutes()...), s.opsRoutes()...)
 }
 
 // Route describes an endpoint for documentation and tests.
@@ -551,11 +553,21 @@ func (s *Server) clusterInfo(w http.ResponseWriter, r *http.Request) {
 	if !s.consistent(w, r) {
 		return
 	}
-	st = s.svc.Status()
-	members, err := s.svc.Members()
+	info, err := s.gatherClusterInfo(r.Context())
 	if err != nil {
 		writeError(w, err)
 		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+// gatherClusterInfo is the cluster as this node's hive records it, each
+// member's state from asking it.
+func (s *Server) gatherClusterInfo(ctx context.Context) (ClusterInfo, error) {
+	st := s.svc.Status()
+	members, err := s.svc.Members()
+	if err != nil {
+		return ClusterInfo{}, err
 	}
 	info := ClusterInfo{Name: st.ClusterName, ID: st.ClusterID, Generation: st.Generation, Version: version.Version,
 		LeaderID: st.LeaderID, Commit: st.Commit, Seq: st.Seq, AnsweredBy: st.NodeName, Nodes: make([]NodeInfo, len(members))}
@@ -564,7 +576,7 @@ func (s *Server) clusterInfo(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			info.Nodes[i] = s.nodeInfo(r.Context(), m, st)
+			info.Nodes[i] = s.nodeInfo(ctx, m, st)
 		}()
 	}
 	wg.Wait()
@@ -576,7 +588,7 @@ func (s *Server) clusterInfo(w http.ResponseWriter, r *http.Request) {
 			info.Leader, info.LeaderID = n.Name, n.ID
 		}
 	}
-	writeJSON(w, http.StatusOK, info)
+	return info, nil
 }
 
 func (s *Server) nodeInfo(ctx context.Context, m Member, self LocalStatus) NodeInfo {
