@@ -139,8 +139,15 @@ func newStateCollector(src Sources) *stateCollector {
 	}
 }
 
+// Describe lists every metric the collector may send (without collecting:
+// collecting asks the other members).
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	prometheus.DescribeByCollect(c, ch)
+	for _, d := range []*prometheus.Desc{c.info, c.raftState, c.term, c.commit, c.applied, c.last, c.isLeader, c.voter,
+		c.leaderChanges, c.hiveBytes, c.seq, c.writesApplied, c.writesRejected, c.generation, c.members, c.membersUp,
+		c.sessionsStarted, c.sessionsCompleted, c.sessionsFailed, c.backupLastTime, c.backupLastBytes, c.backupLastSeconds,
+		c.backupLastSuccess, c.restoreEvents, c.restorePending} {
+		ch <- d
+	}
 }
 
 func gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
