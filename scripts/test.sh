@@ -2,8 +2,10 @@
 # Runs every check and test of clusterkeep: formatting, vet, then the test
 # suite. Packages with goroutines and shared state run under the race
 # detector; the end-to-end tests run the real binary as separate processes;
-# the container suite runs three nodes in FROM-scratch containers when a
-# Docker engine answers (and says clearly that it did not run otherwise).
+# the dashboard test drives a headless Chromium (installed with
+# scripts/install-chromium.sh when missing); the container suite runs three
+# nodes in FROM-scratch containers when a Docker engine answers. Each says
+# clearly when it did not run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,11 +19,22 @@ echo "== go vet"
 go vet ./...
 
 echo "== go test (race detector on the concurrent packages)"
-race_pkgs=$(go list ./internal/... | grep -v -e /internal/e2e$ -e /internal/e2e/docker$)
+race_pkgs=$(go list ./internal/... | grep -v -e /internal/e2e$ -e /internal/e2e/docker$ -e /internal/e2e/dashboard$)
 go test -race -count=1 -timeout 20m $race_pkgs
 
 echo "== go test (end to end: agent processes on loopback)"
 go test -count=1 -timeout 20m ./internal/e2e ./bench/...
+
+echo "== go test (the dashboard in headless Chromium)"
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "chromium is missing: installing Debian's package (scripts/install-chromium.sh)"
+  ./scripts/install-chromium.sh || true
+fi
+if command -v chromium >/dev/null 2>&1; then
+  go test -v -count=1 -timeout 10m ./internal/e2e/dashboard
+else
+  echo "NOT RUN: the dashboard test (./internal/e2e/dashboard) needs chromium, which is missing and could not be installed (scripts/install-chromium.sh needs root and apt-get)."
+fi
 
 echo "== go test (containers: three nodes on docker networks)"
 if docker info >/dev/null 2>&1; then

@@ -36,8 +36,14 @@ DATA_DIR/api.sock (0600) serves the API to root on the node without a token.
 --config FILE reads the same settings from a JSON file (keys: data_dir,
 name, api, api_advertise, raft, raft_advertise, create, join, join_token,
 admin_token, ca_cert, ca_key, socket, heartbeat_timeout, election_timeout,
-leader_lease, snapshot_threshold, freeze_window, session_timeout, writers);
-flags given on the command line win over the file.`,
+leader_lease, snapshot_threshold, freeze_window, session_timeout, metrics,
+writers); flags given on the command line win over the file.
+
+Metrics: every agent serves Prometheus metrics at https://API/metrics to a
+token of any role, and its dashboard at https://API/ui/ (log in with a
+token). --metrics ADDR serves GET /metrics also over plain HTTP, without a
+token, on ADDR (say 127.0.0.1:9400 for a scraper on the same host); off by
+default.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file != "" {
@@ -94,6 +100,7 @@ flags given on the command line win over the file.`,
 	f.StringVar(&cfg.CACert, "ca-cert", "", "with --create: PEM certificate of your own authority (default $"+agent.EnvCACert+", else the cluster makes one)")
 	f.StringVar(&cfg.CAKey, "ca-key", "", "with --create: PEM key of that authority (default $"+agent.EnvCAKey+")")
 	f.StringVar(&cfg.Socket, "socket", "", "local API socket (default DATA_DIR/api.sock)")
+	f.StringVar(&cfg.Metrics, "metrics", "", "also serve GET /metrics over plain HTTP, without a token, on this address (default off)")
 	return cmd
 }
 
@@ -121,6 +128,7 @@ func mergeFlags(cmd *cobra.Command, dst, flags *agent.Config) {
 	set("ca-cert", &dst.CACert, flags.CACert)
 	set("ca-key", &dst.CAKey, flags.CAKey)
 	set("socket", &dst.Socket, flags.Socket)
+	set("metrics", &dst.Metrics, flags.Metrics)
 	if cmd.Flags().Changed("join") {
 		dst.Join = flags.Join
 	}

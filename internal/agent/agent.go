@@ -26,6 +26,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/backupset"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
+	"github.com/clusterkeep/clusterkeep/internal/metrics"
 	"github.com/clusterkeep/clusterkeep/internal/schedule"
 	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
@@ -78,6 +79,11 @@ type Config struct {
 	// Socket is the local API socket (default DATA_DIR/api.sock, 0600):
 	// whoever can open it may do anything, as root can on the node anyway.
 	Socket string `json:"socket,omitempty"`
+	// Metrics, when set, is an address where the Prometheus metrics are
+	// served over plain HTTP without a token (GET /metrics only), for a
+	// scraper on loopback or a private network. The API serves them
+	// always, over TLS to the read role.
+	Metrics string `json:"metrics,omitempty"`
 }
 
 // SocketFile is the local API socket's name in the data directory.
@@ -122,7 +128,11 @@ func (c Config) Validate() error {
 	case c.Create != "" && len(c.Join) > 0:
 		return errors.New("agent config: create and join exclude each other")
 	}
-	for _, a := range append([]string{c.API, c.Raft}, c.Join...) {
+	addrs := append([]string{c.API, c.Raft}, c.Join...)
+	if c.Metrics != "" {
+		addrs = append(addrs, c.Metrics)
+	}
+	for _, a := range addrs {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			return fmt.Errorf("agent config: address %q: %w", a, err)
 		}
@@ -176,6 +186,8 @@ type Agent struct {
 	// The scheduled backups' runner, stopped by Close.
 	stopSchedule context.CancelFunc
 	scheduling   sync.WaitGroup
+	// metrics serves GET /metrics over plain HTTP (--metrics), if set.
+	metrics *http.Server
 }
 
 // Start opens the node and serves its API. It returns once the API listens;
@@ -198,6 +210,20 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 		ln.Close()
 		return nil, err
 	}
+	var metricsLn net.Listener
+	if cfg.Metrics != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.Metrics); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listen for metrics on %s: %w", cfg.Metrics, err)
+		}
+	}
+	closeListeners := func() {
+		ln.Close()
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
+	}
+	reg := metrics.New()
 	hb, _ := duration("", cfg.HeartbeatTimeout)
 	el, _ := duration("", cfg.ElectionTimeout)
 	ll, _ := duration("", cfg.LeaderLease)
@@ -207,20 +233,27 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 		SnapshotThreshold: cfg.SnapshotThreshold,
 		OnStale:           func(api string) { a.startJoin([]string{api}) },
 		CreateCA:          ca, JoinSecret: cfg.JoinToken, AdminToken: cfg.AdminToken,
+		OnApply: reg.ObserveWrite,
 	})
 	if err != nil {
-		ln.Close()
+		closeListeners()
 		return nil, err
 	}
 	a.svc = svc
 	coord, err := a.coordinator()
 	if err != nil {
 		svc.Close()
-		ln.Close()
+		closeListeners()
 		return nil, err
 	}
 	a.coord = coord
-	handler := api.NewServer(svc, coord, log)
+	handler := api.NewServer(svc, coord, log, api.WithMetrics(reg.Handler()))
+	if err := reg.Attach(metrics.Sources{Cluster: svc, Shadow: coord, Members: handler.Members}); err != nil {
+		coord.Close(ctx)
+		svc.Close()
+		closeListeners()
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	a.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	a.local = &http.Server{Handler: handler.Local(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	serve := map[*http.Server]net.Listener{a.srv: tls.NewListener(ln, svc.Credentials().APIServer())}
@@ -230,6 +263,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 		log.Warn("no local API socket", "err", err)
 	} else {
 		serve[a.local] = sock
+	}
+	a.metrics = &http.Server{Handler: metricsOnly(reg.Handler()), ReadHeaderTimeout: 10 * time.Second}
+	if metricsLn != nil {
+		serve[a.metrics] = metricsLn
+		log.Info("serving metrics over plain HTTP", "addr", metricsLn.Addr().String())
 	}
 	log.Info("agent started", "node", svc.Identity().NodeName, "api", adv, "data_dir", cfg.DataDir)
 	if !svc.Identity().Configured() {
@@ -583,7 +621,7 @@ func (a *Agent) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	stopped := make(chan struct{})
-	go func() { a.srv.Shutdown(ctx); a.local.Shutdown(ctx); close(stopped) }()
+	go func() { a.srv.Shutdown(ctx); a.local.Shutdown(ctx); a.metrics.Shutdown(ctx); close(stopped) }()
 	// A backup in progress holds a read of the hive: abort it, or closing
 	// the hive would wait for it.
 	if err := a.coord.Close(ctx); err != nil {
@@ -592,4 +630,12 @@ func (a *Agent) Close() error {
 	err := a.svc.Close()
 	<-stopped
 	return err
+}
+
+// metricsOnly serves h at GET /metrics and nothing else: the plain-HTTP
+// metrics listener carries no token, so it serves no other route.
+func metricsOnly(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	return mux
 }

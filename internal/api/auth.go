@@ -84,6 +84,10 @@ func (s *Server) identify(r *http.Request) (caller, error) {
 	scheme, cred, _ := strings.Cut(auth, " ")
 	switch {
 	case auth == "":
+		// A browser's dashboard session: GET and HEAD only, read only.
+		if cc, ok := s.cookieCaller(r, c); ok {
+			return cc, nil
+		}
 	case strings.EqualFold(scheme, "Bearer"):
 		t, err := s.svc.Authenticate(strings.TrimSpace(cred))
 		if errors.Is(err, cluster.ErrUnknownToken) && s.catchUp(r.Context()) == nil {
@@ -148,7 +152,9 @@ func (s *Server) handle(pattern string, need access, h http.HandlerFunc) {
 			err = c.allowed(need)
 		}
 		if err != nil {
-			writeError(w, err)
+			if !uiRedirect(w, r, err) {
+				writeError(w, err)
+			}
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))

@@ -40,12 +40,14 @@ type Server struct {
 	mux   *http.ServeMux
 	// lastCatchUp is when an unknown token last made this node catch up.
 	lastCatchUp atomic.Int64
+	ops         ops // metrics and the dashboard
 }
 
 // NewServer returns the API handler for svc.
-func NewServer(svc *cluster.Service, coord *shadow.Coordinator, log *slog.Logger) *Server {
+func NewServer(svc *cluster.Service, coord *shadow.Coordinator, log *slog.Logger, opts ...Option) *Server {
 	s := &Server{svc: svc, coord: coord, log: log, mux: http.NewServeMux(),
 		http: &http.Client{Transport: security.HTTPTransport(svc.Credentials().Client)}}
+	s.setUpOps(opts)
 	for _, rt := range s.routes() {
 		s.handle(rt.pattern, rt.access, rt.h)
 	}
@@ -82,7 +84,8 @@ func (s *Server) routes() []route {
 		{"DELETE /v1/tokens/{name}", accessOperator, s.leaderOnly(s.revokeToken)},
 	}
 	rs = append(rs, s.shadowRoutes()...)
-	return append(rs, s.scheduleRoutes()...)
+	rs = append(rs, s.scheduleRoutes()...)
+	return append(rs, s.opsRoutes()...)
 }
 
 // Route describes an endpoint for documentation and tests.
@@ -567,11 +570,21 @@ func (s *Server) clusterInfo(w http.ResponseWriter, r *http.Request) {
 	if !s.consistent(w, r) {
 		return
 	}
-	st = s.svc.Status()
-	members, err := s.svc.Members()
+	info, err := s.gatherClusterInfo(r.Context())
 	if err != nil {
 		writeError(w, err)
 		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+// gatherClusterInfo is the cluster as this node's hive records it, each
+// member's state from asking it.
+func (s *Server) gatherClusterInfo(ctx context.Context) (ClusterInfo, error) {
+	st := s.svc.Status()
+	members, err := s.svc.Members()
+	if err != nil {
+		return ClusterInfo{}, err
 	}
 	info := ClusterInfo{Name: st.ClusterName, ID: st.ClusterID, Generation: st.Generation, Version: version.Version,
 		LeaderID: st.LeaderID, Commit: st.Commit, Seq: st.Seq, AnsweredBy: st.NodeName, Nodes: make([]NodeInfo, len(members))}
@@ -580,7 +593,7 @@ func (s *Server) clusterInfo(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			info.Nodes[i] = s.nodeInfo(r.Context(), m, st)
+			info.Nodes[i] = s.nodeInfo(ctx, m, st)
 		}()
 	}
 	wg.Wait()
@@ -592,7 +605,7 @@ func (s *Server) clusterInfo(w http.ResponseWriter, r *http.Request) {
 			info.Leader, info.LeaderID = n.Name, n.ID
 		}
 	}
-	writeJSON(w, http.StatusOK, info)
+	return info, nil
 }
 
 func (s *Server) nodeInfo(ctx context.Context, m Member, self LocalStatus) NodeInfo {

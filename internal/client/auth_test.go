@@ -54,7 +54,7 @@ func TestEveryEndpointChecksItsRole(t *testing.T) {
 	if len(routes) < 20 {
 		t.Fatalf("only %d routes listed", len(routes))
 	}
-	r := strings.NewReplacer("{node}", "n2", "{action}", "pause", "{id}", "x", "{step}", "prepare", "{name}", "reader")
+	r := strings.NewReplacer("{node}", "n2", "{action}", "pause", "{id}", "x", "{step}", "prepare", "{name}", "reader", "{$}", "")
 	for _, rt := range routes {
 		method, path, _ := strings.Cut(rt.Pattern, " ")
 		path = r.Replace(path)

@@ -33,6 +33,8 @@ type applyResult struct {
 // index a safe read index).
 type fsm struct {
 	hive *hive.Hive
+	// counters, when set, count the transactions applied.
+	counters *counters
 
 	mu      sync.Mutex
 	index   uint64        // the last log index this FSM has applied
@@ -112,6 +114,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 			// The hive cannot take committed entries: continuing would
 			// diverge from the cluster. Stop the node; it replays on restart.
 			panic(fmt.Sprintf("clusterkeep: cannot apply committed entries to the hive: %v", err))
+		}
+		if f.counters != nil {
+			f.counters.countApplied(res[:len(pos)])
 		}
 		for j := range pos {
 			out[pos[j]] = &applyResult{Seq: res[j].Seq, Err: res[j].Err}

@@ -83,6 +83,10 @@ type Config struct {
 	CreateCA   *security.CA
 	JoinSecret string
 	AdminToken string
+
+	// OnApply, when set, is told how long each client write this node
+	// handled as leader took to commit and apply, and its error.
+	OnApply func(d time.Duration, err error)
 }
 
 // Service is one node's cluster service.
@@ -111,6 +115,7 @@ type Service struct {
 	stale     bool // moving aside a state of an older generation
 	stopWG    sync.WaitGroup
 	stopCh    chan struct{}
+	counters  counters
 }
 
 // Open locks the data directory, reads or creates the node registry, opens
@@ -150,6 +155,7 @@ func Open(cfg Config) (*Service, error) {
 	if p, err := staging.Apply(cfg.DataDir); err != nil {
 		return fail(fmt.Errorf("open cluster service: %w", err))
 	} else if p != nil {
+		s.counters.restoredAtOpen.Store(true)
 		s.log.Warn("applied the restore staged for this start", "backup", p.BackupID, "authoritative", p.Authoritative, "generation", p.Identity.Generation)
 	}
 	id, err := noderegistry.Load(cfg.DataDir)
@@ -288,6 +294,7 @@ func (s *Service) startRaft(bootstrap bool) error {
 	notify := make(chan bool, 8)
 	rc.NotifyCh = notify
 	f := newFSM(s.hive)
+	f.counters = &s.counters
 	r, err := raft.NewRaft(rc, f, store, store, snaps, trans)
 	if err != nil {
 		trans.Close()
@@ -308,6 +315,7 @@ func (s *Service) startRaft(bootstrap bool) error {
 	s.stopCh = make(chan struct{})
 	s.stopWG.Add(1)
 	go s.watchLeadership(r, notify, s.stopCh)
+	s.observeLeaders(r, s.stopCh)
 	return nil
 }
 
@@ -421,7 +429,10 @@ func (s *Service) Apply(ctx context.Context, t hive.Txn) (uint64, error) {
 	if err := t.Validate(false); err != nil {
 		return 0, err
 	}
-	return s.apply(ctx, command{Txn: t})
+	start := time.Now()
+	seq, err := s.apply(ctx, command{Txn: t})
+	s.observeApply(start, err)
+	return seq, err
 }
 
 func (s *Service) applySystem(ctx context.Context, t hive.Txn) (uint64, error) {

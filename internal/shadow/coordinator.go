@@ -50,6 +50,8 @@ type Coordinator struct {
 	writers []Writer
 	status  []*WriterStatus // parallel to writers
 	active  *session
+
+	hist history
 }
 
 // NewCoordinator returns a coordinator with no writers.
@@ -185,12 +187,13 @@ type session struct {
 	step    Phase    // the last step completed
 	set     *SnapshotSet
 	ended   bool
+	cause   error // why the session is aborted, when a step failed
 	last    time.Time
 	mu      sync.Mutex // serializes the requester's calls
 	janitor *time.Timer
 }
 
-func (c *Coordinator) begin(ctx context.Context, kind string) (*session, error) {
+func (c *Coordinator) begin(ctx context.Context, kind string, typ BackupType) (*session, error) {
 	c.mu.Lock()
 	if c.active != nil {
 		busy := c.active
@@ -200,10 +203,13 @@ func (c *Coordinator) begin(ctx context.Context, kind string) (*session, error) 
 	s := &session{c: c, id: uuid.NewString(), kind: kind, last: time.Now()}
 	c.active = s
 	c.mu.Unlock()
+	c.hist.start(SessionRecord{ID: s.id, Kind: kind, Type: typ, Started: s.last.UTC()})
 	ents, err := c.identify(ctx)
 	if err != nil {
+		err = fmt.Errorf("%s: gather writer metadata: %w", kind, err)
+		c.hist.end(s.id, ResultFailed, nil, err)
 		c.release(s)
-		return nil, fmt.Errorf("%s: gather writer metadata: %w", kind, err)
+		return nil, err
 	}
 	s.all = ents
 	s.janitor = time.AfterFunc(c.cfg.SessionTimeout, s.expire)
@@ -230,6 +236,7 @@ func (s *session) expire() {
 		return
 	}
 	s.c.cfg.Log.Warn("requester went silent: aborting", "session", s.id, "kind", s.kind)
+	s.cause = fmt.Errorf("the requester was silent for %v", s.c.cfg.SessionTimeout)
 	s.abortLocked(context.Background())
 }
 
@@ -268,9 +275,10 @@ func (s *session) participants() []*entry {
 	return out
 }
 
-// end finishes a session and removes what it staged.
-func (s *session) end() {
+// end finishes a session with its result and removes what it staged.
+func (s *session) end(result string, err error) {
 	s.ended = true
+	s.c.hist.end(s.id, result, s.set, err)
 	if s.janitor != nil {
 		s.janitor.Stop()
 	}
@@ -304,8 +312,13 @@ func (s *session) abortLocked(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	s.end()
-	return errors.Join(errs...)
+	err := errors.Join(errs...)
+	why := errors.New("aborted")
+	if s.cause != nil {
+		why = fmt.Errorf("aborted: %w", s.cause)
+	}
+	s.end(ResultFailed, errors.Join(why, err))
+	return err
 }
 
 // Backup is a backup in progress (InitializeForBackup to BackupComplete).
@@ -317,7 +330,7 @@ func (c *Coordinator) StartBackup(ctx context.Context, typ BackupType) (*Backup,
 	if typ != BackupFull && typ != BackupCopy {
 		return nil, fmt.Errorf("backup type %q: want full or copy", typ)
 	}
-	s, err := c.begin(ctx, "backup")
+	s, err := c.begin(ctx, KindBackup, typ)
 	if err != nil {
 		return nil, err
 	}
@@ -412,6 +425,7 @@ func (b *Backup) PrepareForBackup(ctx context.Context) error {
 	}
 	for _, e := range s.parts {
 		if err := s.c.call(ctx, &s.doc, e, PhasePrepareForBackup, func(ctx context.Context) error { return e.w.PrepareForBackup(ctx, &s.doc) }); err != nil {
+			s.cause = err
 			return errors.Join(err, s.abortLocked(context.Background()))
 		}
 	}
@@ -456,6 +470,7 @@ func (b *Backup) DoSnapshotSet(ctx context.Context) (*SnapshotSet, error) {
 		return nil, fmt.Errorf("%w: DoSnapshotSet before PrepareForBackup", ErrWrongState)
 	}
 	fail := func(err error) (*SnapshotSet, error) {
+		s.cause = err
 		return nil, errors.Join(err, s.abortLocked(context.Background()))
 	}
 	for _, e := range s.parts {
@@ -631,8 +646,9 @@ func (b *Backup) BackupComplete(ctx context.Context) error {
 		}
 	}
 	s.step = PhaseBackupComplete
-	s.end()
-	return errors.Join(errs...)
+	err := errors.Join(errs...)
+	s.end(ResultCompleted, err)
+	return err
 }
 
 // AbortBackup abandons the backup: frozen writers are thawed, every writer

@@ -16,7 +16,7 @@ type Restore struct{ s *session }
 // StartRestore begins a restore of a backup whose components document is
 // doc (InitializeForRestore). Nothing is selected until the requester says so.
 func (c *Coordinator) StartRestore(ctx context.Context, doc BackupComponents) (*Restore, error) {
-	s, err := c.begin(ctx, "restore")
+	s, err := c.begin(ctx, KindRestore, "")
 	if err != nil {
 		return nil, err
 	}
@@ -106,6 +106,7 @@ func (r *Restore) PreRestore(ctx context.Context) error {
 	}
 	for _, e := range s.parts {
 		if err := s.c.call(ctx, &s.doc, e, PhasePreRestore, func(ctx context.Context) error { return e.w.PreRestore(ctx, &s.doc) }); err != nil {
+			s.cause = err
 			return errors.Join(err, s.abortLocked(context.Background()))
 		}
 	}
@@ -131,8 +132,9 @@ func (r *Restore) PostRestore(ctx context.Context) error {
 		}
 	}
 	s.step = PhasePostRestore
-	s.end()
-	return errors.Join(errs...)
+	err := errors.Join(errs...)
+	s.end(ResultCompleted, err)
+	return err
 }
 
 // Abort abandons the restore.

@@ -1,0 +1,282 @@
+// Package dashboard tests the agent's web dashboard in a real headless
+// Chromium (Debian's chromium package, found on the PATH or in
+// $CLUSTERKEEP_CHROMIUM), driven with chromedp, against a local cluster of
+// three agent processes. scripts/test.sh installs chromium when it can,
+// and says so when this package could not run.
+//
+// Chromium trusts the cluster's TLS certificate through
+// --ignore-certificate-errors-spki-list naming the served certificate's
+// public key (and the cluster authority's): errors are ignored for that
+// key only, never for any other site, and only in this test's browser.
+package dashboard
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/clusterkeep/clusterkeep/internal/api"
+	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/hive"
+	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+)
+
+// chromiumPath finds the browser, or fails the test: scripts/test.sh runs
+// this package only when chromium is there (it installs it first).
+func chromiumPath(t *testing.T) string {
+	if p := os.Getenv("CLUSTERKEEP_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Skip("no chromium on the PATH (scripts/install-chromium.sh installs Debian's): the dashboard test did not run")
+	return ""
+}
+
+// spki is the base64 SHA-256 of a certificate's public key, the form
+// Chromium's --ignore-certificate-errors-spki-list takes.
+func spki(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// servedKeys are the SPKI hashes of the certificates addr serves, checked
+// against the cluster's authority, and of the authority.
+func servedKeys(t *testing.T, addr string, ca *x509.Certificate) string {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	host, _, _ := strings.Cut(addr, ":")
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: host})
+	if err != nil {
+		t.Fatalf("TLS to %s with the cluster's authority: %v", addr, err)
+	}
+	defer conn.Close()
+	keys := []string{spki(ca)}
+	for _, c := range conn.ConnectionState().PeerCertificates {
+		keys = append(keys, spki(c))
+	}
+	return strings.Join(keys, ",")
+}
+
+// consoleErrors collects what the page reports as errors.
+type consoleErrors struct {
+	mu   sync.Mutex
+	errs []string
+}
+
+func (c *consoleErrors) listen(ev any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch ev := ev.(type) {
+	case *runtime.EventConsoleAPICalled:
+		if ev.Type == runtime.ConsoleAPICalledTypeError {
+			var args []string
+			for _, a := range ev.Args {
+				args = append(args, string(a.Value)+a.Description)
+			}
+			c.errs = append(c.errs, "console.error: "+strings.Join(args, " "))
+		}
+	case *runtime.EventExceptionThrown:
+		d := ev.ExceptionDetails
+		msg := d.Text
+		if d.Exception != nil {
+			msg += " " + d.Exception.Description
+		}
+		c.errs = append(c.errs, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber, msg))
+	}
+}
+
+func (c *consoleErrors) check(t *testing.T, when string) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.errs) > 0 {
+		t.Fatalf("%s: errors in the page's console:\n%s", when, strings.Join(c.errs, "\n"))
+	}
+}
+
+// member is a row of the member table.
+type member struct {
+	Node  string `json:"node"`
+	State string `json:"state"`
+}
+
+const membersJS = `Array.from(document.querySelectorAll("#members tbody tr")).map(tr => ({node: tr.dataset.node, state: tr.dataset.state}))`
+
+func states(ms []member) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		out[m.Node] = m.State
+	}
+	return out
+}
+
+// The dashboard of a three-node cluster, in a real browser: the login
+// with the admin token, the member table with the three members Up, then
+// node3 Down once it is stopped (the page's script updates the table; the
+// page is not reloaded), the hive browser and the backups page, with no
+// error in the console at any time; the session cookie is HttpOnly,
+// Secure and SameSite=Strict.
+func TestDashboardInChromium(t *testing.T) {
+	browser := chromiumPath(t)
+	c := tc.Processes(t, 3)
+	cr, err := c.Credentials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := tc.Context(t)
+	cl, err := client.OpenClusterWith(ctx, []string{c.Nodes[0].API}, client.WithCredentials(cr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.SetValue(ctx, "Apps/Web", hive.StringValue("Greeting", `<b>hello</b> "web"`)); err != nil {
+		t.Fatal(err)
+	}
+	node1 := c.Nodes[0].API
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("ignore-certificate-errors-spki-list", servedKeys(t, node1, cr.CA)),
+		chromedp.NoSandbox, // tests may run as root, where chromium's sandbox refuses to start
+		chromedp.Flag("disable-dev-shm-usage", true),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	defer cancelBrowser()
+	var console consoleErrors
+	if err := chromedp.Listen(bctx, console.listen); err != nil {
+		t.Fatalf("start chromium %s: %v", browser, err)
+	}
+
+	// do runs steps; read runs one step that reads something.
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		rctx, cancel := context.WithTimeout(bctx, time.Minute)
+		defer cancel()
+		if err := chromedp.Do(rctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	readString := func(what string, a chromedp.Action[string]) string {
+		t.Helper()
+		rctx, cancel := context.WithTimeout(bctx, time.Minute)
+		defer cancel()
+		v, err := chromedp.Run(rctx, a)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return v
+	}
+	base := "https://" + node1
+
+	// Not logged in: the dashboard sends the browser to the login form.
+	do("open the dashboard", chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")))
+	if loc := readString("location", chromedp.Location()); !strings.HasSuffix(loc, "/ui/login") {
+		t.Fatalf("not logged in, the dashboard is at %s, want the login form", loc)
+	}
+	do("log in",
+		chromedp.SendKeys(chromedp.ID("token"), cr.Token),
+		chromedp.Click(chromedp.ID("login")),
+		chromedp.WaitVisible(chromedp.ID("members")))
+	if loc := readString("location", chromedp.Location()); !strings.HasSuffix(loc, "/ui/") {
+		t.Fatalf("after login the browser is at %s, want /ui/", loc)
+	}
+	cookies, err := chromedp.Call(bctx, network.GetCookies, network.GetCookiesParams{})
+	if err != nil {
+		t.Fatalf("read the cookies: %v", err)
+	}
+	found := false
+	for _, ck := range cookies.Cookies {
+		if ck.Name == api.SessionCookie {
+			found = true
+			if !ck.HTTPOnly || !ck.Secure || ck.SameSite != network.CookieSameSiteStrict {
+				t.Errorf("session cookie: HttpOnly %v, Secure %v, SameSite %q; want HttpOnly, Secure, Strict", ck.HTTPOnly, ck.Secure, ck.SameSite)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no session cookie %s among %d cookies", api.SessionCookie, len(cookies.Cookies))
+	}
+	if scriptSees := readString("document.cookie", chromedp.Evaluate[string](`document.cookie`)); strings.Contains(scriptSees, api.SessionCookie) {
+		t.Errorf("the page's script can read the session cookie: %q", scriptSees)
+	}
+
+	ms, err := chromedp.Run(bctx, chromedp.Evaluate[[]member](membersJS))
+	if err != nil {
+		t.Fatalf("read the member table: %v", err)
+	}
+	leader := readString("leader", chromedp.Text(chromedp.ID("leader")))
+	generation := readString("generation", chromedp.Text(chromedp.ID("generation")))
+	got := states(ms)
+	if len(got) != 3 || got["node1"] != "Up" || got["node2"] != "Up" || got["node3"] != "Up" {
+		t.Fatalf("member table %v, want node1, node2 and node3 Up", got)
+	}
+	if leader == "" || leader == "none" || generation == "" {
+		t.Errorf("leader %q, generation %q", leader, generation)
+	}
+	console.check(t, "the cluster page")
+
+	// Stop node3: the page's polling shows it Down without a reload.
+	if _, err := c.Stop("node3", false); err != nil {
+		t.Fatal(err)
+	}
+	readString("mark the page", chromedp.Evaluate[string](`window.__notReloaded = "yes"; window.__notReloaded`))
+	tc.Eventually(t, "node3 shown Down", func() error {
+		rctx, cancel := context.WithTimeout(bctx, 10*time.Second)
+		defer cancel()
+		ms, err := chromedp.Run(rctx, chromedp.Evaluate[[]member](membersJS))
+		if err != nil {
+			return err
+		}
+		still, err := chromedp.Run(rctx, chromedp.Evaluate[string](`String(window.__notReloaded)`))
+		if err != nil {
+			return err
+		}
+		if still != "yes" {
+			return fmt.Errorf("the page was reloaded")
+		}
+		got := states(ms)
+		if got["node3"] != "Down" || got["node1"] != "Up" || got["node2"] != "Up" {
+			return fmt.Errorf("member table %v, want node3 Down, node1 and node2 Up", got)
+		}
+		return nil
+	})
+	console.check(t, "the cluster page after node3 stopped")
+
+	// The hive browser: the typed value, shown as text (not as markup);
+	// the cluster's secrets are not listed.
+	do("browse the hive", chromedp.Navigate(base+"/ui/hive?key=Apps/Web"), chromedp.WaitVisible(chromedp.ID("values")))
+	data := readString("the values", chromedp.Text(chromedp.ID("values")))
+	if !strings.Contains(data, "Greeting") || !strings.Contains(data, "string") || !strings.Contains(data, `"<b>hello</b> \"web\""`) {
+		t.Errorf("hive page shows %q, want the value Greeting as a quoted string", data)
+	}
+	do("browse the cluster's key", chromedp.Navigate(base+"/ui/hive?key=Cluster"), chromedp.WaitVisible(chromedp.ID("subkeys")))
+	subkeys := readString("the subkeys", chromedp.Text(chromedp.ID("subkeys")))
+	if strings.Contains(subkeys, "Security") || !strings.Contains(subkeys, "Nodes") {
+		t.Errorf("Cluster's subkeys on the page: %q, want Nodes and not Security", subkeys)
+	}
+	console.check(t, "the hive pages")
+
+	do("open the backups page", chromedp.Navigate(base+"/ui/backups"), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	backups := readString("the backups page", chromedp.Text(chromedp.CSS("main")))
+	if !strings.Contains(backups, "shadow-copy coordinator") {
+		t.Errorf("backups page: %q", backups)
+	}
+	console.check(t, "the backups page")
+}
