@@ -21,6 +21,8 @@ import (
 type Set struct {
 	// Location is where the set is: its directory, or s3://bucket/prefix/NAME.
 	Location string
+	// Name is the set's name in its target.
+	Name     string
 	Manifest *Manifest
 	src      target.SetReader
 	// Set by Unlock for an encrypted set.
@@ -68,7 +70,7 @@ func OpenIn(ctx context.Context, t target.Target, name string) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open backup set %s: %w", loc, err)
 	}
-	return &Set{Location: loc, Manifest: m, src: src}, nil
+	return &Set{Location: loc, Name: name, Manifest: m, src: src}, nil
 }
 
 // List returns the committed sets in parent (a directory or

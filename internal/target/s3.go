@@ -249,6 +249,13 @@ func (t *S3) Begin(ctx context.Context, name string) (SetWriter, error) {
 		}
 		return nil, fmt.Errorf("backup set %s: %w", t.SetLocation(name), ErrExists)
 	}
+	for u := range t.c.ListIncompleteUploads(ctx, t.bucket, key, true) {
+		if u.Err == nil {
+			// An upload of a killed backup of the same name: the set
+			// would hide it.
+			return nil, fmt.Errorf("backup set %s: an unfinished upload is there: %w", t.SetLocation(name), ErrExists)
+		}
+	}
 	if _, loaded := active.LoadOrStore(t.activeKey(name), true); loaded {
 		return nil, fmt.Errorf("backup set %s: %w", t.SetLocation(name), ErrExists)
 	}
@@ -376,7 +383,9 @@ func (t *S3) removeAll(ctx context.Context, name string, manifestFirst bool) err
 		if u.Err != nil {
 			break // not every store lists them; nothing is visible of them
 		}
-		t.c.RemoveIncompleteUpload(ctx, t.bucket, u.Key)
+		if err := (minio.Core{Client: t.c}).AbortMultipartUpload(ctx, t.bucket, u.Key, u.UploadID); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("remove backup set %s: abort the upload of %s: %w", t.SetLocation(name), u.Key, err)
+		}
 	}
 	return firstErr
 }
