@@ -19,7 +19,7 @@ echo "== go vet"
 go vet ./...
 
 echo "== go test (race detector on the concurrent packages)"
-race_pkgs=$(go list ./internal/... | grep -v -e /internal/e2e$ -e /internal/e2e/docker$ -e /internal/e2e/dashboard$)
+race_pkgs=$(go list ./internal/... | grep -v -e /internal/e2e$ -e /internal/e2e/docker$ -e /internal/e2e/dashboard$ -e /internal/e2e/s3$)
 go test -race -count=1 -timeout 20m $race_pkgs
 
 echo "== go test (end to end: agent processes on loopback)"
@@ -35,6 +35,12 @@ if command -v chromium >/dev/null 2>&1; then
 else
   echo "NOT RUN: the dashboard test (./internal/e2e/dashboard) needs chromium, which is missing and could not be installed (scripts/install-chromium.sh needs root and apt-get)."
 fi
+
+echo "== go test (the S3 target against a real S3-compatible server on loopback)"
+# versitygw, built from the Go module proxy into .cache/bin when missing; the
+# tests fail saying so if it cannot be installed.
+./scripts/install-s3-server.sh >/dev/null || echo "WARNING: scripts/install-s3-server.sh failed: the S3 tests will fail"
+go test -count=1 -timeout 20m ./internal/e2e/s3
 
 echo "== go test (containers: three nodes on docker networks)"
 if docker info >/dev/null 2>&1; then

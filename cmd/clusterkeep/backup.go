@@ -19,7 +19,7 @@ import (
 
 func backupCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "backup", Short: "Take, list, inspect, verify and compare backups of the cluster"}
-	cmd.AddCommand(backupCreate(g), backupList(g), backupInspect(g), backupVerify(g), backupDiff(g))
+	cmd.AddCommand(backupCreate(g), backupList(g), backupInspect(g), backupVerify(g), backupDiff(g), backupPrune(g))
 	return cmd
 }
 
@@ -51,7 +51,7 @@ func backupCreate(g *globals) *cobra.Command {
 	var typ string
 	var recipients, recipientFiles []string
 	cmd := &cobra.Command{
-		Use:   "create --to DIR",
+		Use:   "create --to DIR|s3://BUCKET/PREFIX",
 		Short: "Back up the cluster: detect it, select a node, checkpoint, store and verify",
 		Long: `Back up the cluster this host belongs to (or the one --cluster names).
 
@@ -62,6 +62,14 @@ func backupCreate(g *globals) *cobra.Command {
    then a follower, then the leader. --node picks one, if it qualifies.
 3. Checkpoint through the node's shadow-copy writers and store the set in
    --to, named by cluster and UTC time. It appears only when complete.
+
+--to is a directory or an S3-compatible bucket and prefix, s3://BUCKET/PREFIX:
+objects are streamed up in parts and the set's manifest is put last, so the
+set exists only once complete. Credentials come from AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), else AWS_PROFILE's entry in
+~/.aws/credentials, else the instance role; --s3-endpoint (or
+AWS_ENDPOINT_URL) names a self-hosted store, --s3-path-style addresses
+buckets by path.
 
 With --recipient (an age public key, age1...) or --recipients-file (age's
 format: one public key a line), every file of the set is encrypted with age
@@ -76,7 +84,7 @@ the stored, encrypted bytes only.`,
 				return usageError{fmt.Errorf("--type %q: want full or copy", typ)}
 			}
 			if o.To == "" {
-				return usageError{fmt.Errorf("--to DIR is required")}
+				return usageError{fmt.Errorf("--to DIR or s3://BUCKET/PREFIX is required")}
 			}
 			var err error
 			if o.Recipients, err = backupset.ParseRecipients(recipients, nil); err != nil {
@@ -119,7 +127,7 @@ the stored, encrypted bytes only.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.To, "to", "", "directory to create the backup set in")
+	f.StringVar(&o.To, "to", "", "directory or s3://BUCKET/PREFIX to create the backup set in")
 	f.StringVar(&o.Node, "node", "", "back up on this node (name or id), if it qualifies")
 	f.StringVar(&o.DataDir, "data-dir", defaultDataDir(), "this host's node data directory")
 	f.BoolVar(&o.Compress, "compress", false, "compress the files with zstd")
@@ -132,7 +140,7 @@ the stored, encrypted bytes only.`,
 
 func backupList(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use: "list DIR", Short: "List the backup sets in a directory", Args: exactArgs(1),
+		Use: "list DIR|s3://BUCKET/PREFIX", Short: "List the backup sets in a directory or an S3 bucket and prefix", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sets, errs := backup.List(args[0])
 			for _, err := range errs {

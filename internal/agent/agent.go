@@ -27,6 +27,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
 	"github.com/clusterkeep/clusterkeep/internal/metrics"
+	"github.com/clusterkeep/clusterkeep/internal/retention"
 	"github.com/clusterkeep/clusterkeep/internal/schedule"
 	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
@@ -321,10 +322,21 @@ func (a *Agent) scheduledBackup(ctx context.Context, c schedule.Config) (string,
 	if err != nil {
 		return "", err
 	}
+	log := a.log.With("part", "schedule")
 	res, err := backup.Create(ctx, backup.Options{DataDir: a.cfg.DataDir, To: c.Target, Recipients: recipients,
-		Log: a.log.With("part", "schedule"), Client: []client.Option{a.nodeCreds()}})
+		Log: log, Client: []client.Option{a.nodeCreds()}})
 	if err != nil {
 		return "", err
+	}
+	// Retention after each success; prune keeps the newest set that
+	// verifies, and a failure to prune fails the run (it is retried).
+	policy := retention.Policy{Last: c.KeepLast, Daily: c.KeepDaily, Weekly: c.KeepWeekly, Monthly: c.KeepMonthly}
+	if !policy.Empty() {
+		pr, err := backup.Prune(ctx, backup.PruneOptions{Target: c.Target, Policy: policy, Log: log})
+		if err != nil {
+			return res.Path, fmt.Errorf("backed up to %s, then prune: %w", res.Path, err)
+		}
+		log.Info("pruned", "kept", len(pr.Kept), "removed", len(pr.Removed))
 	}
 	return res.Path, nil
 }

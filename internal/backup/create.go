@@ -17,6 +17,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
+	"github.com/clusterkeep/clusterkeep/internal/target"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
 	"github.com/clusterkeep/clusterkeep/internal/version"
 	"github.com/clusterkeep/clusterkeep/internal/writers"
@@ -26,7 +27,7 @@ import (
 type Options struct {
 	DataDir  string   // this host's node data directory
 	Cluster  []string // cluster API addresses, when given
-	To       string   // the directory the set is created in
+	To       string   // the target the set is created in: a directory or s3://bucket/prefix
 	Node     string   // --node: the node to back up on
 	Compress bool
 	// Recipients, when given, encrypt the set to them (age).
@@ -94,7 +95,7 @@ func Create(ctx context.Context, o Options) (*Result, error) {
 	o.defaults()
 	start := time.Now()
 	if o.To == "" {
-		return nil, errors.New("backup create: no target directory (--to)")
+		return nil, errors.New("backup create: no target (--to DIR or s3://bucket/prefix)")
 	}
 	det, err := Detect(ctx, o.DataDir, o.Cluster, o.Client...)
 	if err != nil {
@@ -184,7 +185,7 @@ func newSet(o Options, cluster string, t time.Time) (*backupset.Writer, error) {
 				return nil, err
 			}
 		}
-		if err == nil || i > 50 || !strings.Contains(err.Error(), "already exists") {
+		if err == nil || i > 50 || !errors.Is(err, target.ErrExists) {
 			return w, err
 		}
 		name = fmt.Sprintf("%s-%d", setName(cluster, t), i)

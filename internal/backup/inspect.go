@@ -36,7 +36,7 @@ func List(dir string) ([]Summary, []error) {
 	var out []Summary
 	for _, s := range sets {
 		m := s.Manifest
-		out = append(out, Summary{Path: s.Dir, BackupID: m.BackupID, Created: m.Created.UTC().Format("2006-01-02 15:04:05Z"),
+		out = append(out, Summary{Path: s.Location, BackupID: m.BackupID, Created: m.Created.UTC().Format("2006-01-02 15:04:05Z"),
 			Cluster: m.Cluster.Name, Generation: m.Cluster.Generation, Node: m.SourceNode.Name, Offline: m.Offline,
 			HiveSeq: m.HiveSeq, Size: m.Size(), Encrypted: m.Encryption != nil})
 	}
@@ -48,7 +48,7 @@ func List(dir string) ([]Summary, []error) {
 func WithHive(s *backupset.Set, fn func(h *hive.Hive) error) error {
 	f, ok := s.Manifest.File(writers.ClusterDBID, hive.FileName)
 	if !ok {
-		return fmt.Errorf("%w: %s holds no cluster database", backupset.ErrCorrupt, s.Dir)
+		return fmt.Errorf("%w: %s holds no cluster database", backupset.ErrCorrupt, s.Location)
 	}
 	path, cleanup, err := s.Extract(f, nil)
 	if err != nil {
@@ -166,7 +166,7 @@ func VerifyKeepingDatabase(path string, progress func(int64), ids ...age.Identit
 }
 
 func verifyKeeping(s *backupset.Set, progress func(int64)) (*backupset.Manifest, string, func(), error) {
-	path := s.Dir
+	path := s.Location
 	if err := s.CheckListing(); err != nil {
 		return s.Manifest, "", nil, err
 	}

@@ -253,11 +253,11 @@ func (s *Set) Unlock(ids []age.Identity) error {
 	}
 	e := s.Manifest.Encryption
 	if e == nil {
-		return fmt.Errorf("open backup set %s: %w, but identities were given: if you trust it, read it without --identity", s.Dir, ErrNotEncrypted)
+		return fmt.Errorf("open backup set %s: %w, but identities were given: if you trust it, read it without --identity", s.Location, ErrNotEncrypted)
 	}
 	blob, err := base64.StdEncoding.Strict().DecodeString(e.Key)
 	if err != nil {
-		return fmt.Errorf("open backup set %s: %w: checksum key: %v", s.Dir, ErrCorrupt, err)
+		return fmt.Errorf("open backup set %s: %w: checksum key: %v", s.Location, ErrCorrupt, err)
 	}
 	r, err := age.Decrypt(bytes.NewReader(blob), ids...)
 	var noMatch *age.NoIdentityMatchError
@@ -265,11 +265,11 @@ func (s *Set) Unlock(ids []age.Identity) error {
 		return s.wrongIdentity(ids)
 	}
 	if err != nil {
-		return fmt.Errorf("open backup set %s: %w: checksum key: %v", s.Dir, ErrCorrupt, err)
+		return fmt.Errorf("open backup set %s: %w: checksum key: %v", s.Location, ErrCorrupt, err)
 	}
 	key, err := io.ReadAll(io.LimitReader(r, macKeySize+1))
 	if err != nil || len(key) != macKeySize {
-		return fmt.Errorf("open backup set %s: %w: checksum key does not decrypt to a key (%v)", s.Dir, ErrCorrupt, err)
+		return fmt.Errorf("open backup set %s: %w: checksum key does not decrypt to a key (%v)", s.Location, ErrCorrupt, err)
 	}
 	s.ids, s.macKey = ids, key
 	return nil
@@ -287,9 +287,9 @@ func (s *Set) wrongIdentity(ids []age.Identity) error {
 	for _, fp := range given {
 		if slices.Contains(s.Manifest.Encryption.Recipients, fp) {
 			// The identity is a recipient, yet cannot open the key.
-			return fmt.Errorf("open backup set %s: %w: its checksum key does not decrypt with the identity %s, one of its recipients", s.Dir, ErrCorrupt, fp)
+			return fmt.Errorf("open backup set %s: %w: its checksum key does not decrypt with the identity %s, one of its recipients", s.Location, ErrCorrupt, fp)
 		}
 	}
 	return fmt.Errorf("open backup set %s: %w: it is encrypted to %s; the identities given are %s",
-		s.Dir, ErrWrongIdentity, strings.Join(s.Manifest.Encryption.Recipients, ", "), strings.Join(given, ", "))
+		s.Location, ErrWrongIdentity, strings.Join(s.Manifest.Encryption.Recipients, ", "), strings.Join(given, ", "))
 }

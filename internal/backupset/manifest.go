@@ -1,7 +1,10 @@
-// Package backupset is the backup set format: a directory holding
-// manifest.json and the writers' files under data/, and nothing else. A set
-// is written under a hidden temporary name, fsync'd, and renamed into place
-// only when complete, so an interrupted backup never looks like a backup.
+// Package backupset is the backup set format: a directory (or the objects
+// under a key prefix of an S3 bucket) holding manifest.json and the
+// writers' files under data/, and nothing else. Sets are written and read
+// through a target (package target): a set becomes visible only when
+// complete (a directory is written under a hidden temporary name, fsync'd
+// and renamed into place; on S3 the manifest is put last), so an
+// interrupted backup never looks like a backup.
 // The reader is strict: it refuses unknown or missing files, any size or
 // SHA-256 mismatch, and a manifest that was changed after it was written.
 //
@@ -19,6 +22,7 @@ import (
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
+	"github.com/clusterkeep/clusterkeep/internal/target"
 	"github.com/google/uuid"
 )
 
@@ -34,7 +38,7 @@ const FormatVersion = 1
 const FormatEncrypted = 2
 
 // ManifestName is the manifest's file name in a set.
-const ManifestName = "manifest.json"
+const ManifestName = target.ManifestName
 
 // DataDir is the folder of the writers' files in a set.
 const DataDir = "data"

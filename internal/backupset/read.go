@@ -1,6 +1,7 @@
 package backupset
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,72 +9,103 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	"filippo.io/age"
-	"github.com/clusterkeep/clusterkeep/internal/fsutil"
+	"github.com/clusterkeep/clusterkeep/internal/target"
 	"github.com/klauspost/compress/zstd"
 )
 
 // Set is a committed backup set.
 type Set struct {
-	Dir      string
+	// Location is where the set is: its directory, or s3://bucket/prefix/NAME.
+	Location string
+	// Name is the set's name in its target.
+	Name     string
 	Manifest *Manifest
+	src      target.SetReader
 	// Set by Unlock for an encrypted set.
 	ids    []age.Identity
 	macKey []byte
 }
 
-// Open reads a set's manifest. It does not read the files: Verify does.
-func Open(dir string) (*Set, error) {
-	fi, err := os.Stat(dir)
+// Open reads the manifest of the set at path (a directory or
+// s3://bucket/prefix/NAME). It does not read the files: Verify does.
+func Open(path string) (*Set, error) {
+	t, name, err := target.ParseSet(path)
 	if err != nil {
 		return nil, fmt.Errorf("open backup set: %w", err)
 	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("open backup set %s: %w: not a directory", dir, ErrNotASet)
+	return OpenIn(context.Background(), t, name)
+}
+
+// OpenIn reads the manifest of the set name in t.
+func OpenIn(ctx context.Context, t target.Target, name string) (*Set, error) {
+	loc := t.SetLocation(name)
+	if strings.Contains(name, ".partial-") {
+		return nil, fmt.Errorf("open backup set %s: %w: it was never completed", loc, ErrIncomplete)
 	}
-	if strings.Contains(filepath.Base(dir), partialMarker) {
-		return nil, fmt.Errorf("open backup set %s: %w: it was never completed", dir, ErrIncomplete)
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, ManifestName))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("open backup set %s: %w: no %s", dir, ErrNotASet, ManifestName)
+	src, err := t.Open(ctx, name)
+	if errors.Is(err, target.ErrNotFound) {
+		return nil, fmt.Errorf("open backup set %s: %w: %w", loc, ErrNotASet, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open backup set %s: %w", dir, err)
+		return nil, fmt.Errorf("open backup set %s: %w", loc, err)
+	}
+	raw, err := src.ReadManifest()
+	if errors.Is(err, target.ErrNotFound) {
+		if objs, lerr := src.List(); lerr == nil && len(objs) > 0 {
+			return nil, fmt.Errorf("open backup set %s: %w: no %s (it was never completed)", loc, ErrIncomplete, ManifestName)
+		}
+		return nil, fmt.Errorf("open backup set %s: %w: no %s", loc, ErrNotASet, ManifestName)
+	}
+	if errors.Is(err, target.ErrUnsafe) {
+		return nil, fmt.Errorf("open backup set %s: %w: %w", loc, ErrCorrupt, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open backup set %s: %w", loc, err)
 	}
 	m, err := ParseManifest(raw)
 	if err != nil {
-		return nil, fmt.Errorf("open backup set %s: %w", dir, err)
+		return nil, fmt.Errorf("open backup set %s: %w", loc, err)
 	}
-	return &Set{Dir: dir, Manifest: m}, nil
+	return &Set{Location: loc, Name: name, Manifest: m, src: src}, nil
 }
 
-// List returns the committed sets in parent, oldest first. Hidden and
-// partial entries are never sets; a directory that is not a valid set is
-// reported in the errors.
+// List returns the committed sets in parent (a directory or
+// s3://bucket/prefix), oldest first. Hidden and partial entries are never
+// sets; one that is not a valid set is reported in the errors.
 func List(parent string) ([]*Set, []error) {
-	entries, err := os.ReadDir(parent)
+	t, err := target.Parse(parent)
 	if err != nil {
 		return nil, []error{fmt.Errorf("list backups in %s: %w", parent, err)}
 	}
+	return ListIn(context.Background(), t)
+}
+
+// ListIn is List of a target.
+func ListIn(ctx context.Context, t target.Target) ([]*Set, []error) {
+	names, err := t.Sets(ctx)
+	if err != nil {
+		return nil, []error{err}
+	}
 	var sets []*Set
 	var errs []error
-	for _, e := range entries {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		s, err := Open(filepath.Join(parent, e.Name()))
+	for _, n := range names {
+		s, err := OpenIn(ctx, t, n)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		sets = append(sets, s)
 	}
-	sort.Slice(sets, func(i, j int) bool { return sets[i].Manifest.Created.Before(sets[j].Manifest.Created) })
+	sort.Slice(sets, func(i, j int) bool {
+		if !sets[i].Manifest.Created.Equal(sets[j].Manifest.Created) {
+			return sets[i].Manifest.Created.Before(sets[j].Manifest.Created)
+		}
+		return sets[i].Location < sets[j].Location
+	})
 	return sets, errs
 }
 
@@ -133,20 +165,23 @@ func (d decryptErrors) Read(p []byte) (int, error) {
 
 // openStored opens f's stored bytes, following no symbolic link inside the
 // set.
-func (s *Set) openStored(f File) (*os.File, error) {
-	file, err := fsutil.OpenBeneath(s.Dir, f.StoredName())
-	if errors.Is(err, fsutil.ErrLink) {
+func (s *Set) openStored(f File) (io.ReadCloser, error) {
+	file, err := s.src.Open(f.StoredName())
+	if errors.Is(err, target.ErrUnsafe) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, f.StoredName(), err)
 	}
-	if err != nil {
+	if errors.Is(err, target.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrIncomplete, f.StoredName(), err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.StoredName(), err)
 	}
 	return file, nil
 }
 
 // storedReader checks the stored bytes of a file stored compressed or
 // encrypted against their size and SHA-256.
-func storedReader(file *os.File, f File) *verifyingReader {
+func storedReader(file io.ReadCloser, f File) *verifyingReader {
 	return &verifyingReader{r: file, c: file, h: &countingHash{h: sha256.New()},
 		size: f.StoredSize, sum: f.StoredSHA256, what: "SHA-256", name: f.StoredName()}
 }
@@ -202,11 +237,11 @@ func (s *Set) VerifyStored(f File, progress func(int64)) error {
 	}
 	file, err := s.openStored(f)
 	if err != nil {
-		return fmt.Errorf("verify %s: %w", s.Dir, err)
+		return fmt.Errorf("verify %s: %w", s.Location, err)
 	}
 	defer file.Close()
 	if _, err := io.Copy(progressWriter(progress), storedReader(file, f)); err != nil {
-		return fmt.Errorf("verify %s: %w", s.Dir, err)
+		return fmt.Errorf("verify %s: %w", s.Location, err)
 	}
 	return nil
 }
@@ -237,26 +272,26 @@ func (s *Set) CheckListing() error {
 	for _, f := range s.Manifest.Files {
 		want[f.StoredName()] = true
 	}
-	var extra []string
-	err := filepath.WalkDir(s.Dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(s.Dir, p)
-		rel = filepath.ToSlash(rel)
-		if !want[rel] {
-			extra = append(extra, rel)
-		}
-		if !d.Type().IsRegular() {
-			extra = append(extra, rel+" (not a regular file)")
-		}
-		return nil
-	})
+	objs, err := s.src.List()
 	if err != nil {
-		return fmt.Errorf("verify %s: %w", s.Dir, err)
+		return fmt.Errorf("verify %s: %w", s.Location, err)
+	}
+	var extra []string
+	seen := map[string]bool{}
+	for _, o := range objs {
+		seen[o.Name] = true
+		if !want[o.Name] {
+			extra = append(extra, o.Name)
+		}
+		if !o.Regular {
+			extra = append(extra, o.Name+" (not a regular file)")
+		}
+	}
+	if !seen[ManifestName] {
+		return fmt.Errorf("verify %s: %w: %s is gone", s.Location, ErrIncomplete, ManifestName)
 	}
 	if len(extra) > 0 {
-		return fmt.Errorf("verify %s: %w: files the manifest does not list: %s", s.Dir, ErrCorrupt, strings.Join(extra, ", "))
+		return fmt.Errorf("verify %s: %w: files the manifest does not list: %s", s.Location, ErrCorrupt, strings.Join(extra, ", "))
 	}
 	return nil
 }
@@ -265,11 +300,11 @@ func (s *Set) CheckListing() error {
 func (s *Set) VerifyFile(f File, progress func(int64)) error {
 	r, err := s.Open(f)
 	if err != nil {
-		return fmt.Errorf("verify %s: %w", s.Dir, err)
+		return fmt.Errorf("verify %s: %w", s.Location, err)
 	}
 	defer r.Close()
 	if _, err := io.Copy(progressWriter(progress), r); err != nil {
-		return fmt.Errorf("verify %s: %w", s.Dir, err)
+		return fmt.Errorf("verify %s: %w", s.Location, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package backupset
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,69 +9,44 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 
 	"filippo.io/age"
+	"github.com/clusterkeep/clusterkeep/internal/target"
 	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sys/unix"
 )
 
-// partialMarker is in the name of a set being written.
-const partialMarker = ".partial-"
-
-// Writer writes a new backup set aside and makes it visible at Commit.
+// Writer writes a new backup set through its target, invisible until
+// Commit.
 type Writer struct {
-	parent   string
-	final    string
-	tmp      string
+	sw       target.SetWriter
 	compress bool
 	seal     *sealing // nil: not encrypted
 	files    []File
 }
 
-// Create starts a set named name inside parent. Sets left half-written by a
-// backup process that died are removed first.
+// Create starts a set named name in the target at parent (a directory or
+// s3://bucket/prefix). Sets left half-written by a backup process that
+// died are removed first.
 func Create(parent, name string, compress bool) (*Writer, error) {
+	t, err := target.Parse(parent)
+	if err != nil {
+		return nil, err
+	}
+	return CreateIn(context.Background(), t, name, compress)
+}
+
+// CreateIn starts a set named name in t. A name already used is
+// target.ErrExists.
+func CreateIn(ctx context.Context, t target.Target, name string, compress bool) (*Writer, error) {
 	if strings.HasPrefix(name, ".") || strings.ContainsAny(name, "/\\") || name == "" {
 		return nil, fmt.Errorf("backup set name %q is not a plain name", name)
 	}
-	if err := os.MkdirAll(parent, 0o700); err != nil {
-		return nil, fmt.Errorf("create backup target %s: %w", parent, err)
-	}
-	removeAbandoned(parent)
-	final := filepath.Join(parent, name)
-	if _, err := os.Stat(final); err == nil {
-		return nil, fmt.Errorf("backup set %s already exists", final)
-	}
-	tmp, err := os.MkdirTemp(parent, "."+name+partialMarker+strconv.Itoa(os.Getpid())+"-")
+	sw, err := t.Begin(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("create backup set: %w", err)
 	}
-	return &Writer{parent: parent, final: final, tmp: tmp, compress: compress}, nil
-}
-
-// removeAbandoned deletes partial sets whose writing process is gone.
-func removeAbandoned(parent string) {
-	entries, _ := os.ReadDir(parent)
-	for _, e := range entries {
-		n := e.Name()
-		i := strings.Index(n, partialMarker)
-		if !e.IsDir() || !strings.HasPrefix(n, ".") || i < 0 {
-			continue
-		}
-		pidStr, _, _ := strings.Cut(n[i+len(partialMarker):], "-")
-		pid, err := strconv.Atoi(pidStr)
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if syscall.Kill(pid, 0) == syscall.ESRCH {
-			os.RemoveAll(filepath.Join(parent, n))
-		}
-	}
+	return &Writer{sw: sw, compress: compress}, nil
 }
 
 // Encrypt makes every file added from now on an age stream encrypted to
@@ -88,7 +64,7 @@ func (w *Writer) Encrypt(recipients []age.Recipient) error {
 }
 
 // Path is where the set will be once committed.
-func (w *Writer) Path() string { return w.final }
+func (w *Writer) Path() string { return w.sw.Location() }
 
 // countingHash hashes and counts what passes through it.
 type countingHash struct {
@@ -116,21 +92,22 @@ func (w *Writer) Add(f File, r io.Reader, progress func(int64)) (File, error) {
 	if w.seal != nil {
 		f.Encryption = EncryptionAge
 	}
-	dst := filepath.Join(w.tmp, filepath.FromSlash(f.StoredName()))
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		return f, err
-	}
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	out, err := w.sw.Create(f.StoredName())
 	if err != nil {
 		return f, fmt.Errorf("store %s: %w", f.Name, err)
 	}
-	defer out.Close()
+	committed := false
+	defer func() {
+		if !committed {
+			out.Abort()
+		}
+	}()
 	content := &countingHash{h: sha256.New()}
 	if w.seal != nil {
 		content.h = hmac.New(sha256.New, w.seal.key)
 	}
 	stored := &countingHash{h: sha256.New()}
-	var sink io.Writer = io.MultiWriter(&writeback{f: out}, stored)
+	var sink io.Writer = io.MultiWriter(out, stored)
 	var encrypt io.WriteCloser
 	if w.seal != nil {
 		if encrypt, err = age.Encrypt(sink, w.seal.recipients...); err != nil {
@@ -158,8 +135,9 @@ func (w *Writer) Add(f File, r io.Reader, progress func(int64)) (File, error) {
 			return f, fmt.Errorf("store %s: encrypt: %w", f.Name, err)
 		}
 	}
-	if err := out.Sync(); err != nil {
-		return f, fmt.Errorf("store %s: fsync: %w", f.Name, err)
+	committed = true
+	if err := out.Commit(); err != nil {
+		return f, fmt.Errorf("store %s: %w", f.Name, err)
 	}
 	f.Size = content.n
 	sum := hex.EncodeToString(content.h.Sum(nil))
@@ -172,10 +150,10 @@ func (w *Writer) Add(f File, r io.Reader, progress func(int64)) (File, error) {
 		f.StoredSize, f.StoredSHA256 = stored.n, hex.EncodeToString(stored.h.Sum(nil))
 	}
 	w.files = append(w.files, f)
-	return f, out.Close()
+	return f, nil
 }
 
-// Commit writes the manifest, fsyncs the set and renames it into place.
+// Commit writes the manifest, last: the set becomes visible.
 func (w *Writer) Commit(m *Manifest) (string, error) {
 	m.FormatVersion, m.Encryption = FormatVersion, nil
 	if w.seal != nil {
@@ -187,49 +165,14 @@ func (w *Writer) Commit(m *Manifest) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	mf := filepath.Join(w.tmp, ManifestName)
-	if err := os.WriteFile(mf, raw, 0o600); err != nil {
-		return "", fmt.Errorf("write manifest: %w", err)
-	}
-	if err := syncFile(mf); err != nil {
+	if err := w.sw.Commit(raw); err != nil {
 		return "", err
 	}
-	// Every directory of the set, deepest first, then the set itself.
-	var dirs []string
-	filepath.WalkDir(w.tmp, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			dirs = append(dirs, p)
-		}
-		return nil
-	})
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := syncFile(dirs[i]); err != nil {
-			return "", err
-		}
-	}
-	if err := os.Rename(w.tmp, w.final); err != nil {
-		return "", fmt.Errorf("make backup set visible: %w", err)
-	}
-	if err := syncFile(w.parent); err != nil {
-		return "", err
-	}
-	return w.final, nil
+	return w.sw.Location(), nil
 }
 
 // Abort removes everything written.
-func (w *Writer) Abort() error { return os.RemoveAll(w.tmp) }
-
-func syncFile(p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return fmt.Errorf("fsync %s: %w", p, err)
-	}
-	return nil
-}
+func (w *Writer) Abort() error { return w.sw.Abort() }
 
 // chunkSize is the unit the store pipeline moves.
 const chunkSize = 1 << 20
@@ -296,28 +239,4 @@ func pipeline(r io.Reader, h io.Writer, sink io.Writer, progress func(int64)) er
 		free <- c.b[:cap(c.b)]
 	}
 	return nil
-}
-
-// writebackEvery is how many bytes are written before their writeback to
-// disk is started.
-const writebackEvery = 4 << 20
-
-// writeback writes to f and starts the disk writeback of every few MiB as
-// it goes (sync_file_range, not waiting), so the final fsync has little
-// left to flush and a backup never dumps hundreds of MiB of dirty pages on
-// the disk at once, stalling the cluster's own fsyncs behind them.
-type writeback struct {
-	f       *os.File
-	off     int64
-	started int64
-}
-
-func (w *writeback) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
-	w.off += int64(n)
-	if w.off-w.started >= writebackEvery {
-		unix.SyncFileRange(int(w.f.Fd()), w.started, w.off-w.started, unix.SYNC_FILE_RANGE_WRITE)
-		w.started = w.off
-	}
-	return n, err
 }

@@ -140,7 +140,7 @@ func TestScheduledBackups(t *testing.T) {
 	}
 	listed := map[string]bool{}
 	for _, set := range sets {
-		listed[set.Dir] = true
+		listed[set.Location] = true
 	}
 	ok := 0
 	for _, r := range s.State.History {

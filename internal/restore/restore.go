@@ -253,7 +253,7 @@ func restoreNode(ctx context.Context, o Options, set *backupset.Set, m *backupse
 	if err != nil {
 		return nil, fmt.Errorf("restore: nothing was changed: %w", err)
 	}
-	plan := staging.Plan{ID: uuid.NewString(), BackupID: m.BackupID, Backup: set.Dir, Staged: time.Now().UTC(), Authoritative: o.Authoritative, Identity: id}
+	plan := staging.Plan{ID: uuid.NewString(), BackupID: m.BackupID, Backup: set.Location, Staged: time.Now().UTC(), Authoritative: o.Authoritative, Identity: id}
 	r, err := os.Open(db)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,104 @@
+// Package retention decides which backups a retention policy keeps, as
+// restic's forget --keep-* does: a backup is kept if any rule keeps it.
+// Keep-last keeps the N newest; keep-daily, keep-weekly and keep-monthly
+// keep the newest backup of each of the N most recent days, ISO weeks and
+// months that have backups. Days, weeks and months are UTC ones.
+//
+// It is a pure function of the history, for a scheduler and for
+// clusterkeep backup prune alike.
+package retention
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Policy is how many backups each rule keeps; 0 disables a rule.
+type Policy struct {
+	Last    int `json:"keep_last,omitempty"`
+	Daily   int `json:"keep_daily,omitempty"`
+	Weekly  int `json:"keep_weekly,omitempty"`
+	Monthly int `json:"keep_monthly,omitempty"`
+}
+
+// Empty says whether no rule is set: such a policy keeps nothing, and
+// callers refuse it rather than remove every backup.
+func (p Policy) Empty() bool { return p.Last <= 0 && p.Daily <= 0 && p.Weekly <= 0 && p.Monthly <= 0 }
+
+// Validate refuses negative counts.
+func (p Policy) Validate() error {
+	if p.Last < 0 || p.Daily < 0 || p.Weekly < 0 || p.Monthly < 0 {
+		return fmt.Errorf("retention policy: counts cannot be negative (%+v)", p)
+	}
+	return nil
+}
+
+// Item is one backup of the history.
+type Item struct {
+	ID   string
+	Time time.Time
+}
+
+// Decision is what the policy says of one backup.
+type Decision struct {
+	ID      string    `json:"id"`
+	Time    time.Time `json:"time"`
+	Keep    bool      `json:"keep"`
+	Reasons []string  `json:"reasons,omitempty"` // why it is kept
+}
+
+type rule struct {
+	name   string
+	left   int
+	bucket func(t time.Time) string
+	last   string
+	seen   bool
+}
+
+// Apply decides for every item, and returns the decisions newest first.
+// protect names items kept whatever the policy, with the reason (the
+// newest verified backup).
+func Apply(items []Item, p Policy, protect map[string]string) []Decision {
+	sorted := append([]Item(nil), items...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		if !sorted[i].Time.Equal(sorted[j].Time) {
+			return sorted[i].Time.After(sorted[j].Time)
+		}
+		return sorted[i].ID > sorted[j].ID
+	})
+	n := 0
+	rules := []*rule{
+		{name: "last", left: p.Last, bucket: func(time.Time) string { n++; return fmt.Sprint(n) }},
+		{name: "daily", left: p.Daily, bucket: func(t time.Time) string { return t.UTC().Format("2006-01-02") }},
+		{name: "weekly", left: p.Weekly, bucket: func(t time.Time) string {
+			y, w := t.UTC().ISOWeek()
+			return fmt.Sprintf("%04d-W%02d", y, w)
+		}},
+		{name: "monthly", left: p.Monthly, bucket: func(t time.Time) string { return t.UTC().Format("2006-01") }},
+	}
+	out := make([]Decision, 0, len(sorted))
+	for _, it := range sorted {
+		d := Decision{ID: it.ID, Time: it.Time}
+		for _, r := range rules {
+			b := r.bucket(it.Time)
+			if r.left <= 0 || (r.seen && b == r.last) {
+				continue
+			}
+			r.left--
+			r.last, r.seen = b, true
+			d.Keep = true
+			if r.name == "last" {
+				d.Reasons = append(d.Reasons, fmt.Sprintf("last %d of %d", p.Last-r.left, p.Last))
+			} else {
+				d.Reasons = append(d.Reasons, fmt.Sprintf("%s %s", r.name, b))
+			}
+		}
+		if why, ok := protect[it.ID]; ok {
+			d.Keep = true
+			d.Reasons = append(d.Reasons, why)
+		}
+		out = append(out, d)
+	}
+	return out
+}
