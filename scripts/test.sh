@@ -13,6 +13,10 @@ fi
 
 echo "== go vet"
 go vet ./...
+(cd bench/etcdload && go vet ./...)
+
+echo "== bench/setup.sh (etcd for the benchmark smoke run's side by side)"
+./bench/setup.sh
 
 echo "== go test (race detector on the concurrent packages)"
 race_pkgs=$(go list ./internal/... | grep -v -e /internal/e2e$)
