@@ -12,7 +12,7 @@ type figure struct {
 	name   string
 	format string // how each number prints, e.g. "%.3f"
 	vals   []float64
-	target string                // "<= 1.25", ">= 4", "= 0", or ""
+	target string                 // "<= 1.25", ">= 4", "= 0", or ""
 	met    func(med float64) bool // nil when there is no target
 }
 
