@@ -28,10 +28,12 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -98,6 +100,16 @@ func main() {
 			fatalf("%v", err)
 		}
 	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		if current != nil {
+			current.note("Interrupted (%v): the figures so far.", s)
+			current.print()
+		}
+		fatalf("interrupted")
+	}()
 	if o.etcd {
 		setupEtcd(o.repo)
 	} else {

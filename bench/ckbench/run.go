@@ -13,6 +13,10 @@ import (
 
 var ourBin, etcdLoadBin string
 
+// current is the table being filled, printed as it stands if the run is
+// interrupted.
+var current *table
+
 // runSize measures everything on hives of n keys and prints the table.
 func runSize(ctx context.Context, o options, n int) {
 	dir := filepath.Join(o.work, fmt.Sprintf("keys-%d", n))
@@ -27,6 +31,7 @@ func runSize(ctx context.Context, o options, n int) {
 		os.Setenv("CLUSTERKEEP_PPROF_DIR", o.profile)
 	}
 	t := &table{title: fmt.Sprintf("%d keys of %d bytes, %d writers, %d rounds", n, o.valueSize, o.writers, o.runs)}
+	current = t
 	u := startOurs(ctx, o, ourBin, dir)
 	took := u.load(ctx, n, o.valueSize)
 	t.note("clusterkeep: loaded in %.1f s (%.0f keys/s) through the cluster API, transactions of 500 set-value, 4 in flight; clusdb %.1f MiB.",
