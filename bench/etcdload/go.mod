@@ -2,7 +2,10 @@ module github.com/clusterkeep/clusterkeep/bench/etcdload
 
 go 1.26.8
 
-require go.etcd.io/etcd/client/v3 v3.5.21
+require (
+	go.etcd.io/etcd/client/v3 v3.5.21
+	go.uber.org/zap v1.17.0
+)
 
 require (
 	github.com/coreos/go-semver v0.3.0 // indirect
@@ -13,7 +16,6 @@ require (
 	go.etcd.io/etcd/client/pkg/v3 v3.5.21 // indirect
 	go.uber.org/atomic v1.7.0 // indirect
 	go.uber.org/multierr v1.6.0 // indirect
-	go.uber.org/zap v1.17.0 // indirect
 	golang.org/x/net v0.38.0 // indirect
 	golang.org/x/sys v0.31.0 // indirect
 	golang.org/x/text v0.23.0 // indirect

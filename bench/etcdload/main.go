@@ -25,6 +25,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 // markKey is the key mark writes and wait reads.
@@ -68,7 +69,10 @@ func main() {
 }
 
 func connect(eps []string) (*clientv3.Client, error) {
-	c, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 10 * time.Second, MaxCallSendMsgSize: 64 << 20})
+	c, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 10 * time.Second, MaxCallSendMsgSize: 64 << 20,
+		// The client's own retry warnings (a member still starting) are
+		// noise here: etcdload reports what failed itself.
+		Logger: zap.NewNop()})
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd %v: %w", eps, err)
 	}

@@ -106,10 +106,12 @@ func (w *Writer) Add(f File, r io.Reader, progress func(int64)) (File, error) {
 	defer out.Close()
 	content := &countingHash{h: sha256.New()}
 	stored := &countingHash{h: sha256.New()}
-	var sink io.Writer = io.MultiWriter(&writeback{f: out}, stored)
+	// The stored bytes have a sum of their own only when compressed;
+	// uncompressed, they are the content, hashed once in the pipeline.
+	var sink io.Writer = &writeback{f: out}
 	var enc *zstd.Encoder
 	if w.compress {
-		if enc, err = zstd.NewWriter(sink, zstd.WithEncoderLevel(zstd.SpeedFastest)); err != nil {
+		if enc, err = zstd.NewWriter(io.MultiWriter(sink, stored), zstd.WithEncoderLevel(zstd.SpeedFastest)); err != nil {
 			return f, err
 		}
 		sink = enc
