@@ -17,6 +17,10 @@ fi
 
 echo "== go vet"
 go vet ./...
+(cd bench/etcdload && go vet ./...)
+
+echo "== bench/setup.sh (etcd for the benchmark smoke run's side by side)"
+./bench/setup.sh || echo "WARNING: bench/setup.sh could not install etcd: the smoke run says it skips the etcd side by side"
 
 echo "== go test (race detector on the concurrent packages)"
 race_pkgs=$(go list ./internal/... | grep -v -e /internal/e2e$ -e /internal/e2e/docker$ -e /internal/e2e/dashboard$ -e /internal/e2e/s3$)

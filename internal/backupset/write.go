@@ -107,7 +107,14 @@ func (w *Writer) Add(f File, r io.Reader, progress func(int64)) (File, error) {
 		content.h = hmac.New(sha256.New, w.seal.key)
 	}
 	stored := &countingHash{h: sha256.New()}
-	var sink io.Writer = io.MultiWriter(out, stored)
+	// Layers: content, then zstd, then age, then the target. The stored
+	// bytes have a sum of their own only when they differ from the
+	// content (compressed or encrypted); otherwise the content's sum,
+	// taken once in the pipeline, is theirs.
+	var sink io.Writer = out
+	if f.layered() {
+		sink = io.MultiWriter(out, stored)
+	}
 	var encrypt io.WriteCloser
 	if w.seal != nil {
 		if encrypt, err = age.Encrypt(sink, w.seal.recipients...); err != nil {

@@ -5,6 +5,7 @@ package cluster
 // a crash.
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -162,9 +163,8 @@ func (s *Service) forget(reason string) error {
 	if err := fsutil.WriteFileAtomic(filepath.Join(s.cfg.DataDir, forgetMarker), strings.NewReader(aside)); err != nil {
 		return fmt.Errorf("move cluster data aside: %w", err)
 	}
-	var snap strings.Builder
-	if err := s.hive.Export(&snap, ""); err == nil {
-		os.WriteFile(filepath.Join(aside, "clusdb.export"), []byte(snap.String()), 0o600)
+	if err := exportFile(s.hive, filepath.Join(aside, "clusdb.export")); err != nil {
+		s.log.Warn("text export of the state moved aside", "err", err)
 	}
 	if err := os.Rename(s.raftDir(), filepath.Join(aside, "raft")); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("move raft data aside: %w", err)
@@ -236,6 +236,30 @@ func finishForget(dataDir string) (bool, error) {
 }
 
 // copyFile copies the hive to dst, whole or not at all.
+// exportFile writes the hive's text form to dst, streamed (the text of a
+// large hive is larger than its database and is not held in memory), under
+// a temporary name until it is whole.
+func exportFile(h *hive.Hive, dst string) error {
+	tmp := dst + ".partial"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", dst, err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	err = h.Export(bw, "")
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("export %s: %w", dst, err)
+	}
+	return os.Rename(tmp, dst)
+}
+
 func copyFile(h *hive.Hive, dst string) error {
 	snap, err := h.Snapshot()
 	if err != nil {

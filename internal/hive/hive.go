@@ -106,6 +106,32 @@ func OpenReadOnly(path string) (*Hive, error) {
 	return h, nil
 }
 
+// readAheadOver is the size from which a hive is read ahead at open.
+const readAheadOver = 64 << 20
+
+// readAhead reads a large hive file once, sequentially, into the page
+// cache. With NoFreelistSync, bbolt rebuilds the free list at a read-write
+// open by visiting every page through its mmap, which it advises random:
+// on a hive that is not in the page cache that is one 4 KiB read at a time,
+// minutes for a 2 GB hive (seen at 3 MB/s in the benchmarks); read ahead
+// sequentially first, it takes seconds. Errors are left to bolt.Open.
+func readAhead(path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.Size() < readAheadOver {
+		return
+	}
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := f.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
 func (h *Hive) openDB(readOnly bool) (*bolt.DB, error) {
 	bo := &bolt.Options{
 		Timeout:         200 * time.Millisecond,
@@ -114,6 +140,9 @@ func (h *Hive) openDB(readOnly bool) (*bolt.DB, error) {
 		InitialMmapSize: h.opts.MmapSize,
 		FreelistType:    bolt.FreelistMapType,
 		NoFreelistSync:  true,
+	}
+	if !readOnly {
+		readAhead(h.path)
 	}
 	db, err := bolt.Open(h.path, 0o600, bo)
 	if err != nil {

@@ -13,7 +13,9 @@ type Event struct {
 	Name string `json:"name,omitempty"`
 }
 
-// watchHistory is how many recent events are kept for watchers.
+// watchHistory is how many recent events, at least, are kept for
+// watchers; up to twice as many are kept, so that the history is trimmed
+// once per watchHistory events and not at every publish.
 const watchHistory = 8192
 
 type watchers struct {
@@ -53,9 +55,13 @@ func (w *watchers) publish(evs []Event, seq uint64) {
 		return
 	}
 	w.events = append(w.events, evs...)
-	if over := len(w.events) - watchHistory; over > 0 {
+	if len(w.events) > 2*watchHistory {
+		// Watch copies what it returns, so the events move in place.
+		over := len(w.events) - watchHistory
 		w.floor = w.events[over-1].Seq
-		w.events = append([]Event(nil), w.events[over:]...)
+		n := copy(w.events, w.events[over:])
+		clear(w.events[n:])
+		w.events = w.events[:n]
 	}
 	close(w.changed)
 	w.changed = make(chan struct{})

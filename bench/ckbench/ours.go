@@ -1,0 +1,395 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/localcluster"
+)
+
+// ours is the clusterkeep side: the binary, the local cluster and where
+// backups go.
+type ours struct {
+	o   options
+	bin string
+	lc  *localcluster.Cluster
+	dir string
+}
+
+// cmdTimeout bounds each clusterkeep command the benchmark runs (their
+// default, 60 s, is short for a restore of a 1M-key hive).
+const cmdTimeout = "30m"
+
+func buildOurs(o options) string {
+	bin := filepath.Join(o.work, "clusterkeep")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/clusterkeep")
+	build.Dir = o.repo
+	if out, err := build.CombinedOutput(); err != nil {
+		fatalf("build clusterkeep: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func startOurs(ctx context.Context, o options, bin, dir string) *ours {
+	u := &ours{o: o, bin: bin, dir: dir}
+	lc, err := localcluster.Up(ctx, filepath.Join(dir, "cluster"), 3, bin)
+	if lc != nil {
+		atExit(func() {
+			for _, n := range lc.Nodes {
+				lc.Stop(n.Name, true)
+			}
+		})
+	}
+	if err != nil {
+		fatalf("start clusterkeep: %v", err)
+	}
+	// Clients here and the CLI it runs trust and prove what the cluster
+	// made: its authority and admin token.
+	for _, kv := range lc.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
+	}
+	u.lc = lc
+	return u
+}
+
+func (u *ours) stop() {
+	for _, n := range u.lc.Nodes {
+		u.lc.Stop(n.Name, false)
+	}
+}
+
+func (u *ours) cluster(ctx context.Context) *client.Cluster {
+	c, err := client.OpenCluster(ctx, u.lc.APIAddrs())
+	if err != nil {
+		fatalf("open the cluster: %v", err)
+	}
+	return c
+}
+
+// load writes n keys of size bytes in transactions of 500 set-value
+// operations, four transactions at a time, through the cluster API (each
+// transaction is one consensus entry, applied by every node).
+func (u *ours) load(ctx context.Context, n, size int) time.Duration {
+	const batch, conc = 500, 4
+	c := u.cluster(ctx)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	val := value(size)
+	start := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				from := int(next.Add(batch)) - batch
+				if from >= n {
+					return
+				}
+				ops := make([]hive.Op, 0, batch)
+				for k := from; k < min(from+batch, n); k++ {
+					ops = append(ops, hive.SetValue(fmt.Sprintf("Load/%03d/k%07d", k%1000, k), hive.BinaryValue("v", val)))
+				}
+				if _, err := c.Txn(ctx, hive.Txn{Ops: ops}); err != nil {
+					fatalf("load clusterkeep: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return time.Since(start)
+}
+
+// value is size bytes of a repeating pattern.
+func value(size int) []byte {
+	b := make([]byte, size)
+	for i := range b {
+		b[i] = 'a' + byte(i%26)
+	}
+	return b
+}
+
+func (u *ours) dbPath(node string) string {
+	for _, n := range u.lc.Nodes {
+		if n.Name == node {
+			return filepath.Join(n.DataDir, hive.FileName)
+		}
+	}
+	return filepath.Join(u.lc.Nodes[0].DataDir, hive.FileName)
+}
+
+type backupRun struct {
+	seconds float64
+	rssMiB  float64
+	node    string
+	path    string
+}
+
+// backup runs `clusterkeep backup create` as an operator would, a process
+// of its own, and measures its time and peak memory.
+func (u *ours) backup(to string, args ...string) backupRun {
+	a := append([]string{"backup", "create", "--to", to, "--data-dir", filepath.Join(u.dir, "no-node"),
+		"--cluster", u.lc.APIAddrs(), "--json", "--timeout", cmdTimeout}, args...)
+	cmd := exec.Command(u.bin, a...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		fatalf("backup create: %v", err)
+	}
+	done := make(chan struct{})
+	peak := make(chan float64)
+	go func() { peak <- watchHWM(cmd.Process.Pid, done) }()
+	err := cmd.Wait()
+	took := time.Since(t0)
+	close(done)
+	hwm := <-peak
+	if err != nil {
+		fatalf("backup create: %v %s", err, out.Bytes())
+	}
+	var res struct{ Node, Path string }
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		fatalf("backup create's result: %v: %s", err, out.Bytes())
+	}
+	return backupRun{seconds: took.Seconds(), rssMiB: hwm, node: res.Node, path: res.Path}
+}
+
+// watchHWM samples the process's peak resident set (VmHWM) every 5 ms
+// until done closes, and returns the last (and so highest) value in MiB.
+// The kernel's rusage is no measure here: a child started with vfork
+// inherits its parent's peak at exec, so ru_maxrss reports the larger of
+// the backup's peak and this benchmark's own.
+func watchHWM(pid int, done <-chan struct{}) float64 {
+	var hwm float64
+	for {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+			for _, l := range strings.Split(string(b), "\n") {
+				if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
+					if kb, err := strconv.ParseFloat(f[1], 64); err == nil && kb/1024 > hwm {
+						hwm = kb / 1024
+					}
+				}
+			}
+		}
+		select {
+		case <-done:
+			return hwm
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// rawLimit is cp of the file, sync, then openssl's SHA-256 of the copy.
+func rawLimit(src, dst string) float64 {
+	t0 := time.Now()
+	for _, args := range [][]string{{"cp", src, dst}, {"sync"}, {"openssl", "dgst", "-sha256", dst}} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			fatalf("%v: %v %s", args, err, out)
+		}
+	}
+	took := time.Since(t0).Seconds()
+	os.Remove(dst)
+	return took
+}
+
+type writeRun struct {
+	p50, p99, max, rate float64 // ms, ms, ms, writes/s
+	failed              int64
+}
+
+// writeLoad runs writers, each with its own cluster handle, setting single
+// 1 KiB values until d has passed and done (when given) is closed.
+func (u *ours) writeLoad(ctx context.Context, writers, size int, d time.Duration, done <-chan struct{}) writeRun {
+	var mu sync.Mutex
+	var lat []time.Duration
+	var failed atomic.Int64
+	val := value(size)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range writers {
+		c := u.cluster(ctx)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for i := 0; !stop.Load(); i++ {
+				t0 := time.Now()
+				_, err := c.SetValue(ctx, fmt.Sprintf("Bench/w%d/k%d", w, i%1000), hive.BinaryValue("v", val))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	time.Sleep(d)
+	if done != nil {
+		<-done
+	}
+	stop.Store(true)
+	wg.Wait()
+	took := time.Since(start)
+	return summarize(lat, failed.Load(), took)
+}
+
+func summarize(lat []time.Duration, failed int64, took time.Duration) writeRun {
+	if len(lat) == 0 {
+		return writeRun{failed: failed}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return writeRun{p50: ms(lat[len(lat)/2]), p99: ms(lat[int(0.99*float64(len(lat)-1))]), max: ms(lat[len(lat)-1]),
+		rate: float64(len(lat)) / took.Seconds(), failed: failed}
+}
+
+// writeDuringBackups runs the writers while backups run back to back, for
+// at least d and at least one whole backup.
+func (u *ours) writeDuringBackups(ctx context.Context, writers, size int, d time.Duration) (writeRun, int) {
+	stop := make(chan struct{})
+	firstDone := make(chan struct{})
+	var n int
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			to := filepath.Join(u.dir, "bk-load")
+			u.backup(to)
+			os.RemoveAll(to)
+			n++
+			if i == 0 {
+				close(firstDone)
+			}
+		}
+	}()
+	r := u.writeLoad(ctx, writers, size, d, firstDone)
+	close(stop)
+	wg.Wait()
+	return r, n
+}
+
+// mark sets Bench/Mark to v through the cluster.
+func (u *ours) mark(ctx context.Context, v uint64) {
+	if _, err := u.cluster(ctx).SetValue(ctx, "Bench/Mark", hive.Uint64Value("v", v)); err != nil {
+		fatalf("mark: %v", err)
+	}
+}
+
+// holds reports whether nd's own copy has Bench/Mark = v.
+func holds(ctx context.Context, nd localcluster.Node, v uint64) bool {
+	got, err := client.Node(nd.API).GetValue(ctx, "Bench/Mark", "v", client.Stale())
+	return err == nil && got.Uint64 == v
+}
+
+// restoreWiped wipes node3, restores it from the backup and waits until it
+// holds a value written after the backup.
+func (u *ours) restoreWiped(ctx context.Context, backup string) float64 {
+	after := uint64(time.Now().UnixNano())
+	u.mark(ctx, after)
+	n3 := u.lc.Nodes[2]
+	u.lc.Stop(n3.Name, true)
+	os.RemoveAll(n3.DataDir)
+	t0 := time.Now()
+	if out, err := exec.Command(u.bin, "restore", backup, "--data-dir", n3.DataDir, "--timeout", cmdTimeout).CombinedOutput(); err != nil {
+		fatalf("restore: %v %s", err, out)
+	}
+	u.start(ctx, n3.Name)
+	for !holds(ctx, n3, after) {
+		u.tooLong(t0, "the wiped node to catch up")
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(t0).Seconds()
+}
+
+// restoreAuthoritative stops the cluster, rolls it back to the backup and
+// waits until every node serves the backup's mark at the new generation.
+func (u *ours) restoreAuthoritative(ctx context.Context, backup string, want uint64) float64 {
+	st, _ := client.GetNodeState(ctx, u.lc.Nodes[0].DataDir)
+	oldGen := st.Generation
+	if err := u.lc.Down(); err != nil {
+		fatalf("%v", err)
+	}
+	t0 := time.Now()
+	if out, err := exec.Command(u.bin, "restore", backup, "--authoritative", "--data-dir", u.lc.Nodes[0].DataDir, "--timeout", cmdTimeout).CombinedOutput(); err != nil {
+		fatalf("restore --authoritative: %v %s", err, out)
+	}
+	var wg sync.WaitGroup
+	for _, n := range u.lc.Nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u.start(ctx, n.Name)
+		}()
+	}
+	wg.Wait()
+	for _, n := range u.lc.Nodes {
+		for {
+			st, _ := client.GetNodeState(ctx, n.DataDir)
+			if st.Generation > oldGen && holds(ctx, n, want) {
+				break
+			}
+			u.tooLong(t0, "the authoritative restore to reach "+n.Name)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	took := time.Since(t0).Seconds()
+	// What the stale members moved aside is kept by design; the benchmark
+	// removes it, or rounds of a 1M-key hive would fill the disk.
+	for _, n := range u.lc.Nodes {
+		os.RemoveAll(filepath.Join(n.DataDir, "aside"))
+	}
+	return took
+}
+
+// start starts a node; the callers wait for what they measure, so a start
+// slower than localcluster's own wait (a node moving a large state aside)
+// is not an error, but a node whose process is gone is.
+func (u *ours) start(ctx context.Context, name string) {
+	nd, err := u.lc.Start(ctx, name)
+	if err == nil {
+		return
+	}
+	if nd == nil || nd.PID <= 0 || syscall.Kill(nd.PID, 0) != nil {
+		fatalf("start %s: %v", name, err)
+	}
+	fmt.Fprintf(os.Stderr, "ckbench: %v; waiting on\n", err)
+}
+
+// tooLong gives up on a restore that has not finished in half an hour.
+func (u *ours) tooLong(t0 time.Time, what string) {
+	if time.Since(t0) > 30*time.Minute {
+		fatalf("gave up waiting for %s after %v", what, time.Since(t0).Round(time.Second))
+	}
+}
+
+func fileMiB(path string) float64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return float64(fi.Size()) / (1 << 20)
+}
