@@ -1,13 +1,18 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/backupset"
 	"github.com/clusterkeep/clusterkeep/internal/schedule"
+	"github.com/clusterkeep/clusterkeep/internal/security"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
 )
 
@@ -153,5 +158,33 @@ func TestScheduledBackups(t *testing.T) {
 	}
 	if len(s.State.History) < 20 && len(sets) > ok+2 {
 		t.Fatalf("%d sets for %d successful runs", len(sets), ok)
+	}
+
+	// The dashboard's backups page shows the schedule and its runs, and
+	// the metrics count them.
+	cr, err := lc.Credentials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: security.HTTPTransport(func() (*tls.Config, error) { return security.ClientConfig(cr.CA, nil), nil })}
+	get := func(path string) string {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+lc.Nodes[1].API+path, nil)
+		req.Header.Set("Authorization", "Bearer "+cr.Token)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s %s", path, resp.Status, b)
+		}
+		return string(b)
+	}
+	if page := get("/ui/backups"); !strings.Contains(page, "Scheduled backups: @every 2s to "+to) || !strings.Contains(page, "verified") {
+		t.Fatalf("the dashboard's backups page lacks the schedule or its runs:\n%s", page)
+	}
+	if m := get("/metrics"); !strings.Contains(m, `clusterkeep_schedule_runs_total{result="ok",target="`+to+`"}`) {
+		t.Fatalf("no scheduled-run metric:\n%s", m)
 	}
 }

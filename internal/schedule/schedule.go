@@ -55,6 +55,8 @@ type Run struct {
 	Result  string    `json:"result"`
 	Error   string    `json:"error,omitempty"`
 	Path    string    `json:"path,omitempty"` // the set made
+	// Bytes is the size of the set's stored files.
+	Bytes int64 `json:"bytes,omitempty"`
 }
 
 // historyLen is how many runs the state keeps.
@@ -69,7 +71,11 @@ type State struct {
 	Failures    int       `json:"failures,omitempty"`
 	RetryAt     time.Time `json:"retry_at,omitzero"`
 	LastSuccess time.Time `json:"last_success,omitzero"`
-	History     []Run     `json:"history,omitempty"`
+	// Succeeded and FailedRuns count every run since the schedule began,
+	// whichever node took it.
+	Succeeded  int64 `json:"succeeded,omitempty"`
+	FailedRuns int64 `json:"failed_runs,omitempty"`
+	History    []Run `json:"history,omitempty"`
 }
 
 func (st State) encode() string {
@@ -157,9 +163,14 @@ type Store interface {
 	NodeID() string
 }
 
-// Backup takes one run's backup and applies the retention; it returns the
-// set's location.
-type Backup func(ctx context.Context, c Config) (string, error)
+// Outcome is what a run's backup made.
+type Outcome struct {
+	Path  string
+	Bytes int64
+}
+
+// Backup takes one run's backup and applies the retention.
+type Backup func(ctx context.Context, c Config) (Outcome, error)
 
 // Runner takes the schedule's runs on the leader.
 type Runner struct {
@@ -232,6 +243,7 @@ func (r *Runner) Once(ctx context.Context) error {
 		st.Last.Result, st.Last.Error, st.Last.Ended = Failed, "did not finish: its node stopped leading or restarted", now
 		st.History = appendRun(st.History, st.Last)
 		st.Failures++
+		st.FailedRuns++
 	}
 	claimed := st
 	claimed.Last = Run{Slot: a.Slot, Runner: r.Store.NodeID(), Started: now, Result: Running}
@@ -239,17 +251,19 @@ func (r *Runner) Once(ctx context.Context) error {
 		return fmt.Errorf("claim the run due at %s: %w", a.Slot.Format(time.RFC3339), err)
 	}
 	r.Log.Info("scheduled backup", "slot", a.Slot, "why", a.Why, "target", c.Target)
-	path, berr := r.Backup(ctx, c)
+	out, berr := r.Backup(ctx, c)
 	done := claimed
-	done.Last.Ended, done.Last.Path = r.Now().UTC(), path
+	done.Last.Ended, done.Last.Path, done.Last.Bytes = r.Now().UTC(), out.Path, out.Bytes
 	if berr != nil {
 		done.Last.Result, done.Last.Error = Failed, berr.Error()
 		done.Failures++
+		done.FailedRuns++
 		done.RetryAt = done.Last.Ended.Add(backoff(done.Failures))
 		r.Log.Error("scheduled backup failed", "slot", a.Slot, "err", berr, "failures", done.Failures, "retry_at", done.RetryAt)
 	} else {
 		done.Last.Result = OK
 		done.Failures, done.RetryAt, done.LastSuccess = 0, time.Time{}, done.Last.Ended
+		done.Succeeded++
 	}
 	done.History = appendRun(done.History, done.Last)
 	// Recording the outcome may fail if leadership was lost: the next

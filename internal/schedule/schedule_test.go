@@ -122,12 +122,12 @@ func TestRunnerRecordsRunsFailuresAndRetries(t *testing.T) {
 	fail := true
 	var runs int
 	r := &Runner{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: func() time.Time { return clock },
-		Backup: func(context.Context, Config) (string, error) {
+		Backup: func(context.Context, Config) (Outcome, error) {
 			runs++
 			if fail {
-				return "", errors.New("disk full")
+				return Outcome{}, errors.New("disk full")
 			}
-			return "/b/set", nil
+			return Outcome{Path: "/b/set", Bytes: 42}, nil
 		}}
 	ctx := context.Background()
 	if err := r.Once(ctx); err == nil {
@@ -147,7 +147,7 @@ func TestRunnerRecordsRunsFailuresAndRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, _ = ParseState(st.state)
-	if runs != 2 || s.Last.Result != OK || s.Failures != 0 || s.Last.Path != "/b/set" || len(s.History) != 2 {
+	if runs != 2 || s.Last.Result != OK || s.Failures != 0 || s.Last.Path != "/b/set" || s.Last.Bytes != 42 || len(s.History) != 2 || s.Succeeded != 1 || s.FailedRuns != 1 {
 		t.Fatalf("after the retry: runs %d, %+v", runs, s)
 	}
 	// A follower takes nothing.
