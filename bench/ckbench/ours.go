@@ -5,11 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/clusterkeep/clusterkeep/bench/benchutil"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -153,7 +153,7 @@ func (u *ours) backup(to string, args ...string) backupRun {
 	}
 	done := make(chan struct{})
 	peak := make(chan float64)
-	go func() { peak <- watchHWM(cmd.Process.Pid, done) }()
+	go func() { peak <- benchutil.WatchHWM(cmd.Process.Pid, done) }()
 	err := cmd.Wait()
 	took := time.Since(t0)
 	close(done)
@@ -166,31 +166,6 @@ func (u *ours) backup(to string, args ...string) backupRun {
 		fatalf("backup create's result: %v: %s", err, out.Bytes())
 	}
 	return backupRun{seconds: took.Seconds(), rssMiB: hwm, node: res.Node, path: res.Path}
-}
-
-// watchHWM samples the process's peak resident set (VmHWM) every 5 ms
-// until done closes, and returns the last (and so highest) value in MiB.
-// The kernel's rusage is no measure here: a child started with vfork
-// inherits its parent's peak at exec, so ru_maxrss reports the larger of
-// the backup's peak and this benchmark's own.
-func watchHWM(pid int, done <-chan struct{}) float64 {
-	var hwm float64
-	for {
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-			for _, l := range strings.Split(string(b), "\n") {
-				if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
-					if kb, err := strconv.ParseFloat(f[1], 64); err == nil && kb/1024 > hwm {
-						hwm = kb / 1024
-					}
-				}
-			}
-		}
-		select {
-		case <-done:
-			return hwm
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
 }
 
 // rawLimit is cp of the file, sync, then openssl's SHA-256 of the copy.

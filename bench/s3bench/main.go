@@ -9,10 +9,13 @@
 package main
 
 import (
+	"bytes"
+
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/clusterkeep/clusterkeep/bench/benchutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +24,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/client"
@@ -93,12 +95,22 @@ func main() {
 	backupOnce := func(to string) (float64, float64) {
 		cmd := exec.Command(bin, "backup", "create", "--to", to, "--data-dir", filepath.Join(work, "none"), "--timeout", "1h", "--json")
 		cmd.Env = env
+		var stdout bytes.Buffer
+		cmd.Stdout = &stdout
 		t0 := time.Now()
-		out, err := cmd.Output()
+		if err := cmd.Start(); err != nil {
+			fatalf("backup to %s: %v", to, err)
+		}
+		done, peak := make(chan struct{}), make(chan float64, 1)
+		go func() { peak <- benchutil.WatchHWM(cmd.Process.Pid, done) }()
+		err := cmd.Wait()
+		took := time.Since(t0).Seconds()
+		close(done)
+		hwm := <-peak
+		out := stdout.Bytes()
 		if err != nil {
 			fatalf("backup to %s: %v %s", to, err, out)
 		}
-		took := time.Since(t0).Seconds()
 		var res struct{ Path string }
 		json.Unmarshal(out, &res)
 		// The set is checked whole, as restore would read it.
@@ -107,7 +119,9 @@ func main() {
 		if out, err := v.CombinedOutput(); err != nil {
 			fatalf("verify %s: %v %s", res.Path, err, out)
 		}
-		return took, float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024
+		// The process's own peak (VmHWM), sampled while it runs: rusage's
+		// ru_maxrss would report this program's peak too, inherited at exec.
+		return took, hwm
 	}
 	var dirT, dirRSS, s3T, s3RSS, ratio []float64
 	for i := range *runs {

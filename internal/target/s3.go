@@ -35,8 +35,8 @@ const (
 )
 
 // DefaultPartSize is the part size of streamed uploads: one part is in
-// memory at a time, and it allows objects of up to 10,000 parts (160 GiB).
-const DefaultPartSize = 16 << 20
+// memory at a time, and it allows objects of up to 10,000 parts (80 GiB).
+const DefaultPartSize = 8 << 20
 
 // DefaultPartialAge is how long a set without a manifest must have seen
 // no activity before it is taken as abandoned and removed.
