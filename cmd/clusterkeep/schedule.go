@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/api"
@@ -28,7 +30,9 @@ with backoff (30s, doubling, at most 30m) until the next one is due.
 
 --every takes a Go duration (6h, 30m); --cron five fields in UTC (minute
 hour day-of-month month day-of-week), or @hourly, @daily, @weekly, @monthly.
-The target is a directory on the leader's host (a shared mount, typically).`,
+The target is a directory on the leader's host (a shared mount, typically;
+a relative path is made absolute here), or s3://bucket/prefix (the agents
+need the AWS credentials and endpoint in their environment).`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
@@ -40,6 +44,15 @@ The target is a directory on the leader's host (a shared mount, typically).`,
 				sc.Spec = cron
 			default:
 				return usageError{fmt.Errorf("give --every DURATION or --cron SPEC")}
+			}
+			if !strings.HasPrefix(sc.Target, "s3://") && sc.Target != "" {
+				// A path on this host, made absolute here: the leader
+				// takes it as given.
+				abs, err := filepath.Abs(sc.Target)
+				if err != nil {
+					return usageError{err}
+				}
+				sc.Target = abs
 			}
 			if err := sc.Validate(); err != nil {
 				return usageError{err}
@@ -176,7 +189,11 @@ func printSchedule(w io.Writer, s api.Schedule) {
 		if r.Error != "" {
 			what = r.Error
 		}
-		rows = append(rows, []string{r.Slot.Format(time.RFC3339), r.Runner, r.Result, what})
+		node := r.Runner
+		if n := s.Nodes[r.Runner]; n != "" {
+			node = n
+		}
+		rows = append(rows, []string{r.Slot.Format(time.RFC3339), node, r.Result, what})
 	}
 	fmt.Fprintln(w)
 	ui.Table(w, []string{"DUE", "NODE", "RESULT", "SET OR ERROR"}, rows)

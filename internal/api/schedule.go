@@ -20,6 +20,8 @@ type Schedule struct {
 	NextRun time.Time       `json:"next_run,omitzero"`
 	// RunNow is when a run was last asked for.
 	RunNow string `json:"run_now,omitempty"`
+	// Nodes names the members by id (runs record the id of their node).
+	Nodes map[string]string `json:"nodes,omitempty"`
 }
 
 func (s *Server) scheduleRoutes() []route {
@@ -44,7 +46,12 @@ func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {
 		writeError(w, cluster.ErrNoSchedule)
 		return
 	}
-	out := Schedule{RunNow: rn}
+	out := Schedule{RunNow: rn, Nodes: map[string]string{}}
+	if ms, err := s.svc.Members(); err == nil {
+		for _, m := range ms {
+			out.Nodes[m.ID] = m.Name
+		}
+	}
 	if out.Config, err = schedule.ParseConfig(cs); err == nil {
 		out.State, err = schedule.ParseState(ss)
 	}

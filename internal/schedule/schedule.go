@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -30,6 +32,9 @@ func (c Config) Validate() error {
 	}
 	if c.Target == "" {
 		return errors.New("schedule: no target (--to)")
+	}
+	if !strings.HasPrefix(c.Target, "s3://") && !filepath.IsAbs(c.Target) {
+		return fmt.Errorf("schedule: target %q is a relative path: give an absolute one (a directory on the leader's host) or s3://bucket/prefix", c.Target)
 	}
 	for _, k := range []int{c.KeepLast, c.KeepDaily, c.KeepWeekly, c.KeepMonthly} {
 		if k < 0 {

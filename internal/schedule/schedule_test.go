@@ -158,3 +158,24 @@ func TestRunnerRecordsRunsFailuresAndRetries(t *testing.T) {
 		t.Fatal("a follower took a run")
 	}
 }
+
+func TestConfigValidate(t *testing.T) {
+	for _, c := range []Config{
+		{Spec: "@every 1h", Target: "/backups"},
+		{Spec: "0 3 * * *", Target: "s3://bucket/cluster", KeepDaily: 7},
+	} {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%+v: %v", c, err)
+		}
+	}
+	for _, c := range []Config{
+		{Spec: "@every 1h", Target: "backups"},
+		{Spec: "@every 1h"},
+		{Spec: "hourly", Target: "/b"},
+		{Spec: "@every 1h", Target: "/b", KeepLast: -1},
+	} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v: accepted", c)
+		}
+	}
+}
