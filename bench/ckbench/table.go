@@ -48,14 +48,6 @@ func (t *table) fig(name, format string) *figure {
 	return f
 }
 
-func atMost(x float64) (string, func(float64) bool) {
-	return fmt.Sprintf("<= %g", x), func(v float64) bool { return v <= x }
-}
-
-func atLeast(x float64) (string, func(float64) bool) {
-	return fmt.Sprintf(">= %g", x), func(v float64) bool { return v >= x }
-}
-
 func (t *table) targeted(name, format string, target string, met func(float64) bool) *figure {
 	f := t.fig(name, format)
 	f.target, f.met = target, met

@@ -243,13 +243,17 @@ func (t *S3) Begin(ctx context.Context, name string) (SetWriter, error) {
 		}
 	}
 	key := t.setKey(name)
-	for o := range t.c.ListObjects(ctx, t.bucket, minio.ListObjectsOptions{Prefix: key, Recursive: true, MaxKeys: 1}) {
+	// The listings stop at their first answer; cancelling ends their
+	// producers.
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if o, ok := <-t.c.ListObjects(lctx, t.bucket, minio.ListObjectsOptions{Prefix: key, Recursive: true, MaxKeys: 1}); ok {
 		if o.Err != nil {
 			return nil, fmt.Errorf("backup target %s: %w", t, o.Err)
 		}
 		return nil, fmt.Errorf("backup set %s: %w", t.SetLocation(name), ErrExists)
 	}
-	for u := range t.c.ListIncompleteUploads(ctx, t.bucket, key, true) {
+	for u := range t.c.ListIncompleteUploads(lctx, t.bucket, key, true) {
 		if u.Err == nil {
 			// An upload of a killed backup of the same name: the set
 			// would hide it.
