@@ -139,6 +139,18 @@ func (g *globals) open(ctx context.Context) (*client.Cluster, error) {
 	return client.OpenCluster(ctx, g.cluster)
 }
 
+// withCluster runs f with the command's context (bounded by --timeout)
+// and the cluster opened.
+func (g *globals) withCluster(cmd *cobra.Command, f func(ctx context.Context, c *client.Cluster) error) error {
+	ctx, cancel := g.context(cmd)
+	defer cancel()
+	c, err := g.open(ctx)
+	if err != nil {
+		return err
+	}
+	return f(ctx, c)
+}
+
 // exactArgs is cobra.ExactArgs whose error is a usage error.
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {

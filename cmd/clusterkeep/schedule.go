@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -57,16 +58,12 @@ need the AWS credentials and endpoint in their environment).`,
 			if err := sc.Validate(); err != nil {
 				return usageError{err}
 			}
-			ctx, cancel := g.context(cmd)
-			defer cancel()
-			c, err := g.open(ctx)
-			if err != nil {
-				return err
-			}
-			if err := c.SetSchedule(ctx, sc); err != nil {
-				return fmt.Errorf("set the schedule: %w", err)
-			}
-			return showSchedule(g, cmd, c)
+			return g.withCluster(cmd, func(ctx context.Context, c *client.Cluster) error {
+				if err := c.SetSchedule(ctx, sc); err != nil {
+					return fmt.Errorf("set the schedule: %w", err)
+				}
+				return showSchedule(g, cmd, c)
+			})
 		},
 	}
 	f := set.Flags()
@@ -82,65 +79,53 @@ need the AWS credentials and endpoint in their environment).`,
 	show := &cobra.Command{
 		Use: "show", Short: "Show the schedule, its last runs and the next", Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := g.context(cmd)
-			defer cancel()
-			c, err := g.open(ctx)
-			if err != nil {
-				return err
-			}
-			return showSchedule(g, cmd, c)
+			return g.withCluster(cmd, func(ctx context.Context, c *client.Cluster) error {
+				return showSchedule(g, cmd, c)
+			})
 		},
 	}
 	var wait bool
 	runNow := &cobra.Command{
 		Use: "run-now [--wait]", Short: "Ask the leader to take a scheduled run at once", Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := g.context(cmd)
-			defer cancel()
-			c, err := g.open(ctx)
-			if err != nil {
-				return err
-			}
-			asked, err := c.RunSchedule(ctx)
-			if err != nil {
-				return fmt.Errorf("run the schedule now: %w", err)
-			}
-			if !wait {
-				return g.out.Result(map[string]any{"asked": asked}, func(w io.Writer) { fmt.Fprintf(w, "asked the leader for a run at %s\n", asked.Format(time.RFC3339)) })
-			}
-			for {
-				s, err := c.Schedule(ctx)
+			return g.withCluster(cmd, func(ctx context.Context, c *client.Cluster) error {
+				asked, err := c.RunSchedule(ctx)
 				if err != nil {
-					return err
+					return fmt.Errorf("run the schedule now: %w", err)
 				}
-				if l := s.State.Last; !l.Started.Before(asked) && l.Result != schedule.Running {
-					if l.Result == schedule.Failed {
-						return fmt.Errorf("the run failed: %s", l.Error)
+				if !wait {
+					return g.out.Result(map[string]any{"asked": asked}, func(w io.Writer) { fmt.Fprintf(w, "asked the leader for a run at %s\n", asked.Format(time.RFC3339)) })
+				}
+				for {
+					s, err := c.Schedule(ctx)
+					if err != nil {
+						return err
 					}
-					return g.out.Result(l, func(w io.Writer) { fmt.Fprintf(w, "backed up to %s\n", l.Path) })
+					if l := s.State.Last; !l.Started.Before(asked) && l.Result != schedule.Running {
+						if l.Result == schedule.Failed {
+							return fmt.Errorf("the run failed: %s", l.Error)
+						}
+						return g.out.Result(l, func(w io.Writer) { fmt.Fprintf(w, "backed up to %s\n", l.Path) })
+					}
+					select {
+					case <-ctx.Done():
+						return fmt.Errorf("wait for the run: %w", ctx.Err())
+					case <-time.After(500 * time.Millisecond):
+					}
 				}
-				select {
-				case <-ctx.Done():
-					return fmt.Errorf("wait for the run: %w", ctx.Err())
-				case <-time.After(500 * time.Millisecond):
-				}
-			}
+			})
 		},
 	}
 	runNow.Flags().BoolVar(&wait, "wait", false, "wait until the run ends")
 	remove := &cobra.Command{
 		Use: "remove", Short: "Remove the schedule (its sets stay)", Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := g.context(cmd)
-			defer cancel()
-			c, err := g.open(ctx)
-			if err != nil {
-				return err
-			}
-			if err := c.RemoveSchedule(ctx); err != nil {
-				return fmt.Errorf("remove the schedule: %w", err)
-			}
-			return g.out.Result(map[string]bool{"removed": true}, func(w io.Writer) { fmt.Fprintln(w, "schedule removed") })
+			return g.withCluster(cmd, func(ctx context.Context, c *client.Cluster) error {
+				if err := c.RemoveSchedule(ctx); err != nil {
+					return fmt.Errorf("remove the schedule: %w", err)
+				}
+				return g.out.Result(map[string]bool{"removed": true}, func(w io.Writer) { fmt.Fprintln(w, "schedule removed") })
+			})
 		},
 	}
 	cmd.AddCommand(set, show, runNow, remove)

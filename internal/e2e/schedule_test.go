@@ -187,4 +187,15 @@ func TestScheduledBackups(t *testing.T) {
 	if m := get("/metrics"); !strings.Contains(m, `clusterkeep_schedule_runs_total{result="ok",target="`+to+`"}`) {
 		t.Fatalf("no scheduled-run metric:\n%s", m)
 	}
+
+	// The CLI: run-now waits for its run; show lists it.
+	if out, errOut, code := cli(t, lc.Env(), "schedule", "run-now", "--wait", "--json"); code != 0 || !strings.Contains(out, `"result": "ok"`) && !strings.Contains(out, `"result":"ok"`) {
+		t.Fatalf("schedule run-now --wait: exit %d: %s %s", code, out, errOut)
+	}
+	if out, errOut, code := cli(t, lc.Env(), "schedule", "show"); code != 0 || !strings.Contains(out, "@every 2s") {
+		t.Fatalf("schedule show: exit %d: %s %s", code, out, errOut)
+	}
+	if _, errOut, code := cli(t, lc.Env(), "schedule", "set", "--every", "1h"); code != 2 || !strings.Contains(errOut, "no target") {
+		t.Fatalf("schedule set without a target: exit %d: %s", code, errOut)
+	}
 }
