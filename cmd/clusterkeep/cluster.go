@@ -31,7 +31,7 @@ func clusterCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(info)
+	cmd.AddCommand(info, rotateJoinTokenCmd(g))
 	return cmd
 }
 
@@ -111,4 +111,27 @@ func nodeCmd(g *globals) *cobra.Command {
 		action("evict", "Evict a node from the cluster for good", (*client.Cluster).EvictNode),
 		leave)
 	return cmd
+}
+
+func rotateJoinTokenCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rotate-join-token",
+		Short: "Replace the cluster's join token (after an eviction); root on a node, through its local socket",
+		Long: `Replace the cluster's join token with a new random one and print it. A
+node that joins needs the new one; nodes already members are not affected.
+Do it after evicting a machine: it knew the old token. Only root on a node
+may, through the node's local socket:
+
+  clusterkeep --cluster unix:/var/lib/clusterkeep/api.sock cluster rotate-join-token`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withCluster(cmd, func(ctx context.Context, c *client.Cluster) error {
+				token, err := c.RotateJoinToken(ctx)
+				if err != nil {
+					return fmt.Errorf("rotate the join token: %w", err)
+				}
+				return g.out.Result(map[string]string{"join_token": token}, func(w io.Writer) { fmt.Fprintln(w, token) })
+			})
+		},
+	}
 }

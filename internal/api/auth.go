@@ -33,12 +33,14 @@ const (
 	accessRead                   // role read (any role)
 	accessOperator               // role operator
 	accessBackup                 // role backup
+	accessLocal                  // the local socket only (root on a node)
 )
 
 // caller is who makes a request.
 type caller struct {
 	// all: the local socket, or a member node's certificate.
 	all   bool
+	local bool // the local socket
 	roles []security.Role
 	// node is the node id of a presented certificate; joinSecret whether
 	// the request carries the join secret.
@@ -61,7 +63,7 @@ func (s *Server) Local() http.Handler {
 // nor over TLS is refused: the TCP listener is always TLS.
 func (s *Server) identify(r *http.Request) (caller, error) {
 	if local, _ := r.Context().Value(localKey{}).(bool); local {
-		return caller{all: true, name: "local socket"}, nil
+		return caller{all: true, local: true, name: "local socket"}, nil
 	}
 	if r.TLS == nil {
 		return caller{}, fmt.Errorf("%w: the API takes TLS connections only", ErrUnauthenticated)
@@ -113,6 +115,11 @@ func (s *Server) identify(r *http.Request) (caller, error) {
 
 // allowed checks c against what an endpoint requires.
 func (c caller) allowed(need access) error {
+	// A member node may make a local-only call too: it forwards one made
+	// on its socket to the leader (and a member may do anything anyway).
+	if need == accessLocal && !c.local && !(c.all && c.node != "") {
+		return fmt.Errorf("%w: this call is made through a node's local socket only (root on the node: --cluster unix:DATA_DIR/api.sock)", ErrForbidden)
+	}
 	if c.all || need == accessPublic {
 		return nil
 	}
@@ -127,6 +134,8 @@ func (c caller) allowed(need access) error {
 		if c.node != "" || security.Grants(c.roles, security.RoleOperator) {
 			return nil // the handler checks a node adds only itself
 		}
+	case accessLocal:
+		return fmt.Errorf("%w: this call is made through a node's local socket only (root on the node: --cluster unix:DATA_DIR/api.sock)", ErrForbidden)
 	case accessRead, accessOperator, accessBackup:
 		role := map[access]security.Role{accessRead: security.RoleRead, accessOperator: security.RoleOperator, accessBackup: security.RoleBackup}[need]
 		if security.Grants(c.roles, role) {
@@ -312,4 +321,16 @@ func (s *Server) catchUp(ctx context.Context) error {
 		return err
 	}
 	return s.svc.WaitApplied(ctx, ri.Index)
+}
+
+// rotateJoinToken replaces the cluster's join token (after an eviction,
+// say: the evicted machine knew it). Only root on a node may: the token
+// makes members, and a member may do anything.
+func (s *Server) rotateJoinToken(w http.ResponseWriter, r *http.Request) error {
+	token, err := s.svc.RotateJoinSecret(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"join_token": token})
+	return nil
 }

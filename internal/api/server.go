@@ -71,6 +71,7 @@ func (s *Server) routes() []route {
 		{"GET /v1/join-info", accessRead, s.joinInfo},
 		{"POST /v1/join/hello", accessPublic, s.joinHello},
 		{"POST /v1/join/cert", accessJoin, s.leaderOnly(s.issueCert)},
+		{"POST /v1/join/rotate", accessLocal, s.leaderOnly(s.rotateJoinToken)},
 		{"POST /v1/members", accessSelfAdd, s.leaderOnly(s.addMember)},
 		{"POST /v1/nodes/{node}/{action}", accessOperator, s.leaderOnly(s.nodeAction)},
 		{"GET /v1/keys", accessRead, s.readKey},
@@ -98,7 +99,7 @@ type Route struct {
 // Routes lists the API's endpoints and the access each requires.
 func Routes() []Route {
 	names := map[access]string{accessPublic: "public", accessJoin: "join", accessSelfAdd: "self-add",
-		accessRead: "read", accessOperator: "operator", accessBackup: "backup"}
+		accessRead: "read", accessOperator: "operator", accessBackup: "backup", accessLocal: "local"}
 	var out []Route
 	for _, r := range (&Server{}).routes() {
 		out = append(out, Route{Pattern: r.pattern, Access: names[r.access]})

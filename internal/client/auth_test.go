@@ -61,6 +61,15 @@ func TestEveryEndpointChecksItsRole(t *testing.T) {
 		if rt.Access == "public" {
 			continue
 		}
+		if rt.Access == "local" {
+			// Not over TCP, whoever asks: the local socket only.
+			for _, tok := range []string{"", read.Token, tc.UseTrust(t).AdminToken} {
+				if code, body := call(method, path, tok); code != http.StatusForbidden {
+					t.Errorf("%s over TCP (token %q...): %d %s, want 403", rt.Pattern, tok[:min(len(tok), 6)], code, body)
+				}
+			}
+			continue
+		}
 		if code, body := call(method, path, ""); code != http.StatusUnauthorized {
 			t.Errorf("%s without a token: %d %s, want 401", rt.Pattern, code, body)
 		}

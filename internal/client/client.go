@@ -677,3 +677,13 @@ func (c *Cluster) RunSchedule(ctx context.Context) (time.Time, error) {
 	err := c.postJSON(ctx, "/v1/schedule/run", nil, &out, false)
 	return out.Asked, err
 }
+
+// RotateJoinToken replaces the cluster's join token and returns the new
+// one. Only through a node's local socket.
+func (c *Cluster) RotateJoinToken(ctx context.Context) (string, error) {
+	var out struct {
+		Token string `json:"join_token"`
+	}
+	err := c.postJSON(ctx, "/v1/join/rotate", nil, &out, false)
+	return out.Token, err
+}

@@ -336,3 +336,20 @@ func parsePublicKey(der []byte) (crypto.PublicKey, error) {
 	}
 	return pub, nil
 }
+
+// RotateJoinSecret replaces the join secret by a new random one and
+// returns it. Leader only. The creating node's DATA_DIR/join-token is left
+// as it was: it names the token the cluster was created with.
+func (s *Service) RotateJoinSecret(ctx context.Context) (string, error) {
+	if _, err := s.leaderRaft(); err != nil {
+		return "", err
+	}
+	secret, err := security.NewSecret()
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.applySystem(ctx, hive.Txn{Ops: []hive.Op{hive.SetValue(SecurityKey, hive.StringValue("JoinSecret", secret))}}); err != nil {
+		return "", fmt.Errorf("rotate the join token: %w", err)
+	}
+	return secret, nil
+}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -155,6 +156,30 @@ func TestSecureByDefault(t *testing.T) {
 	// The local socket needs neither token nor authority.
 	if out, errOut, code := cliAs(t, "--cluster", "unix:"+n1.file("api.sock"), "config", "get", "Apps/Web", "Port"); code != 0 || strings.TrimSpace(out) != "80" {
 		t.Fatalf("local socket: %q %s", out, errOut)
+	}
+
+	// Rotating the join token: root on a node only (its socket; a
+	// follower's forwards it), and the old token proves nothing after.
+	if _, errOut, code := cliAs(t, append(admin, "cluster", "rotate-join-token")...); code == 0 || !strings.Contains(errOut, "local socket only") {
+		t.Fatalf("rotate over TCP with the admin token: exit %d %s", code, errOut)
+	}
+	out, errOut, code := cliAs(t, "--cluster", "unix:"+n2.file("api.sock"), "cluster", "rotate-join-token")
+	newToken := strings.TrimSpace(out)
+	if code != 0 || !strings.HasPrefix(newToken, "ckt_") {
+		t.Fatalf("rotate through n2's socket: exit %d %q %s", code, out, errOut)
+	}
+	oldToken, err := os.ReadFile(n1.file(cluster.JoinTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.Eventually(t, "the old join token refused", func() error {
+		if _, _, err := client.JoinHello(tc.Context(t), n2.api, strings.TrimSpace(string(oldToken))); !errors.Is(err, client.ErrWrongJoinSecret) {
+			return fmt.Errorf("old token: %v", err)
+		}
+		return nil
+	})
+	if _, _, err := client.JoinHello(tc.Context(t), n2.api, newToken); err != nil {
+		t.Fatalf("the new join token: %v", err)
 	}
 
 	// Plain HTTP to the API gets no answer of the API.
