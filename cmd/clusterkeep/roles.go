@@ -140,6 +140,9 @@ redirections (run ["sh", "-c", "..."] for those). systemd runs a unit
 				if err != nil {
 					return fmt.Errorf("record resource %s: %w", r.Name, err)
 				}
+				if out.Unavailable != "" {
+					g.out.Infof("note: %s (nothing runs resources yet; a node without systemd will not be able to own a group holding it)", out.Unavailable)
+				}
 				return g.out.Result(out, func(w io.Writer) { fmt.Fprintf(w, "resource %s recorded\n", out.Name) })
 			},
 		}
@@ -181,6 +184,11 @@ redirections (run ["sh", "-c", "..."] for those). systemd runs a unit
 						fmt.Sprintf("every %s (timeout %s), %d restart(s)", time.Duration(r.MonitorInterval), time.Duration(r.MonitorTimeout), r.RestartLimit)})
 				}
 				ui.Table(w, []string{"NAME", "TYPE", "GROUP", "PARAMETERS", "MONITOR"}, rows)
+				for _, r := range list {
+					if r.Unavailable != "" {
+						fmt.Fprintf(w, "note: %s: %s\n", r.Name, r.Unavailable)
+					}
+				}
 			})
 		},
 	}

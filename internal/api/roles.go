@@ -100,15 +100,21 @@ func (s *Server) listResources(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []ResourceInfo{}
 	for _, res := range rr.Resources {
-		ri := ResourceInfo{Resource: res, Group: rr.GroupOf(res.Name)}
-		if t, err := roles.Lookup(res.Type); err != nil {
-			ri.Unavailable = err.Error()
-		} else if err := t.Available(); err != nil {
-			ri.Unavailable = err.Error()
-		}
-		out = append(out, ri)
+		out = append(out, resourceInfo(res, rr))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// resourceInfo describes res as recorded in rr, and says whether this
+// node can run its type.
+func resourceInfo(res roles.Resource, rr cluster.RolesRecord) ResourceInfo {
+	ri := ResourceInfo{Resource: res, Group: rr.GroupOf(res.Name)}
+	if t, err := roles.Lookup(res.Type); err != nil {
+		ri.Unavailable = err.Error()
+	} else if err := t.Available(); err != nil {
+		ri.Unavailable = err.Error()
+	}
+	return ri
 }
 
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
@@ -143,7 +149,11 @@ func (s *Server) putResource(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	res.Normalize()
-	writeJSON(w, http.StatusOK, res)
+	rr, err := s.svc.Roles()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, resourceInfo(res, rr))
 	return nil
 }
 

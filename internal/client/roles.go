@@ -21,9 +21,10 @@ func (c *Cluster) Resources(ctx context.Context) ([]api.ResourceInfo, error) {
 
 // PutResource records a resource; mode is "" (create or replace),
 // api.PutCreate or api.PutReplace. It returns the resource as recorded
-// (with the defaults filled in).
-func (c *Cluster) PutResource(ctx context.Context, r roles.Resource, mode string) (roles.Resource, error) {
-	var out roles.Resource
+// (with the defaults filled in), and whether the node that recorded it
+// (the leader) can run its type.
+func (c *Cluster) PutResource(ctx context.Context, r roles.Resource, mode string) (api.ResourceInfo, error) {
+	var out api.ResourceInfo
 	err := c.putJSON(ctx, "/v1/resources/"+url.PathEscape(r.Name), mode, r, &out)
 	return out, err
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -67,6 +68,19 @@ func TestRolesCLI(t *testing.T) {
 	if r, g := resourcesJSON(), groupsJSON(); r != beforeR || g != beforeG {
 		t.Fatalf("a refusal changed the roles:\n%s\n%s", r, g)
 	}
+
+	// A systemd resource is recorded anywhere; a node without systemd says
+	// it could not run it.
+	_, errOut, code := run("resource", "add", "unit", "--type", "systemd", "--unit", "nginx.service")
+	if _, err := os.Stat("/run/systemd/system"); err != nil {
+		if code != 0 || !strings.Contains(errOut, "systemd does not run on") {
+			t.Fatalf("systemd resource where systemd does not run: exit %d, %q", code, errOut)
+		}
+	} else if code != 0 {
+		t.Fatalf("systemd resource: exit %d: %s", code, errOut)
+	}
+	refused("unit name", "resource", "add", "unit2", "--type", "systemd", "--unit", "nginx")
+	must("resource", "remove", "unit")
 
 	must("group", "set", "shop", "--resources", "web", "--wanted", "online")
 	must("resource", "remove", "db")
