@@ -86,6 +86,7 @@ func (s *Server) routes() []route {
 	}
 	rs = append(rs, s.shadowRoutes()...)
 	rs = append(rs, s.scheduleRoutes()...)
+	rs = append(rs, s.rolesRoutes()...)
 	return append(rs, s.opsRoutes()...)
 }
 

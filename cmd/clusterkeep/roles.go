@@ -1,0 +1,367 @@
+package main
+
+// resource and group: the roles' configuration as the cluster records it.
+// Nothing acts on it yet; group move, online, offline and status come with
+// the resource manager.
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/api"
+	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/ui"
+	"github.com/spf13/cobra"
+)
+
+const rolesNote = `Only the configuration is recorded for now: no node starts, monitors or
+moves anything yet.`
+
+// resourceFlags are the flags of resource add and set.
+type resourceFlags struct {
+	typ                string
+	params             []string
+	unset              []string
+	start, stop, check string
+	tcp, http, unit    string
+	interval, timeout  time.Duration
+	restartLimit       int
+}
+
+func (rf *resourceFlags) bind(cmd *cobra.Command, add bool) {
+	f := cmd.Flags()
+	f.StringVar(&rf.typ, "type", "exec", "resource type: "+strings.Join(roles.TypeNames(), ", "))
+	f.StringArrayVar(&rf.params, "param", nil, "a parameter of the type, KEY=VALUE (repeatable)")
+	if !add {
+		f.StringArrayVar(&rf.unset, "unset-param", nil, "remove a parameter (repeatable)")
+	}
+	f.StringVar(&rf.start, "start", "", "exec: the command to run (a JSON array of strings, or words split as a shell would, without expansion)")
+	f.StringVar(&rf.stop, "stop", "", "exec: a command run to stop it before it is signalled")
+	f.StringVar(&rf.check, "check", "", "exec: a health command that exits 0 when healthy")
+	f.StringVar(&rf.tcp, "tcp", "", "exec: health check, HOST:PORT accepts connections")
+	f.StringVar(&rf.http, "http", "", "exec: health check, this URL answers 2xx or 3xx")
+	f.StringVar(&rf.unit, "unit", "", "systemd: the unit's name (web.service)")
+	f.DurationVar(&rf.interval, "monitor-interval", roles.DefaultMonitorInterval, "how often the resource is checked")
+	f.DurationVar(&rf.timeout, "monitor-timeout", roles.DefaultMonitorTimeout, "how long one check may take")
+	f.IntVar(&rf.restartLimit, "restart-limit", 3, "restarts on the same node before the group fails over")
+}
+
+// apply puts the flags given (all of them for add) into r.
+func (rf *resourceFlags) apply(cmd *cobra.Command, r *roles.Resource, add bool) error {
+	ch := func(name string) bool { return add || cmd.Flags().Changed(name) }
+	if ch("type") {
+		r.Type = rf.typ
+	}
+	if r.Params == nil {
+		r.Params = map[string]string{}
+	}
+	for _, k := range rf.unset {
+		delete(r.Params, k)
+	}
+	for _, kv := range rf.params {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return usageError{fmt.Errorf("--param %q: want KEY=VALUE", kv)}
+		}
+		r.Params[k] = v
+	}
+	for flag, val := range map[string]string{"start": rf.start, "stop": rf.stop, "check": rf.check, "tcp": rf.tcp, "http": rf.http, "unit": rf.unit} {
+		if cmd.Flags().Changed(flag) {
+			r.Params[flag] = val
+		}
+	}
+	if ch("monitor-interval") {
+		r.MonitorInterval = roles.Duration(rf.interval)
+	}
+	if ch("monitor-timeout") {
+		r.MonitorTimeout = roles.Duration(rf.timeout)
+	}
+	if ch("restart-limit") {
+		r.RestartLimit = rf.restartLimit
+	}
+	return nil
+}
+
+func resourceCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "resource", Short: "Resources: what a group runs (configuration only, for now)", Long: "Resources: what a group runs.\n\n" + rolesNote}
+	put := func(add bool) *cobra.Command {
+		var rf resourceFlags
+		use, short := "add NAME --type exec --start CMD [--check CMD|--tcp ADDR|--http URL] | --type systemd --unit UNIT", "Add a resource"
+		if !add {
+			use, short = "set NAME [flags of add]", "Change a resource: the flags given replace what is recorded"
+		}
+		c := &cobra.Command{
+			Use: use, Short: short, Args: exactArgs(1),
+			Long: short + `.
+
+exec runs a command (--start) as a child process of the agent, with an
+optional health check: --check (a command), --tcp HOST:PORT or --http URL.
+A command is a JSON array of strings ('["/usr/bin/web", "--port", "80"]') or
+words split as a shell would, with quotes but without expansion, pipes or
+redirections (run ["sh", "-c", "..."] for those). systemd runs a unit
+(--unit web.service) where systemd runs the node.
+
+` + rolesNote,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				ctx, cancel := g.context(cmd)
+				defer cancel()
+				c, err := g.open(ctx)
+				if err != nil {
+					return err
+				}
+				r, mode := roles.Resource{Name: args[0]}, api.PutCreate
+				if !add {
+					mode = api.PutReplace
+					list, err := c.Resources(ctx)
+					if err != nil {
+						return fmt.Errorf("read the resources: %w", err)
+					}
+					found := false
+					for _, ri := range list {
+						if strings.EqualFold(ri.Name, args[0]) {
+							r, found = ri.Resource, true
+						}
+					}
+					if !found {
+						return fmt.Errorf("no resource named %s", args[0])
+					}
+				}
+				if err := rf.apply(cmd, &r, add); err != nil {
+					return err
+				}
+				r.Normalize()
+				if err := r.Validate(); err != nil {
+					return usageError{err}
+				}
+				out, err := c.PutResource(ctx, r, mode)
+				if err != nil {
+					return fmt.Errorf("record resource %s: %w", r.Name, err)
+				}
+				if out.Unavailable != "" {
+					g.out.Infof("note: %s (nothing runs resources yet; a node without systemd will not be able to own a group holding it)", out.Unavailable)
+				}
+				return g.out.Result(out, func(w io.Writer) { fmt.Fprintf(w, "resource %s recorded\n", out.Name) })
+			},
+		}
+		rf.bind(c, add)
+		return c
+	}
+	remove := &cobra.Command{
+		Use: "remove NAME", Short: "Remove a resource (refused while a group holds it)", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			c, err := g.open(ctx)
+			if err != nil {
+				return err
+			}
+			if err := c.RemoveResource(ctx, args[0]); err != nil {
+				return fmt.Errorf("remove resource %s: %w", args[0], err)
+			}
+			return g.out.Result(map[string]any{"removed": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "resource %s removed\n", args[0]) })
+		},
+	}
+	list := &cobra.Command{
+		Use: "list", Short: "List the resources", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			c, err := g.open(ctx)
+			if err != nil {
+				return err
+			}
+			list, err := c.Resources(ctx)
+			if err != nil {
+				return fmt.Errorf("list the resources: %w", err)
+			}
+			return g.out.Result(list, func(w io.Writer) {
+				var rows [][]string
+				for _, r := range list {
+					rows = append(rows, []string{r.Name, r.Type, orDash(r.Group), describeParams(r.Params),
+						fmt.Sprintf("every %s (timeout %s), %d restart(s)", time.Duration(r.MonitorInterval), time.Duration(r.MonitorTimeout), r.RestartLimit)})
+				}
+				ui.Table(w, []string{"NAME", "TYPE", "GROUP", "PARAMETERS", "MONITOR"}, rows)
+				for _, r := range list {
+					if r.Unavailable != "" {
+						fmt.Fprintf(w, "note: %s: %s\n", r.Name, r.Unavailable)
+					}
+				}
+			})
+		},
+	}
+	cmd.AddCommand(put(true), put(false), remove, list)
+	return cmd
+}
+
+// groupFlags are the flags of group create and set.
+type groupFlags struct {
+	resources, possible, preferred []string
+	threshold                      int
+	period                         time.Duration
+	failback, window, wanted       string
+}
+
+func (gf *groupFlags) bind(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringSliceVar(&gf.resources, "resources", nil, "the group's resources, in start order (stopped in reverse)")
+	f.StringSliceVar(&gf.possible, "possible-owners", nil, "the nodes the group may run on (default: all)")
+	f.StringSliceVar(&gf.preferred, "preferred-owners", nil, "the nodes tried first, in order")
+	f.IntVar(&gf.threshold, "failover-threshold", 2, "at most this many failovers in --failover-period, then the group stays offline (0: no automatic failover)")
+	f.DurationVar(&gf.period, "failover-period", roles.DefaultFailoverPeriod, "the period of --failover-threshold")
+	f.StringVar(&gf.failback, "failback", roles.FailbackNever, "failback to a more preferred owner: never, immediately, or window")
+	f.StringVar(&gf.window, "failback-window", "", "with --failback window: the daily window, HH:MM-HH:MM (UTC)")
+	f.StringVar(&gf.wanted, "wanted", roles.WantedOffline, "the wanted state: online or offline")
+}
+
+func (gf *groupFlags) apply(cmd *cobra.Command, g *roles.Group, create bool) error {
+	ch := func(name string) bool { return create || cmd.Flags().Changed(name) }
+	if ch("resources") {
+		g.Resources = gf.resources
+	}
+	if ch("possible-owners") {
+		g.PossibleOwners = gf.possible
+	}
+	if ch("preferred-owners") {
+		g.PreferredOwners = gf.preferred
+	}
+	if ch("failover-threshold") {
+		g.FailoverThreshold = gf.threshold
+	}
+	if ch("failover-period") {
+		g.FailoverPeriod = roles.Duration(gf.period)
+	}
+	if ch("failback") {
+		g.Failback.Policy = gf.failback
+		if gf.failback != roles.FailbackWindow {
+			g.Failback.WindowStart, g.Failback.WindowEnd = "", ""
+		}
+	}
+	if ch("failback-window") && gf.window != "" {
+		s, e, ok := strings.Cut(gf.window, "-")
+		if !ok {
+			return usageError{fmt.Errorf("--failback-window %q: want HH:MM-HH:MM", gf.window)}
+		}
+		g.Failback.WindowStart, g.Failback.WindowEnd = s, e
+	}
+	if ch("wanted") {
+		g.Wanted = gf.wanted
+	}
+	return nil
+}
+
+func groupCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "group", Short: "Groups (roles): resources that run and fail over together (configuration only, for now)",
+		Long: "Groups (roles): resources that run and fail over together.\n\n" + rolesNote}
+	put := func(create bool) *cobra.Command {
+		var gf groupFlags
+		use, short := "create NAME --resources R1,R2 [--preferred-owners N1,N2] [...]", "Create a group"
+		if !create {
+			use, short = "set NAME [flags of create]", "Change a group: the flags given replace what is recorded"
+		}
+		c := &cobra.Command{
+			Use: use, Short: short, Long: short + ".\n\n" + rolesNote, Args: exactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				ctx, cancel := g.context(cmd)
+				defer cancel()
+				c, err := g.open(ctx)
+				if err != nil {
+					return err
+				}
+				grp, mode := roles.Group{Name: args[0]}, api.PutCreate
+				if !create {
+					mode = api.PutReplace
+					list, err := c.Groups(ctx)
+					if err != nil {
+						return fmt.Errorf("read the groups: %w", err)
+					}
+					found := false
+					for _, x := range list {
+						if strings.EqualFold(x.Name, args[0]) {
+							grp, found = x, true
+						}
+					}
+					if !found {
+						return fmt.Errorf("no group named %s", args[0])
+					}
+				}
+				if err := gf.apply(cmd, &grp, create); err != nil {
+					return err
+				}
+				grp.Normalize()
+				if err := grp.Validate(); err != nil {
+					return usageError{err}
+				}
+				out, err := c.PutGroup(ctx, grp, mode)
+				if err != nil {
+					return fmt.Errorf("record group %s: %w", grp.Name, err)
+				}
+				return g.out.Result(out, func(w io.Writer) { fmt.Fprintf(w, "group %s recorded\n", out.Name) })
+			},
+		}
+		gf.bind(c)
+		return c
+	}
+	remove := &cobra.Command{
+		Use: "remove NAME", Short: "Remove a group (its resources stay, in no group)", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			c, err := g.open(ctx)
+			if err != nil {
+				return err
+			}
+			if err := c.RemoveGroup(ctx, args[0]); err != nil {
+				return fmt.Errorf("remove group %s: %w", args[0], err)
+			}
+			return g.out.Result(map[string]any{"removed": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "group %s removed\n", args[0]) })
+		},
+	}
+	list := &cobra.Command{
+		Use: "list", Short: "List the groups", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			c, err := g.open(ctx)
+			if err != nil {
+				return err
+			}
+			list, err := c.Groups(ctx)
+			if err != nil {
+				return fmt.Errorf("list the groups: %w", err)
+			}
+			return g.out.Result(list, func(w io.Writer) {
+				var rows [][]string
+				for _, x := range list {
+					fb := x.Failback.Policy
+					if fb == roles.FailbackWindow {
+						fb += " " + x.Failback.WindowStart + "-" + x.Failback.WindowEnd
+					}
+					rows = append(rows, []string{x.Name, x.Wanted, orDash(strings.Join(x.Resources, ",")),
+						orDash(strings.Join(x.PossibleOwners, ",")), orDash(strings.Join(x.PreferredOwners, ",")),
+						strconv.Itoa(x.FailoverThreshold) + " in " + time.Duration(x.FailoverPeriod).String(), fb})
+				}
+				ui.Table(w, []string{"NAME", "WANTED", "RESOURCES", "POSSIBLE", "PREFERRED", "FAILOVERS", "FAILBACK"}, rows)
+			})
+		},
+	}
+	cmd.AddCommand(put(true), put(false), remove, list)
+	return cmd
+}
+
+func describeParams(p map[string]string) string {
+	var parts []string
+	for _, k := range []string{"start", "stop", "check", "tcp", "http", "unit"} {
+		if v, ok := p[k]; ok {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	for k, v := range p {
+		if !strings.Contains(" start stop check tcp http unit ", " "+k+" ") {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	return orDash(strings.Join(parts, " "))
+}
