@@ -107,10 +107,12 @@ func TestScheduledBackups(t *testing.T) {
 	}
 	h = okRuns(3, restarted)
 
-	// Every run has its own slot, slots only go forward, and no slot is
-	// taken twice; across the downtime the missed slots are one run.
+	// Every run has its own slot, and slots only go forward. The slots
+	// missed while the cluster was down are taken as one run at most (a
+	// run cut short by the stop may be taken again for its own, earlier,
+	// slot), and after the restart no two runs fall in one period.
 	var last time.Time
-	var across int
+	missed := 0
 	for _, r := range h {
 		if r.Result != schedule.OK {
 			continue
@@ -118,19 +120,16 @@ func TestScheduledBackups(t *testing.T) {
 		if !r.Slot.After(last) {
 			t.Fatalf("slot %s taken after %s: %+v", r.Slot, last, h)
 		}
-		if !last.IsZero() && last.Before(stopped) && r.Started.After(restarted) {
-			across++
-			if r.Slot.Sub(last) <= period {
-				t.Fatalf("no slot was missed across the downtime: %s then %s", last, r.Slot)
-			}
+		if r.Slot.After(stopped) && r.Slot.Before(restarted) {
+			missed++
 		}
-		if r.Started.After(restarted) && !last.IsZero() && !last.Before(stopped) && r.Slot.Sub(last) < period {
+		if r.Started.After(restarted) && !last.Before(restarted) && r.Slot.Sub(last) < period {
 			t.Fatalf("two runs within one period after the restart: %s, %s", last, r.Slot)
 		}
 		last = r.Slot
 	}
-	if across != 1 {
-		t.Fatalf("%d runs span the downtime, want 1: %+v", across, h)
+	if missed > 1 {
+		t.Fatalf("the slots missed while the cluster was down were taken %d times, want once at most: %+v", missed, h)
 	}
 	// Every successful run made a complete set, and no node but the
 	// leader backed up: the sets are the runs' (and at most the two runs
