@@ -332,12 +332,15 @@ func (a *Agent) scheduledBackup(ctx context.Context, c schedule.Config) (schedul
 	}
 	out := schedule.Outcome{Path: res.Path, Bytes: res.StoredBytes}
 	// Retention after each success; prune keeps the newest set that
-	// verifies, and a failure to prune fails the run (it is retried).
+	// verifies.
 	policy := retention.Policy{Last: c.KeepLast, Daily: c.KeepDaily, Weekly: c.KeepWeekly, Monthly: c.KeepMonthly}
 	if !policy.Empty() {
 		pr, err := backup.Prune(ctx, backup.PruneOptions{Target: c.Target, Policy: policy, Log: log})
 		if err != nil {
-			return out, fmt.Errorf("backed up to %s, then prune: %w", res.Path, err)
+			// The set is made and verified: the run succeeded, and the
+			// next one prunes again (retrying would make another set).
+			out.Warning = fmt.Sprintf("prune: %v", err)
+			return out, nil
 		}
 		log.Info("pruned", "kept", len(pr.Kept), "removed", len(pr.Removed))
 	}

@@ -90,6 +90,16 @@ func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) runSchedule(w http.ResponseWriter, r *http.Request) error {
+	cs, _, _, err := s.svc.ScheduleRecord()
+	if err != nil {
+		return err
+	}
+	if cs == "" {
+		return cluster.ErrNoSchedule
+	}
+	if c, err := schedule.ParseConfig(cs); err == nil && c.Paused {
+		return fmt.Errorf("%w: the schedule is paused: set it without --paused first", errInvalidRequest)
+	}
 	t := time.Now().UTC().Format(time.RFC3339Nano)
 	if err := s.svc.AskScheduledRun(r.Context(), t); err != nil {
 		return err

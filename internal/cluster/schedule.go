@@ -79,16 +79,18 @@ func (s *Service) SetSchedule(ctx context.Context, config string) error {
 }
 
 // SwapScheduleState replaces the schedule's state old ("" when none) by
-// next, only if it is still old: a run is claimed this way, so two leaders
-// can never both claim one. Leader only.
-func (s *Service) SwapScheduleState(ctx context.Context, old, next string) error {
+// next, only if it is still old and the configuration is still config: a
+// run is claimed this way, so two leaders can never both claim one, and a
+// run is never claimed for a schedule changed meanwhile. Leader only.
+func (s *Service) SwapScheduleState(ctx context.Context, config, old, next string) error {
+	cfg := hive.StringValue("Config", config)
 	cond := hive.Cond{Kind: hive.CondValueMissing, Key: ScheduleKey, Name: "State"}
 	if old != "" {
 		v := hive.StringValue("State", old)
 		cond = hive.Cond{Kind: hive.CondValueEquals, Key: ScheduleKey, Value: &v}
 	}
 	_, err := s.applySystem(ctx, hive.Txn{
-		Conds: []hive.Cond{{Kind: hive.CondValueExists, Key: ScheduleKey, Name: "Config"}, cond},
+		Conds: []hive.Cond{{Kind: hive.CondValueEquals, Key: ScheduleKey, Value: &cfg}, cond},
 		Ops:   []hive.Op{hive.SetValue(ScheduleKey, hive.StringValue("State", next))},
 	})
 	if errors.Is(err, hive.ErrPreconditionFailed) {

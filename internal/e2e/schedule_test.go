@@ -92,12 +92,14 @@ func TestScheduledBackups(t *testing.T) {
 
 	// The whole cluster stops for several periods, then comes back.
 	okRuns(1, time.Now())
-	stopped := time.Now()
 	for _, n := range lc.Nodes {
 		if _, err := lc.Stop(n.Name, false); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// Taken once every node stopped: no slot after it can have run before
+	// the restart.
+	stopped := time.Now()
 	time.Sleep(4 * period)
 	restarted := time.Now()
 	for _, n := range lc.Nodes {

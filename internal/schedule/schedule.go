@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/backupset"
 )
 
 // Config is a schedule: when, where to, what to keep.
@@ -36,6 +39,9 @@ func (c Config) Validate() error {
 	if !strings.HasPrefix(c.Target, "s3://") && !filepath.IsAbs(c.Target) {
 		return fmt.Errorf("schedule: target %q is a relative path: give an absolute one (a directory on the leader's host) or s3://bucket/prefix", c.Target)
 	}
+	if _, err := backupset.ParseRecipients(c.Recipients, nil); err != nil {
+		return fmt.Errorf("schedule: %w", err)
+	}
 	for _, k := range []int{c.KeepLast, c.KeepDaily, c.KeepWeekly, c.KeepMonthly} {
 		if k < 0 {
 			return errors.New("schedule: a --keep-* count is negative")
@@ -62,6 +68,11 @@ type Run struct {
 	Path    string    `json:"path,omitempty"` // the set made
 	// Bytes is the size of the set's stored files.
 	Bytes int64 `json:"bytes,omitempty"`
+	// Heartbeat is renewed while the run goes on: a running run whose
+	// heartbeat is older than Lease is taken to have died with its node.
+	Heartbeat time.Time `json:"heartbeat,omitzero"`
+	// Warning tells what went wrong after the set was made (retention).
+	Warning string `json:"warning,omitempty"`
 }
 
 // historyLen is how many runs the state keeps.
@@ -80,7 +91,10 @@ type State struct {
 	// whichever node took it.
 	Succeeded  int64 `json:"succeeded,omitempty"`
 	FailedRuns int64 `json:"failed_runs,omitempty"`
-	History    []Run `json:"history,omitempty"`
+	// RunNowTaken is the run-now request last taken (its recorded text):
+	// a request is taken once, whatever the clocks of the nodes say.
+	RunNowTaken string `json:"run_now_taken,omitempty"`
+	History     []Run  `json:"history,omitempty"`
 }
 
 func (st State) encode() string {
@@ -114,7 +128,14 @@ type Action struct {
 	Run  bool
 	Slot time.Time
 	Why  string
+	// Abandon: the running run's lease expired; record it as failed (it
+	// is retried after the backoff) rather than run.
+	Abandon bool
 }
+
+// Lease is how long a running run lives without a heartbeat; its runner
+// renews it every Lease/3, and stops the run at once when it stops leading.
+const Lease = 30 * time.Second
 
 // backoff is how long after its nth failure (n >= 1) a run is retried.
 func backoff(n int) time.Duration {
@@ -126,21 +147,30 @@ func backoff(n int) time.Duration {
 }
 
 // Decide says whether the leader (node self, running no run of the
-// schedule itself) takes a run now. A run that another node claimed and
-// did not finish is taken again: that node is no longer the leader.
-func Decide(c Config, spec Spec, st State, runNow time.Time, self string, now time.Time) Action {
+// schedule itself) takes a run now. runNow is the recorded run-now request
+// ("" when none). A run another node claimed is left alone while its lease
+// lives (that node stops it when it stops leading); after that it counts as
+// failed and is retried after the backoff, like any failed run.
+func Decide(c Config, spec Spec, st State, runNow string, self string, now time.Time) Action {
 	if c.Paused {
 		return Action{}
 	}
 	if st.Last.Result == Running {
+		beat := st.Last.Heartbeat
+		if beat.IsZero() {
+			beat = st.Last.Started
+		}
+		if now.Sub(beat) < Lease && st.Last.Runner != self {
+			return Action{}
+		}
 		who := "node " + st.Last.Runner
 		if st.Last.Runner == self {
 			who = "this node (before it restarted)"
 		}
-		return Action{Run: true, Slot: st.Last.Slot, Why: fmt.Sprintf("the run due at %s, taken by %s, did not finish", st.Last.Slot.Format(time.RFC3339), who)}
+		return Action{Abandon: true, Slot: st.Last.Slot, Why: fmt.Sprintf("the run due at %s, taken by %s, did not finish", st.Last.Slot.Format(time.RFC3339), who)}
 	}
-	if !runNow.IsZero() && runNow.After(st.Last.Started) {
-		return Action{Run: true, Slot: runNow, Why: "asked for (run-now)"}
+	if runNow != "" && runNow != st.RunNowTaken {
+		return Action{Run: true, Slot: now, Why: "asked for (run-now)"}
 	}
 	if latest := spec.Latest(st.Last.Slot, now); !latest.IsZero() && latest.After(st.Last.Slot) {
 		why := "due"
@@ -157,11 +187,12 @@ func Decide(c Config, spec Spec, st State, runNow time.Time, self string, now ti
 
 // Store is the schedule's record in the cluster.
 type Store interface {
-	// ScheduleRecord reads the configuration, the state and when a run
-	// was last asked for ("" when unset).
+	// ScheduleRecord reads the configuration, the state and the run-now
+	// request ("" when unset).
 	ScheduleRecord() (config, state, runNow string, err error)
-	// SwapScheduleState replaces old by next only if it is still old.
-	SwapScheduleState(ctx context.Context, old, next string) error
+	// SwapScheduleState replaces the state old by next only if it is still
+	// old and the configuration is still config.
+	SwapScheduleState(ctx context.Context, config, old, next string) error
 	// Leader reports whether this node leads (and may claim runs).
 	Leader() bool
 	// NodeID is this node's id.
@@ -172,6 +203,8 @@ type Store interface {
 type Outcome struct {
 	Path  string
 	Bytes int64
+	// Warning: the set is made, but what followed (retention) failed.
+	Warning string
 }
 
 // Backup takes one run's backup and applies the retention.
@@ -213,18 +246,15 @@ func (r *Runner) Run(ctx context.Context) {
 
 // Once takes a run if one is due and this node leads.
 func (r *Runner) Once(ctx context.Context) error {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
 	if !r.Store.Leader() {
 		return nil
 	}
-	cs, ss, rn, err := r.Store.ScheduleRecord()
+	cs, ss, runNow, err := r.Store.ScheduleRecord()
 	if err != nil || cs == "" {
 		return err
-	}
-	var runNow time.Time
-	if rn != "" {
-		if runNow, err = time.Parse(time.RFC3339Nano, rn); err != nil {
-			return fmt.Errorf("read the schedule's run-now: %w", err)
-		}
 	}
 	c, err := ParseConfig(cs)
 	if err != nil {
@@ -240,25 +270,46 @@ func (r *Runner) Once(ctx context.Context) error {
 	}
 	now := r.Now().UTC()
 	a := Decide(c, spec, st, runNow, r.Store.NodeID(), now)
-	if !a.Run {
-		return nil
-	}
-	if st.Last.Result == Running {
-		// The run that did not finish counts as failed.
+	if a.Abandon {
+		// The run died with its node: it counts as failed, and is retried
+		// after the backoff.
 		st.Last.Result, st.Last.Error, st.Last.Ended = Failed, "did not finish: its node stopped leading or restarted", now
 		st.History = appendRun(st.History, st.Last)
 		st.Failures++
 		st.FailedRuns++
+		st.RetryAt = now.Add(backoff(st.Failures))
+		r.Log.Warn("scheduled backup did not finish", "slot", a.Slot, "why", a.Why, "retry_at", st.RetryAt)
+		return r.Store.SwapScheduleState(ctx, cs, ss, st.encode())
+	}
+	if !a.Run {
+		return nil
 	}
 	claimed := st
-	claimed.Last = Run{Slot: a.Slot, Runner: r.Store.NodeID(), Started: now, Result: Running}
-	if err := r.Store.SwapScheduleState(ctx, ss, claimed.encode()); err != nil {
+	claimed.Last = Run{Slot: a.Slot, Runner: r.Store.NodeID(), Started: now, Heartbeat: now, Result: Running}
+	if runNow != "" {
+		claimed.RunNowTaken = runNow
+	}
+	if err := r.Store.SwapScheduleState(ctx, cs, ss, claimed.encode()); err != nil {
 		return fmt.Errorf("claim the run due at %s: %w", a.Slot.Format(time.RFC3339), err)
 	}
 	r.Log.Info("scheduled backup", "slot", a.Slot, "why", a.Why, "target", c.Target)
-	out, berr := r.Backup(ctx, c)
-	done := claimed
-	done.Last.Ended, done.Last.Path, done.Last.Bytes = r.Now().UTC(), out.Path, out.Bytes
+	out, berr, current := r.runLeased(ctx, c, cs, claimed)
+	done, _ := ParseState(current)
+	if ctx.Err() != nil {
+		// The agent is stopping: the run is recorded as interrupted, not
+		// counted as a failure, and may be taken again at once by the
+		// next leader (without waiting for its lease).
+		done.Last.Result, done.Last.Error, done.Last.Ended = Failed, "interrupted: the agent stopped", r.Now().UTC()
+		done.RetryAt = done.Last.Ended
+		done.History = appendRun(done.History, done.Last)
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := r.Store.SwapScheduleState(rctx, cs, current, done.encode()); err != nil {
+			return fmt.Errorf("record the interrupted run due at %s: %w", a.Slot.Format(time.RFC3339), err)
+		}
+		return ctx.Err()
+	}
+	done.Last.Ended, done.Last.Path, done.Last.Bytes, done.Last.Warning = r.Now().UTC(), out.Path, out.Bytes, out.Warning
 	if berr != nil {
 		done.Last.Result, done.Last.Error = Failed, berr.Error()
 		done.Failures++
@@ -269,14 +320,75 @@ func (r *Runner) Once(ctx context.Context) error {
 		done.Last.Result = OK
 		done.Failures, done.RetryAt, done.LastSuccess = 0, time.Time{}, done.Last.Ended
 		done.Succeeded++
+		if out.Warning != "" {
+			r.Log.Warn("scheduled backup made its set, then", "warning", out.Warning)
+		}
 	}
 	done.History = appendRun(done.History, done.Last)
-	// Recording the outcome may fail if leadership was lost: the next
-	// leader then sees the run as unfinished and takes it again.
-	if err := r.Store.SwapScheduleState(ctx, claimed.encode(), done.encode()); err != nil {
+	// Recording the outcome fails if leadership was lost meanwhile: the
+	// next leader sees the run unfinished once its lease expires.
+	if err := r.Store.SwapScheduleState(ctx, cs, current, done.encode()); err != nil {
 		return fmt.Errorf("record the run due at %s: %w", a.Slot.Format(time.RFC3339), err)
 	}
 	return berr
+}
+
+// runLeased runs the backup while renewing the run's heartbeat every
+// Lease/3, and cancels it the moment this node stops leading or a renewal
+// fails (another node may then take the run once the lease expires, never
+// before). It returns the backup's outcome and the state as last recorded.
+func (r *Runner) runLeased(ctx context.Context, c Config, cs string, claimed State) (Outcome, error, string) {
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	current := claimed.encode()
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		poll := time.NewTicker(200 * time.Millisecond)
+		defer poll.Stop()
+		renewAt := r.Now().Add(Lease / 3)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-runCtx.Done():
+				return
+			case <-poll.C:
+			}
+			if !r.Store.Leader() {
+				cancel()
+				return
+			}
+			if r.Now().Before(renewAt) {
+				continue
+			}
+			mu.Lock()
+			st, _ := ParseState(current)
+			st.Last.Heartbeat = r.Now().UTC()
+			next := st.encode()
+			err := r.Store.SwapScheduleState(runCtx, cs, current, next)
+			if err == nil {
+				current = next
+			}
+			mu.Unlock()
+			if err != nil {
+				cancel()
+				return
+			}
+			renewAt = r.Now().Add(Lease / 3)
+		}
+	}()
+	out, err := r.Backup(runCtx, c)
+	close(stop)
+	<-watched
+	if err == nil && runCtx.Err() != nil && ctx.Err() == nil {
+		err = errors.New("this node stopped leading during the run")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return out, err, current
 }
 
 func appendRun(h []Run, r Run) []Run {

@@ -56,32 +56,37 @@ func TestDecide(t *testing.T) {
 		return State{Last: Run{Slot: at(slot), Runner: "a", Started: at(slot), Ended: at(slot).Add(time.Minute), Result: OK}}
 	}
 	cases := []struct {
-		name   string
-		cfg    Config
-		st     State
-		runNow time.Time
-		run    bool
-		slot   string
+		name    string
+		cfg     Config
+		st      State
+		runNow  string
+		run     bool
+		abandon bool
+		slot    string
 	}{
-		{"first run takes the latest slot", cfg, State{}, time.Time{}, true, "2026-11-25T10:00:00Z"},
-		{"nothing due", cfg, done("2026-11-25T10:00:00Z"), time.Time{}, false, ""},
-		{"five missed slots are one run", cfg, done("2026-11-25T05:00:00Z"), time.Time{}, true, "2026-11-25T10:00:00Z"},
-		{"paused", Config{Spec: "@every 1h", Target: "/b", Paused: true}, done("2026-11-25T05:00:00Z"), time.Time{}, false, ""},
-		{"a run another node did not finish is taken again", cfg,
-			State{Last: Run{Slot: at("2026-11-25T10:00:00Z"), Runner: "b", Started: at("2026-11-25T10:00:01Z"), Result: Running}}, time.Time{}, true, "2026-11-25T10:00:00Z"},
+		{"first run takes the latest slot", cfg, State{}, "", true, false, "2026-11-25T10:00:00Z"},
+		{"nothing due", cfg, done("2026-11-25T10:00:00Z"), "", false, false, ""},
+		{"five missed slots are one run", cfg, done("2026-11-25T05:00:00Z"), "", true, false, "2026-11-25T10:00:00Z"},
+		{"paused", Config{Spec: "@every 1h", Target: "/b", Paused: true}, done("2026-11-25T05:00:00Z"), "", false, false, ""},
+		{"another node's run is left alone while its lease lives", cfg,
+			State{Last: Run{Slot: at("2026-11-25T10:00:00Z"), Runner: "b", Started: at("2026-11-25T10:00:01Z"), Heartbeat: at("2026-11-25T10:29:50Z"), Result: Running}}, "", false, false, ""},
+		{"a run whose lease expired is abandoned, not run at once", cfg,
+			State{Last: Run{Slot: at("2026-11-25T10:00:00Z"), Runner: "b", Started: at("2026-11-25T10:00:01Z"), Heartbeat: at("2026-11-25T10:20:00Z"), Result: Running}}, "", false, true, "2026-11-25T10:00:00Z"},
+		{"this node's own unfinished run (it restarted) is abandoned", cfg,
+			State{Last: Run{Slot: at("2026-11-25T10:00:00Z"), Runner: "a", Started: at("2026-11-25T10:29:59Z"), Heartbeat: at("2026-11-25T10:29:59Z"), Result: Running}}, "", false, true, "2026-11-25T10:00:00Z"},
 		{"a failed run waits for its retry", cfg,
-			State{Last: Run{Slot: at("2026-11-25T10:00:00Z"), Result: Failed}, Failures: 1, RetryAt: at("2026-11-25T10:31:00Z")}, time.Time{}, false, ""},
+			State{Last: Run{Slot: at("2026-11-25T10:00:00Z"), Result: Failed}, Failures: 1, RetryAt: at("2026-11-25T10:31:00Z")}, "", false, false, ""},
 		{"a failed run is retried", cfg,
-			State{Last: Run{Slot: at("2026-11-25T10:00:00Z"), Result: Failed}, Failures: 1, RetryAt: at("2026-11-25T10:29:00Z")}, time.Time{}, true, "2026-11-25T10:00:00Z"},
+			State{Last: Run{Slot: at("2026-11-25T10:00:00Z"), Result: Failed}, Failures: 1, RetryAt: at("2026-11-25T10:29:00Z")}, "", true, false, "2026-11-25T10:00:00Z"},
 		{"a new slot wins over a retry", cfg,
-			State{Last: Run{Slot: at("2026-11-25T09:00:00Z"), Result: Failed}, Failures: 3, RetryAt: at("2026-11-25T11:00:00Z")}, time.Time{}, true, "2026-11-25T10:00:00Z"},
-		{"run-now", cfg, done("2026-11-25T10:00:00Z"), at("2026-11-25T10:20:00Z"), true, "2026-11-25T10:20:00Z"},
-		{"run-now taken already", cfg, State{Last: Run{Slot: at("2026-11-25T10:20:00Z"), Started: at("2026-11-25T10:20:01Z"), Result: OK}}, at("2026-11-25T10:20:00Z"), false, ""},
+			State{Last: Run{Slot: at("2026-11-25T09:00:00Z"), Result: Failed}, Failures: 3, RetryAt: at("2026-11-25T11:00:00Z")}, "", true, false, "2026-11-25T10:00:00Z"},
+		{"run-now", cfg, done("2026-11-25T10:00:00Z"), "2026-11-25T10:20:00Z", true, false, "2026-11-25T10:30:00Z"},
+		{"run-now taken already, whatever the clocks", cfg, State{Last: Run{Slot: at("2026-11-25T10:00:00Z"), Started: at("2026-11-25T10:00:01Z"), Result: OK}, RunNowTaken: "2026-11-25T11:20:00Z"}, "2026-11-25T11:20:00Z", false, false, ""},
 	}
 	for _, c := range cases {
 		a := Decide(c.cfg, hourly, c.st, c.runNow, "a", now)
-		if a.Run != c.run || (c.run && !a.Slot.Equal(at(c.slot))) {
-			t.Errorf("%s: %+v, want run=%v slot %s", c.name, a, c.run, c.slot)
+		if a.Run != c.run || a.Abandon != c.abandon || ((c.run || c.abandon) && !a.Slot.Equal(at(c.slot))) {
+			t.Errorf("%s: %+v, want run=%v abandon=%v slot %s", c.name, a, c.run, c.abandon, c.slot)
 		}
 	}
 	if backoff(1) != 30*time.Second || backoff(2) != time.Minute || backoff(20) != 30*time.Minute {
@@ -104,16 +109,23 @@ func (m *memStore) ScheduleRecord() (string, string, string, error) {
 	return m.cfg, m.state, m.runNow, nil
 }
 
-func (m *memStore) SwapScheduleState(_ context.Context, old, next string) error {
+func (m *memStore) SwapScheduleState(_ context.Context, config, old, next string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.state != old {
+	if !m.leader {
+		return errors.New("not the leader")
+	}
+	if m.state != old || m.cfg != config {
 		return errors.New("state changed")
 	}
 	m.state = next
 	return nil
 }
-func (m *memStore) Leader() bool   { return m.leader }
+func (m *memStore) Leader() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.leader
+}
 func (m *memStore) NodeID() string { return m.id }
 
 func TestRunnerRecordsRunsFailuresAndRetries(t *testing.T) {
@@ -177,5 +189,32 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%+v: accepted", c)
 		}
+	}
+}
+
+// A run stops the moment its node stops leading, and stays recorded as
+// running (for the next leader to take once its lease expires): it is
+// never recorded as done by a node that no longer leads.
+func TestRunStopsWhenLeadershipIsLost(t *testing.T) {
+	st := &memStore{cfg: `{"spec":"@every 1h","target":"/b"}`, leader: true, id: "a"}
+	started := make(chan struct{})
+	r := &Runner{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Backup: func(ctx context.Context, _ Config) (Outcome, error) {
+			close(started)
+			<-ctx.Done() // a backup that would go on for ever
+			return Outcome{}, ctx.Err()
+		}}
+	go func() {
+		<-started
+		st.mu.Lock()
+		st.leader = false
+		st.mu.Unlock()
+	}()
+	if err := r.Once(context.Background()); err == nil {
+		t.Fatal("a run cut short by the loss of leadership reported no error")
+	}
+	s, _ := ParseState(st.state)
+	if s.Last.Result != Running || s.Last.Runner != "a" {
+		t.Fatalf("state after the loss of leadership: %+v", s.Last)
 	}
 }

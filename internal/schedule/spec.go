@@ -124,11 +124,7 @@ func parseField(f string, lo, hi int) (uint64, error) {
 func (s Spec) Next(t time.Time) time.Time {
 	t = t.UTC()
 	if s.every > 0 {
-		n := t.Truncate(s.every)
-		if !n.After(t) {
-			n = n.Add(s.every)
-		}
-		return n
+		return s.slot(t).Add(s.every)
 	}
 	t = t.Truncate(time.Minute).Add(time.Minute)
 	// At most about 5 years of minutes are ever looked at: a spec that
@@ -178,8 +174,7 @@ func (s Spec) Latest(since, now time.Time) time.Time {
 		from = floor
 	}
 	if s.every > 0 {
-		l := now.UTC().Truncate(s.every)
-		if l.After(from) {
+		if l := s.slot(now.UTC()); l.After(from) {
 			return l
 		}
 		return time.Time{}
@@ -189,4 +184,11 @@ func (s Spec) Latest(since, now time.Time) time.Time {
 		last = t
 	}
 	return last
+}
+
+// slot is the last @every slot at or before t, counted from the Unix epoch.
+func (s Spec) slot(t time.Time) time.Time {
+	n := t.UnixNano()
+	e := s.every.Nanoseconds()
+	return time.Unix(0, n-((n%e)+e)%e).UTC()
 }
