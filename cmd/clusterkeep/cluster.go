@@ -105,8 +105,16 @@ func nodeCmd(g *globals) *cobra.Command {
 		},
 	}
 	leave.Flags().StringVar(&leaveAddr, "node-api", "127.0.0.1:7400", "API address of the node that leaves")
-	cmd.AddCommand(list,
-		action("pause", "Pause a node: it stays a member and takes no new roles", (*client.Cluster).PauseNode),
+	var drain bool
+	pause := action("pause", "Pause a node: it stays a member and keeps the groups it runs, but is given no new one (--drain: its groups move away)",
+		func(c *client.Cluster, ctx context.Context, node string) (api.Member, error) {
+			if drain {
+				return c.DrainNode(ctx, node)
+			}
+			return c.PauseNode(ctx, node)
+		})
+	pause.Flags().BoolVar(&drain, "drain", false, "move the node's groups to other nodes as well")
+	cmd.AddCommand(list, pause,
 		action("resume", "Resume a paused node", (*client.Cluster).ResumeNode),
 		action("evict", "Evict a node from the cluster for good", (*client.Cluster).EvictNode),
 		leave)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
+	"github.com/clusterkeep/clusterkeep/internal/resources"
 	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/clusterkeep/clusterkeep/internal/target"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
@@ -54,6 +55,9 @@ type globals struct {
 type usageError struct{ error }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == resources.ShimArg {
+		os.Exit(resources.ShimMain(os.Args[2:]))
+	}
 	g := &globals{}
 	root := &cobra.Command{
 		Use:           "clusterkeep",

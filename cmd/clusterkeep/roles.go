@@ -5,6 +5,8 @@ package main
 // the resource manager.
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -12,13 +14,15 @@ import (
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/api"
+	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/roles"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
 	"github.com/spf13/cobra"
 )
 
-const rolesNote = `Only the configuration is recorded for now: no node starts, monitors or
-moves anything yet.`
+const rolesNote = `The leader places each group wanted online on a node (its preferred owners
+first) and moves it when that node is lost, when a resource keeps failing,
+or when asked; each node runs what it owns. See group status.`
 
 // resourceFlags are the flags of resource add and set.
 type resourceFlags struct {
@@ -28,6 +32,8 @@ type resourceFlags struct {
 	start, stop, check string
 	tcp, http, unit    string
 	interval, timeout  time.Duration
+	startTimeout       time.Duration
+	stopTimeout        time.Duration
 	restartLimit       int
 }
 
@@ -46,6 +52,8 @@ func (rf *resourceFlags) bind(cmd *cobra.Command, add bool) {
 	f.StringVar(&rf.unit, "unit", "", "systemd: the unit's name (web.service)")
 	f.DurationVar(&rf.interval, "monitor-interval", roles.DefaultMonitorInterval, "how often the resource is checked")
 	f.DurationVar(&rf.timeout, "monitor-timeout", roles.DefaultMonitorTimeout, "how long one check may take")
+	f.DurationVar(&rf.startTimeout, "start-timeout", roles.DefaultStartTimeout, "how long a started resource may take to pass its first check")
+	f.DurationVar(&rf.stopTimeout, "stop-timeout", roles.DefaultStopTimeout, "how long a graceful stop may take before the resource is killed")
 	f.IntVar(&rf.restartLimit, "restart-limit", 3, "restarts on the same node before the group fails over")
 }
 
@@ -79,6 +87,12 @@ func (rf *resourceFlags) apply(cmd *cobra.Command, r *roles.Resource, add bool) 
 	if ch("monitor-timeout") {
 		r.MonitorTimeout = roles.Duration(rf.timeout)
 	}
+	if ch("start-timeout") {
+		r.StartTimeout = roles.Duration(rf.startTimeout)
+	}
+	if ch("stop-timeout") {
+		r.StopTimeout = roles.Duration(rf.stopTimeout)
+	}
 	if ch("restart-limit") {
 		r.RestartLimit = rf.restartLimit
 	}
@@ -86,7 +100,7 @@ func (rf *resourceFlags) apply(cmd *cobra.Command, r *roles.Resource, add bool) 
 }
 
 func resourceCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "resource", Short: "Resources: what a group runs (configuration only, for now)", Long: "Resources: what a group runs.\n\n" + rolesNote}
+	cmd := &cobra.Command{Use: "resource", Short: "Resources: what a group runs", Long: "Resources: what a group runs.\n\n" + rolesNote}
 	put := func(add bool) *cobra.Command {
 		var rf resourceFlags
 		use, short := "add NAME --type exec --start CMD [--check CMD|--tcp ADDR|--http URL] | --type systemd --unit UNIT", "Add a resource"
@@ -253,7 +267,7 @@ func (gf *groupFlags) apply(cmd *cobra.Command, g *roles.Group, create bool) err
 }
 
 func groupCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "group", Short: "Groups (roles): resources that run and fail over together (configuration only, for now)",
+	cmd := &cobra.Command{Use: "group", Short: "Groups (roles): resources that run and fail over together",
 		Long: "Groups (roles): resources that run and fail over together.\n\n" + rolesNote}
 	put := func(create bool) *cobra.Command {
 		var gf groupFlags
@@ -347,8 +361,189 @@ func groupCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(put(true), put(false), remove, list)
+	cmd.AddCommand(put(true), put(false), remove, list, groupStatusCmd(g), groupEventsCmd(g),
+		groupActionCmd(g, "online", "Bring a group online (clears a failover threshold that held it offline)"),
+		groupActionCmd(g, "offline", "Take a group offline: its resources stop, in reverse order"),
+		groupActionCmd(g, "move", "Move a group to another node (--node; default: the best other node)"))
 	return cmd
+}
+
+func groupStatusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "status", Short: "Each group's owner, state, resources, last failure and failovers", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withCluster(cmd, func(ctx context.Context, c *client.Cluster) error {
+				st, err := c.GroupsStatus(ctx)
+				if err != nil {
+					return fmt.Errorf("group status: %w", err)
+				}
+				return g.out.Result(st, func(w io.Writer) { groupStatusText(w, st) })
+			})
+		},
+	}
+}
+
+// groupEventsCmd follows the groups' changes of state and placement: it
+// watches their records in the hive and prints each change, until
+// interrupted (or --timeout, if given).
+func groupEventsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "events", Short: "Follow the groups' changes of state and owner as they happen", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if cmd.Flags().Changed("timeout") {
+				var cancel context.CancelFunc
+				ctx, cancel = g.context(cmd)
+				defer cancel()
+			}
+			c, err := g.open(ctx)
+			if err != nil {
+				return err
+			}
+			seen := map[string]string{}
+			var after uint64
+			for first := true; ; first = false {
+				list, err := c.GroupsStatus(ctx)
+				if err != nil {
+					return fmt.Errorf("group status: %w", err)
+				}
+				for _, st := range list {
+					k := st.State + "|" + st.Owner + "|" + st.Next + "|" + st.Reason
+					if seen[st.Name] == k {
+						continue
+					}
+					seen[st.Name] = k
+					ev := map[string]any{"time": time.Now().UTC(), "group": st.Name, "state": st.State, "owner": st.Owner,
+						"next": st.Next, "reason": st.Reason, "initial": first}
+					if g.json {
+						if err := json.NewEncoder(g.out.Out).Encode(ev); err != nil {
+							return err
+						}
+						continue
+					}
+					owner := orDash(st.Owner)
+					if st.Next != "" {
+						owner += " -> " + st.Next
+					}
+					fmt.Fprintf(g.out.Out, "%s  %-16s %-8s %-16s %s\n", time.Now().UTC().Format(time.RFC3339), st.Name, st.State, owner, st.Reason)
+				}
+				res, err := c.Watch(ctx, "Cluster/Roles/Placement", after, 30*time.Second)
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
+				after = res.Seq
+			}
+		},
+	}
+}
+
+func groupStatusText(w io.Writer, st []api.GroupStatus) {
+	var rows [][]string
+	for _, s := range st {
+		owner := orDash(s.Owner)
+		if s.Next != "" {
+			owner += " -> " + s.Next
+		}
+		rows = append(rows, []string{s.Name, s.Wanted, s.State, owner,
+			fmt.Sprintf("%d/%d in %s", s.Failovers, s.FailoverThreshold, time.Duration(s.FailoverPeriod)), orDash(s.Reason)})
+	}
+	ui.Table(w, []string{"GROUP", "WANTED", "STATE", "OWNER", "FAILOVERS", "WHY"}, rows)
+	for _, s := range st {
+		if len(s.Resources) == 0 && s.LastFailure == "" {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s", s.Name)
+		if s.Owner != "" {
+			fmt.Fprintf(w, " on %s", s.Owner)
+		}
+		fmt.Fprintln(w, ":")
+		for _, r := range s.Resources {
+			line := fmt.Sprintf("  %-16s %-9s restarts %d", r.Name, r.State, r.Restarts)
+			if r.LastFailure != "" {
+				line += fmt.Sprintf("  last failure %s: %s", r.LastFailureAt.Format(time.RFC3339), r.LastFailure)
+			}
+			fmt.Fprintln(w, line)
+		}
+		if s.LastFailure != "" {
+			fmt.Fprintf(w, "  last failure of the group %s: %s\n", s.LastFailureAt.Format(time.RFC3339), s.LastFailure)
+		}
+	}
+}
+
+func groupActionCmd(g *globals, action, short string) *cobra.Command {
+	var node string
+	var wait bool
+	cmd := &cobra.Command{
+		Use: action + " NAME", Short: short, Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withCluster(cmd, func(ctx context.Context, c *client.Cluster) error {
+				var st api.GroupStatus
+				var err error
+				if action == "move" {
+					st, err = c.MoveGroup(ctx, args[0], node)
+				} else {
+					st, err = c.GroupAction(ctx, args[0], action)
+				}
+				if err != nil {
+					return fmt.Errorf("%s group %s: %w", action, args[0], err)
+				}
+				if wait {
+					if st, err = waitGroup(ctx, g, c, st, action, node); err != nil {
+						return err
+					}
+				}
+				return g.out.Result(st, func(w io.Writer) {
+					fmt.Fprintf(w, "group %s: %s", st.Name, st.State)
+					if st.Owner != "" {
+						fmt.Fprintf(w, " on %s", st.Owner)
+					}
+					if st.Reason != "" {
+						fmt.Fprintf(w, " (%s)", st.Reason)
+					}
+					fmt.Fprintln(w)
+				})
+			})
+		},
+	}
+	if action == "move" {
+		cmd.Flags().StringVar(&node, "node", "", "the node to move it to (default: the best other node)")
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the group is "+map[string]string{"online": "online", "offline": "offline", "move": "online on its new node"}[action])
+	return cmd
+}
+
+// waitGroup polls the group's status until the action is done: online
+// (on another node than before, for a move) or offline; a group that
+// failed meanwhile is an error.
+func waitGroup(ctx context.Context, g *globals, c *client.Cluster, from api.GroupStatus, action, node string) (api.GroupStatus, error) {
+	g.out.Infof("waiting for group %s to be %s", from.Name, map[string]string{"online": "online", "offline": "offline", "move": "online elsewhere"}[action])
+	for {
+		list, err := c.GroupsStatus(ctx)
+		if err != nil {
+			return from, fmt.Errorf("wait for group %s: %w", from.Name, err)
+		}
+		for _, st := range list {
+			if !strings.EqualFold(st.Name, from.Name) {
+				continue
+			}
+			switch {
+			case action == "offline" && st.State == "Offline",
+				action == "online" && st.State == "Online",
+				action == "move" && st.State == "Online" && st.Owner != from.Owner && (node == "" || strings.EqualFold(st.Owner, node)):
+				return st, nil
+			case st.State == "Failed", action == "move" && strings.HasPrefix(st.Reason, "move") && strings.Contains(st.Reason, "refused"):
+				return st, fmt.Errorf("group %s: %s: %s", st.Name, st.State, st.Reason)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return from, fmt.Errorf("wait for group %s: %w", from.Name, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func describeParams(p map[string]string) string {

@@ -28,6 +28,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
 	"github.com/clusterkeep/clusterkeep/internal/dashboard"
 	"github.com/clusterkeep/clusterkeep/internal/metrics"
+	"github.com/clusterkeep/clusterkeep/internal/placement"
 	"github.com/clusterkeep/clusterkeep/internal/retention"
 	"github.com/clusterkeep/clusterkeep/internal/schedule"
 	"github.com/clusterkeep/clusterkeep/internal/security"
@@ -64,6 +65,13 @@ type Config struct {
 	// SessionTimeout aborts a backup or restore whose requester has been
 	// silent this long (Go duration, default 60s).
 	SessionTimeout string `json:"session_timeout,omitempty"`
+	// The group lease (Go durations; see internal/placement): how long a
+	// lease holds, how long before its end a node that could not renew it
+	// stops its groups, and how often it is renewed. The leader's settings
+	// hold for the whole cluster; give every node the same.
+	GroupLease       string `json:"group_lease,omitempty"`
+	GroupLeaseMargin string `json:"group_lease_margin,omitempty"`
+	GroupLeaseRenew  string `json:"group_lease_renew,omitempty"`
 	// Writers are the application writers of this node.
 	Writers []writers.ExecConfig `json:"writers,omitempty"`
 
@@ -157,6 +165,9 @@ func (c Config) Validate() error {
 	if c.CACert != "" && c.Create == "" {
 		return errors.New("agent config: an authority of your own (--ca-cert) is given only when creating a cluster (--create)")
 	}
+	if _, err := c.leaseConfig(); err != nil {
+		return err
+	}
 	names := map[string]bool{}
 	for _, w := range c.Writers {
 		if _, err := writers.NewExec(w); err != nil {
@@ -190,6 +201,9 @@ type Agent struct {
 	scheduling   sync.WaitGroup
 	// metrics serves GET /metrics over plain HTTP (--metrics), if set.
 	metrics *http.Server
+	// The resource manager: the placement engine and this node's groups.
+	engine *placement.Engine
+	roles  *roleRunner
 }
 
 // Start opens the node and serves its API. It returns once the API listens;
@@ -249,7 +263,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 		return nil, err
 	}
 	a.coord = coord
-	handler := api.NewServer(svc, coord, log, api.WithMetrics(reg.Handler()), api.WithBackupSource(scheduleRuns{svc}))
+	lc, _ := cfg.leaseConfig()
+	a.engine = placement.NewEngine(lc, rolesStore{svc}, log.With("part", "placement"))
+	handler := api.NewServer(svc, coord, log, api.WithMetrics(reg.Handler()), api.WithBackupSource(scheduleRuns{svc}),
+		api.WithPlacement(a.engine))
 	if err := errors.Join(reg.Attach(metrics.Sources{Cluster: svc, Shadow: coord, Members: handler.Members}),
 		reg.AttachSchedule(svc.ScheduleRecord)); err != nil {
 		coord.Close(ctx)
@@ -301,6 +318,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 		}()
 	}
 	a.startSchedule()
+	if err := a.startRoles(lc); err != nil {
+		a.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -632,6 +653,8 @@ func (a *Agent) Close() error {
 	}
 	a.joinMu.Unlock()
 	a.joining.Wait()
+	// The groups stop first, while the cluster can still be told.
+	a.stopRoles()
 	if a.stopSchedule != nil {
 		a.stopSchedule()
 		a.scheduling.Wait()

@@ -34,6 +34,7 @@ const (
 	accessOperator               // role operator
 	accessBackup                 // role backup
 	accessLocal                  // the local socket only (root on a node)
+	accessNode                   // a member node's certificate only
 )
 
 // caller is who makes a request.
@@ -119,6 +120,15 @@ func (c caller) allowed(need access) error {
 	// on its socket to the leader (and a member may do anything anyway).
 	if need == accessLocal && !c.local && !(c.all && c.node != "") {
 		return fmt.Errorf("%w: this call is made through a node's local socket only (root on the node: --cluster unix:DATA_DIR/api.sock)", ErrForbidden)
+	}
+	if need == accessNode {
+		switch {
+		case c.all && c.node != "":
+			return nil
+		case c.name == "" && !c.joinSecret:
+			return fmt.Errorf("%w: this call is made by member nodes only, with their certificate", ErrUnauthenticated)
+		}
+		return fmt.Errorf("%w: this call is made by member nodes only, with their certificate", ErrForbidden)
 	}
 	if c.all || need == accessPublic {
 		return nil

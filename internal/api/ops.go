@@ -16,6 +16,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
 	"github.com/clusterkeep/clusterkeep/internal/dashboard"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/placement"
 	"github.com/clusterkeep/clusterkeep/internal/security"
 )
 
@@ -25,6 +26,10 @@ type Option func(*ops)
 // WithMetrics serves h (the agent's Prometheus registry) at GET /metrics.
 func WithMetrics(h http.Handler) Option { return func(o *ops) { o.metrics = h } }
 
+// WithPlacement serves the nodes' lease renewals and the groups' status
+// from the node's placement engine.
+func WithPlacement(e *placement.Engine) Option { return func(o *ops) { o.placement = e } }
+
 // WithBackupSource adds a source of backups to the dashboard's backups
 // page, after the node's own shadow-copy sessions.
 func WithBackupSource(b dashboard.BackupSource) Option {
@@ -33,9 +38,10 @@ func WithBackupSource(b dashboard.BackupSource) Option {
 
 // ops is the server's metrics handler and dashboard.
 type ops struct {
-	metrics http.Handler
-	backups []dashboard.BackupSource
-	ui      *dashboard.UI
+	metrics   http.Handler
+	backups   []dashboard.BackupSource
+	ui        *dashboard.UI
+	placement *placement.Engine
 }
 
 // SessionCookie holds the dashboard's token. The __Host- prefix makes the

@@ -19,6 +19,7 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/placement"
 	"github.com/clusterkeep/clusterkeep/internal/schedule"
 	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
@@ -87,6 +88,7 @@ func (s *Server) routes() []route {
 	rs = append(rs, s.shadowRoutes()...)
 	rs = append(rs, s.scheduleRoutes()...)
 	rs = append(rs, s.rolesRoutes()...)
+	rs = append(rs, s.groupsRoutes()...)
 	return append(rs, s.opsRoutes()...)
 }
 
@@ -100,7 +102,7 @@ type Route struct {
 // Routes lists the API's endpoints and the access each requires.
 func Routes() []Route {
 	names := map[access]string{accessPublic: "public", accessJoin: "join", accessSelfAdd: "self-add",
-		accessRead: "read", accessOperator: "operator", accessBackup: "backup", accessLocal: "local"}
+		accessRead: "read", accessOperator: "operator", accessBackup: "backup", accessLocal: "local", accessNode: "node"}
 	var out []Route
 	for _, r := range (&Server{}).routes() {
 		out = append(out, Route{Pattern: r.pattern, Access: names[r.access]})
@@ -143,6 +145,9 @@ var errorCodes = []struct {
 	{[]error{cluster.ErrTokenExists}, http.StatusConflict, CodeConflict},
 	{[]error{cluster.ErrNoAuthority}, http.StatusServiceUnavailable, CodeNotConfigured},
 	{[]error{cluster.ErrNoSchedule}, http.StatusNotFound, CodeNotFound},
+	{[]error{placement.ErrNotMember}, http.StatusForbidden, CodeForbidden},
+	{[]error{placement.ErrNotLeader}, http.StatusServiceUnavailable, CodeNotLeader},
+	{[]error{cluster.ErrPlacementChanged}, http.StatusConflict, CodeConflict},
 	{[]error{schedule.ErrBadSpec}, http.StatusBadRequest, CodeInvalid},
 	{[]error{hive.ErrPreconditionFailed}, http.StatusConflict, CodePrecondition},
 	{[]error{hive.ErrCompacted}, http.StatusGone, CodeCompacted},
@@ -328,9 +333,15 @@ func (s *Server) nodeAction(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch action {
 	case "pause":
-		err = s.svc.SetPaused(r.Context(), m.ID, true)
+		var drain bool
+		if d := r.URL.Query().Get("drain"); d != "" {
+			if drain, err = strconv.ParseBool(d); err != nil {
+				return fmt.Errorf("%w: drain %q: want true or false", errInvalidRequest, d)
+			}
+		}
+		err = s.svc.SetPaused(r.Context(), m.ID, true, drain)
 	case "resume":
-		err = s.svc.SetPaused(r.Context(), m.ID, false)
+		err = s.svc.SetPaused(r.Context(), m.ID, false, false)
 	case "evict":
 		err = s.svc.RemoveMember(r.Context(), m.ID)
 	default:

@@ -423,9 +423,19 @@ func (c *Cluster) NodeAction(ctx context.Context, node, action string) (api.Memb
 	return m, nil
 }
 
-// PauseNode pauses a node: it stays a member.
+// PauseNode pauses a node: it stays a member, keeps the groups it runs
+// and is given no new one.
 func (c *Cluster) PauseNode(ctx context.Context, node string) (api.Member, error) {
 	return c.NodeAction(ctx, node, "pause")
+}
+
+// DrainNode pauses a node and moves its groups to other nodes.
+func (c *Cluster) DrainNode(ctx context.Context, node string) (api.Member, error) {
+	var m api.Member
+	if err := c.postJSON(ctx, "/v1/nodes/"+url.PathEscape(node)+"/pause?drain=true", nil, &m, true); err != nil {
+		return m, fmt.Errorf("pause node %s with drain: %w", node, err)
+	}
+	return m, nil
 }
 
 // ResumeNode resumes a paused node.

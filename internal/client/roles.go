@@ -9,6 +9,7 @@ import (
 	"net/url"
 
 	"github.com/clusterkeep/clusterkeep/internal/api"
+	"github.com/clusterkeep/clusterkeep/internal/placement"
 	"github.com/clusterkeep/clusterkeep/internal/roles"
 )
 
@@ -79,4 +80,36 @@ func (c *Cluster) deleteJSON(ctx context.Context, path string) error {
 	}
 	resp.Body.Close()
 	return nil
+}
+
+// GroupsStatus returns every group's status as the leader sees it: owner,
+// state, each resource's state on the owner, last failure, failovers.
+func (c *Cluster) GroupsStatus(ctx context.Context) ([]api.GroupStatus, error) {
+	var out []api.GroupStatus
+	err := c.getJSON(ctx, "/v1/groups/status", &out)
+	return out, err
+}
+
+// GroupAction brings a group online or takes it offline (action "online"
+// or "offline"); it returns the group's status after the change.
+func (c *Cluster) GroupAction(ctx context.Context, name, action string) (api.GroupStatus, error) {
+	var out api.GroupStatus
+	err := c.postJSON(ctx, "/v1/groups/"+url.PathEscape(name)+"/"+action, nil, &out, true)
+	return out, err
+}
+
+// MoveGroup asks for group name to move to node ("" for the best other
+// node); the move itself follows (GroupsStatus shows it).
+func (c *Cluster) MoveGroup(ctx context.Context, name, node string) (api.GroupStatus, error) {
+	var out api.GroupStatus
+	err := c.postJSON(ctx, "/v1/groups/"+url.PathEscape(name)+"/move", api.MoveRequest{Node: node}, &out, true)
+	return out, err
+}
+
+// RenewLease renews the calling node's group lease with the node this
+// handle talks to, which must be the leader (member nodes only).
+func (c *Cluster) RenewLease(ctx context.Context, rep placement.NodeReport) (placement.Grant, error) {
+	var g placement.Grant
+	err := c.postJSON(ctx, "/v1/roles/lease", rep, &g, true)
+	return g, err
 }

@@ -19,6 +19,8 @@ type Member struct {
 	RaftAddr string `json:"raft_addr"`
 	APIAddr  string `json:"api_addr"`
 	Paused   bool   `json:"paused"`
+	// Drain: paused, with its groups moved away.
+	Drain bool `json:"drain,omitempty"`
 	// Voter is whether the node is in the consensus configuration this
 	// node knows; a recorded node that is not yet is still joining.
 	Voter bool `json:"voter"`
@@ -80,6 +82,8 @@ func (s *Service) Members() ([]Member, error) {
 					m.APIAddr = v.String
 				case "paused":
 					m.Paused = v.Uint32 != 0
+				case "drain":
+					m.Drain = v.Uint32 != 0
 				}
 			}
 			out = append(out, m)

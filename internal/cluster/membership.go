@@ -199,6 +199,12 @@ func (s *Service) AddMember(ctx context.Context, m Member) error {
 	if err := (hive.Txn{Ops: nodeRecordOps(m)}).Validate(true); err != nil {
 		return fmt.Errorf("add member %s: %w", m.ID, err)
 	}
+	// What this node's hive says of the node must be current: a retried
+	// join whose first try committed under the previous leader finds
+	// itself recorded, instead of its own name taken.
+	if _, err := s.ReadIndex(ctx); err != nil {
+		return fmt.Errorf("add member %s: %w", m.Name, err)
+	}
 	if _, err := s.hive.Get(evictedPath(m.ID)); err == nil {
 		return fmt.Errorf("add member %s (%s): %w; wipe its data directory to add the machine as a new node", m.Name, m.ID, ErrEvicted)
 	}
@@ -274,19 +280,25 @@ func (s *Service) RemoveMember(ctx context.Context, nodeID string) error {
 	return nil
 }
 
-// SetPaused pauses or resumes a node. Leader only.
-func (s *Service) SetPaused(ctx context.Context, nodeID string, paused bool) error {
+// SetPaused pauses or resumes a node. A paused node keeps the groups it
+// runs and is given no new one; drain (with paused) has its groups moved
+// away as well. Resuming clears both. Leader only.
+func (s *Service) SetPaused(ctx context.Context, nodeID string, paused, drain bool) error {
 	m, err := s.Member(nodeID)
 	if err != nil {
 		return err
 	}
-	var v uint32
+	var v, d uint32
 	if paused {
 		v = 1
+		if drain {
+			d = 1
+		}
 	}
 	_, err = s.applySystem(ctx, hive.Txn{
 		Conds: []hive.Cond{{Kind: hive.CondKeyExists, Key: nodePath(m.ID)}},
-		Ops:   []hive.Op{hive.SetValue(nodePath(m.ID), hive.Uint32Value("Paused", v))},
+		Ops: []hive.Op{hive.SetValue(nodePath(m.ID), hive.Uint32Value("Paused", v)),
+			hive.SetValue(nodePath(m.ID), hive.Uint32Value("Drain", d))},
 	})
 	return err
 }

@@ -59,6 +59,8 @@ type Cluster struct {
 	Dir    string `json:"dir"`
 	Binary string `json:"binary"`
 	Nodes  []Node `json:"nodes"`
+	// AgentArgs are extra flags every agent is started with.
+	AgentArgs []string `json:"agent_args,omitempty"`
 
 	mu sync.Mutex // nodes may be started and stopped concurrently
 }
@@ -161,6 +163,12 @@ func FreePorts(n int) ([]string, error) {
 // clusterkeep executable; it is copied into dir/bin so the cluster keeps
 // working whatever happens to the original.
 func Up(ctx context.Context, dir string, n int, binary string) (*Cluster, error) {
+	return UpWith(ctx, dir, n, binary, nil)
+}
+
+// UpWith is Up whose agents, when it creates the cluster, get agentArgs as
+// extra flags (kept in the state file for every later start).
+func UpWith(ctx context.Context, dir string, n int, binary string, agentArgs []string) (*Cluster, error) {
 	if n < 1 || n > 9 {
 		return nil, fmt.Errorf("local up: --nodes must be 1 to 9, not %d", n)
 	}
@@ -170,7 +178,7 @@ func Up(ctx context.Context, dir string, n int, binary string) (*Cluster, error)
 	}
 	c, err := Load(dir)
 	if err != nil {
-		if c, err = create(dir, n, binary); err != nil {
+		if c, err = create(dir, n, binary, agentArgs); err != nil {
 			return nil, err
 		}
 	} else if err := copyExecutable(binary, c.Binary); err != nil {
@@ -197,7 +205,7 @@ func Up(ctx context.Context, dir string, n int, binary string) (*Cluster, error)
 	return c, c.WaitAllUp(ctx)
 }
 
-func create(dir string, n int, binary string) (*Cluster, error) {
+func create(dir string, n int, binary string, agentArgs []string) (*Cluster, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
 		return nil, fmt.Errorf("local up: %w", err)
 	}
@@ -222,7 +230,7 @@ func create(dir string, n int, binary string) (*Cluster, error) {
 			return nil, fmt.Errorf("local up: %w", err)
 		}
 	}
-	c := &Cluster{Dir: dir, Binary: bin}
+	c := &Cluster{Dir: dir, Binary: bin, AgentArgs: agentArgs}
 	for i := range n {
 		name := fmt.Sprintf("node%d", i+1)
 		nd := Node{Name: name, API: ports[2*i], Raft: ports[2*i+1], DataDir: filepath.Join(dir, name),
@@ -265,7 +273,7 @@ func (c *Cluster) args(nd *Node) []string {
 	} else {
 		a = append(a, "--join", nd.Join)
 	}
-	return a
+	return append(a, c.AgentArgs...)
 }
 
 func (c *Cluster) start(nd *Node) error {

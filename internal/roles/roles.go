@@ -1,8 +1,8 @@
 // Package roles describes resources and groups as the cluster records them,
 // and validates them. A resource is something a node runs (a command, a
 // systemd unit); a group (a role) is an ordered set of resources placed and
-// moved together. Nothing here acts on them: the resource manager that
-// starts, monitors and moves groups is built on these types.
+// moved together. Nothing here acts on them: internal/placement decides
+// where groups run, internal/resmgr runs them on a node.
 package roles
 
 import (
@@ -31,6 +31,8 @@ func invalid(format string, args ...any) error {
 const (
 	DefaultMonitorInterval = 10 * time.Second
 	DefaultMonitorTimeout  = 5 * time.Second
+	DefaultStartTimeout    = 30 * time.Second
+	DefaultStopTimeout     = 10 * time.Second
 	DefaultFailoverPeriod  = 6 * time.Hour
 )
 
@@ -84,6 +86,11 @@ type Resource struct {
 	// how long one check may take.
 	MonitorInterval Duration `json:"monitor_interval,omitempty"`
 	MonitorTimeout  Duration `json:"monitor_timeout,omitempty"`
+	// StartTimeout is how long a started resource may take to pass its
+	// first check; StopTimeout how long a graceful stop may take before
+	// the resource is killed.
+	StartTimeout Duration `json:"start_timeout,omitempty"`
+	StopTimeout  Duration `json:"stop_timeout,omitempty"`
 	// RestartLimit is how many times a failed resource is restarted on the
 	// same node before its group fails over (0: fail over at once).
 	RestartLimit int `json:"restart_limit"`
@@ -139,6 +146,12 @@ func (r *Resource) Normalize() {
 	if r.MonitorTimeout == 0 {
 		r.MonitorTimeout = Duration(DefaultMonitorTimeout)
 	}
+	if r.StartTimeout == 0 {
+		r.StartTimeout = Duration(DefaultStartTimeout)
+	}
+	if r.StopTimeout == 0 {
+		r.StopTimeout = Duration(DefaultStopTimeout)
+	}
 	if r.Params == nil {
 		r.Params = map[string]string{}
 	}
@@ -163,6 +176,10 @@ func (r Resource) Validate() error {
 		return invalid("resource %s: monitor timeout %s must be positive", r.Name, time.Duration(r.MonitorTimeout))
 	case r.MonitorTimeout > r.MonitorInterval:
 		return invalid("resource %s: monitor timeout %s is longer than the interval %s", r.Name, time.Duration(r.MonitorTimeout), time.Duration(r.MonitorInterval))
+	case r.StartTimeout <= 0:
+		return invalid("resource %s: start timeout %s must be positive", r.Name, time.Duration(r.StartTimeout))
+	case r.StopTimeout <= 0:
+		return invalid("resource %s: stop timeout %s must be positive", r.Name, time.Duration(r.StopTimeout))
 	case r.RestartLimit < 0:
 		return invalid("resource %s: restart limit %d is negative", r.Name, r.RestartLimit)
 	}

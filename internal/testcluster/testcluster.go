@@ -53,6 +53,37 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
+var (
+	resOnce sync.Once
+	resPath string
+	resErr  error
+)
+
+// ResourceBinary builds the test resource (internal/testcluster/ckres)
+// once per test process and returns its path: a static binary, so it runs
+// in the project's FROM-scratch containers too.
+func ResourceBinary(t testing.TB) string {
+	t.Helper()
+	resOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "clusterkeep-ckres-")
+		if err != nil {
+			resErr = err
+			return
+		}
+		resPath = filepath.Join(dir, "ckres")
+		cmd := exec.Command("go", "build", "-o", resPath, "./internal/testcluster/ckres")
+		cmd.Dir = moduleRoot()
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			resErr = fmt.Errorf("go build ckres: %v\n%s", err, out)
+		}
+	})
+	if resErr != nil {
+		t.Fatal(resErr)
+	}
+	return resPath
+}
+
 func moduleRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
@@ -63,8 +94,14 @@ func moduleRoot() string {
 // failure the agents' logs are printed.
 func Processes(t testing.TB, n int) *localcluster.Cluster {
 	t.Helper()
+	return ProcessesWith(t, n)
+}
+
+// ProcessesWith is Processes with extra flags for every agent.
+func ProcessesWith(t testing.TB, n int, agentArgs ...string) *localcluster.Cluster {
+	t.Helper()
 	dir := t.TempDir()
-	c, err := localcluster.Up(Context(t), dir, n, Binary(t))
+	c, err := localcluster.UpWith(Context(t), dir, n, Binary(t), agentArgs)
 	if c == nil {
 		t.Fatalf("local up: %v", err)
 	}

@@ -45,6 +45,14 @@ type cluster struct {
 	joinToken, adminToken string
 	caFile                string
 	creds                 client.Credentials
+	opts                  clusterOpts
+}
+
+// clusterOpts add to every node's container: bind mounts (docker -v
+// arguments) and agent flags.
+type clusterOpts struct {
+	mounts    []string
+	agentArgs []string
 }
 
 // node is one agent's container.
@@ -84,9 +92,15 @@ func requireDocker(t *testing.T) {
 // ends, whatever happened; on failure the agents' logs are printed first.
 func newCluster(t *testing.T, tag string) *cluster {
 	t.Helper()
+	return newClusterWith(t, tag, clusterOpts{})
+}
+
+// newClusterWith is newCluster with more for every container.
+func newClusterWith(t *testing.T, tag string, opts clusterOpts) *cluster {
+	t.Helper()
 	requireDocker(t)
 	start := time.Now()
-	c := &cluster{t: t, name: "cke2e-" + runID + "-" + tag, caFile: filepath.Join(t.TempDir(), "ca.pem")}
+	c := &cluster{t: t, name: "cke2e-" + runID + "-" + tag, caFile: filepath.Join(t.TempDir(), "ca.pem"), opts: opts}
 	t.Cleanup(c.teardown)
 	var err error
 	if c.joinToken, err = security.NewSecret(); err != nil {
@@ -109,9 +123,12 @@ func newCluster(t *testing.T, tag string) *cluster {
 			watchIP: fmt.Sprintf("%s%d", c.watchPf, 10+i)}
 		c.nodes = append(c.nodes, n)
 		c.docker("volume", "create", "--label", runLabel+"="+runID, n.volume)
-		c.docker(append([]string{"create", "--name", n.container, "--hostname", n.name, "--label", runLabel + "=" + runID,
-			"--network", c.peerNet, "--ip", n.peerIP, "-v", n.volume + ":/data", "-v", c.backups + ":/backups", image},
-			c.agentCommand(n)...)...)
+		create := []string{"create", "--name", n.container, "--hostname", n.name, "--label", runLabel + "=" + runID,
+			"--network", c.peerNet, "--ip", n.peerIP, "-v", n.volume + ":/data", "-v", c.backups + ":/backups"}
+		for _, m := range opts.mounts {
+			create = append(create, "-v", m)
+		}
+		c.docker(append(append(create, image), c.agentCommand(n)...)...)
 		c.docker("network", "connect", "--ip", n.watchIP, c.watch, n.container)
 	}
 	c.start(c.nodes[0])
@@ -151,6 +168,7 @@ func (c *cluster) agentCommand(n *node) []string {
 		"--raft", "0.0.0.0:" + raftPort, "--raft-advertise", n.peerIP + ":" + raftPort,
 		"--heartbeat-timeout", "500ms", "--election-timeout", "500ms", "--leader-lease", "250ms",
 		"--join-token", c.joinToken}
+	args = append(args, c.opts.agentArgs...)
 	if n.i == 0 {
 		return append(args, "--create", c.name, "--admin-token", c.adminToken)
 	}

@@ -1,0 +1,270 @@
+package api
+
+// The resource manager's endpoints: the nodes' lease renewals (member
+// nodes only), the groups' status as the leader sees it, and the
+// operator's online, offline and move.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/cluster"
+	"github.com/clusterkeep/clusterkeep/internal/placement"
+	"github.com/clusterkeep/clusterkeep/internal/roles"
+)
+
+// GroupStatus is a group as `group status` shows it.
+type GroupStatus struct {
+	Name   string `json:"name"`
+	Wanted string `json:"wanted"`
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	// Owner is the node that runs it (or stops it); Next where it moves.
+	Owner string `json:"owner,omitempty"`
+	Next  string `json:"next,omitempty"`
+	Epoch uint64 `json:"epoch"`
+	// OwnerReport is what the owner last said of the group at this epoch
+	// ("" when it has not yet).
+	OwnerReport string                     `json:"owner_report,omitempty"`
+	Resources   []placement.ResourceReport `json:"resources,omitempty"`
+	// Failovers in the current period, against the threshold.
+	Failovers         int            `json:"failovers"`
+	FailoverThreshold int            `json:"failover_threshold"`
+	FailoverPeriod    roles.Duration `json:"failover_period"`
+	Held              string         `json:"held,omitempty"`
+	LastFailure       string         `json:"last_failure,omitempty"`
+	LastFailureAt     time.Time      `json:"last_failure_at,omitzero"`
+	Changed           time.Time      `json:"changed,omitzero"`
+}
+
+// MoveRequest is the body of POST /v1/groups/{name}/move: the node to move
+// to ("" for the best other node).
+type MoveRequest struct {
+	Node string `json:"node,omitempty"`
+}
+
+func (s *Server) groupsRoutes() []route {
+	return []route{
+		{"POST /v1/roles/lease", accessNode, s.renewLease},
+		{"GET /v1/groups/status", accessRead, s.leaderOnly(s.groupsStatus)},
+		{"POST /v1/groups/{name}/{action}", accessOperator, s.leaderOnly(rolesErrors(s.groupAction))},
+	}
+}
+
+// renewLease grants the calling node its lease; a node renews only its
+// own. It is answered by the leader only (no forwarding: the node asks the
+// leader itself, and a forwarded call would come from another node).
+func (s *Server) renewLease(w http.ResponseWriter, r *http.Request) {
+	if s.ops.placement == nil {
+		writeError(w, fmt.Errorf("%w: this node runs no placement engine", cluster.ErrNotLeader))
+		return
+	}
+	var rep placement.NodeReport
+	if err := decodeBody(r, &rep); err != nil {
+		writeError(w, err)
+		return
+	}
+	if c := callerOf(r); c.node != rep.Node {
+		writeError(w, fmt.Errorf("%w: node %s may renew only its own lease, not node %s's", ErrForbidden, c.node, rep.Node))
+		return
+	}
+	g, err := s.ops.placement.Renew(r.Context(), rep)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, g)
+}
+
+// groupsStatus answers on the leader, which holds the nodes' reports.
+func (s *Server) groupsStatus(w http.ResponseWriter, r *http.Request) error {
+	if s.svc.ReadyTerm() == 0 || s.ops.placement == nil {
+		return cluster.ErrNotLeader
+	}
+	out, err := s.groupStatuses(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// groupStatuses composes every group's status from the recorded
+// configuration and placements and the owners' reports.
+func (s *Server) groupStatuses(ctx context.Context) ([]GroupStatus, error) {
+	if _, err := s.svc.ReadIndex(ctx); err != nil {
+		return nil, err
+	}
+	rr, err := s.svc.Roles()
+	if err != nil {
+		return nil, err
+	}
+	texts, err := s.svc.Placements()
+	if err != nil {
+		return nil, err
+	}
+	reports := s.ops.placement.Reports()
+	out := []GroupStatus{}
+	for _, g := range rr.Groups {
+		g.Normalize()
+		rec, err := placement.ParseRecord(texts[strings.ToLower(g.Name)])
+		if err != nil {
+			return nil, err
+		}
+		st := GroupStatus{Name: g.Name, Wanted: g.Wanted, State: rec.State, Reason: rec.Reason, Owner: rec.OwnerName,
+			Next: rec.NextName, Epoch: rec.Epoch, FailoverThreshold: g.FailoverThreshold, FailoverPeriod: g.FailoverPeriod,
+			Held: rec.Held, LastFailure: rec.LastFailure, LastFailureAt: rec.LastFailureAt, Changed: rec.Changed}
+		since := time.Now().Add(-time.Duration(g.FailoverPeriod))
+		for _, t := range rec.Failovers {
+			if t.After(since) {
+				st.Failovers++
+			}
+		}
+		if rep, ok := reports[rec.Owner]; ok && rec.Owner != "" {
+			for _, gr := range rep.Groups {
+				if strings.EqualFold(gr.Group, g.Name) && gr.Epoch == rec.Epoch {
+					st.OwnerReport, st.Resources = gr.State, gr.Resources
+				}
+			}
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// groupAction is online, offline or move.
+func (s *Server) groupAction(w http.ResponseWriter, r *http.Request) error {
+	name, action := r.PathValue("name"), r.PathValue("action")
+	if _, err := s.svc.ReadIndex(r.Context()); err != nil {
+		return err
+	}
+	rr, err := s.svc.Roles()
+	if err != nil {
+		return err
+	}
+	var g roles.Group
+	found := false
+	for _, x := range rr.Groups {
+		if strings.EqualFold(x.Name, name) {
+			g, found = x, true
+		}
+	}
+	if !found {
+		return fmt.Errorf("group %s: %w", name, cluster.ErrNoGroup)
+	}
+	switch action {
+	case "online":
+		// Bringing a group online clears what held it offline.
+		if err := s.updatePlacement(r.Context(), g.Name, func(rec *placement.Record) error {
+			rec.Held, rec.Failovers = "", nil
+			return nil
+		}); err != nil {
+			return err
+		}
+		err = s.setWanted(r.Context(), g, roles.WantedOnline)
+	case "offline":
+		err = s.setWanted(r.Context(), g, roles.WantedOffline)
+	case "move":
+		var req MoveRequest
+		if r.ContentLength != 0 {
+			if err := decodeBody(r, &req); err != nil {
+				return err
+			}
+		}
+		err = s.requestMove(r.Context(), g, req.Node)
+	default:
+		return fmt.Errorf("%w: unknown group action %q (want online, offline or move)", errInvalidRequest, action)
+	}
+	if err != nil {
+		return err
+	}
+	out, err := s.groupStatuses(r.Context())
+	if err != nil {
+		return err
+	}
+	for _, st := range out {
+		if strings.EqualFold(st.Name, g.Name) {
+			writeJSON(w, http.StatusOK, st)
+			return nil
+		}
+	}
+	return fmt.Errorf("group %s: %w", name, cluster.ErrNoGroup)
+}
+
+func (s *Server) setWanted(ctx context.Context, g roles.Group, wanted string) error {
+	if g.Wanted == wanted {
+		return nil
+	}
+	g.Wanted = wanted
+	return s.svc.PutGroup(ctx, g, cluster.PutReplace)
+}
+
+// requestMove checks a move and records it for the placement engine.
+func (s *Server) requestMove(ctx context.Context, g roles.Group, node string) error {
+	if g.Wanted != roles.WantedOnline {
+		return fmt.Errorf("%w: group %s is offline: bring it online (group online) rather than move it", errInvalidRequest, g.Name)
+	}
+	target := placement.MoveAnywhere
+	if node != "" {
+		m, err := s.svc.Member(node)
+		if err != nil {
+			return fmt.Errorf("%w: move group %s: %w", errInvalidRequest, g.Name, err)
+		}
+		if len(g.PossibleOwners) > 0 && !containsFold(g.PossibleOwners, m.Name) {
+			return fmt.Errorf("%w: move group %s: node %s is not among its possible owners (%s)", errInvalidRequest, g.Name, m.Name, strings.Join(g.PossibleOwners, ", "))
+		}
+		if m.Paused {
+			return fmt.Errorf("%w: move group %s: node %s is paused", errInvalidRequest, g.Name, m.Name)
+		}
+		target = m.ID
+	}
+	return s.updatePlacement(ctx, g.Name, func(rec *placement.Record) error {
+		if rec.Owner == "" || !rec.Run {
+			return fmt.Errorf("%w: group %s runs nowhere now (%s): nothing to move", errInvalidRequest, g.Name, rec.State)
+		}
+		if rec.Owner == target {
+			return fmt.Errorf("%w: group %s runs on %s already", errInvalidRequest, g.Name, rec.OwnerName)
+		}
+		rec.Move = target
+		return nil
+	})
+}
+
+// updatePlacement changes a group's placement record with f, retrying
+// when the engine changed it meanwhile. Leader only.
+func (s *Server) updatePlacement(ctx context.Context, group string, f func(*placement.Record) error) error {
+	for range 10 {
+		old, err := s.svc.Placement(group)
+		if err != nil {
+			return err
+		}
+		rec, err := placement.ParseRecord(old)
+		if err != nil {
+			return err
+		}
+		if err := f(&rec); err != nil {
+			return err
+		}
+		if empty, _ := placement.ParseRecord(""); rec.Encode() == old || (old == "" && rec.Encode() == empty.Encode()) {
+			return nil
+		}
+		err = s.svc.SwapPlacement(ctx, group, old, rec.Encode())
+		if !errors.Is(err, cluster.ErrPlacementChanged) {
+			return err
+		}
+	}
+	return fmt.Errorf("group %s: %w", group, cluster.ErrRolesBusy)
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}

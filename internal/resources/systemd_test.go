@@ -1,0 +1,160 @@
+package resources
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/roles"
+)
+
+func unitResource(unit string) roles.Resource {
+	r := roles.Resource{Name: "svc", Type: "systemd", Params: map[string]string{"unit": unit}}
+	r.Normalize()
+	return r
+}
+
+// TestSystemdAvailableHere: this machine has no systemd, and the runner
+// says so.
+func TestSystemdAvailableHere(t *testing.T) {
+	if fi, err := os.Stat(DefaultSystemdRoot); err == nil && fi.IsDir() {
+		t.Skipf("systemd runs this machine (%s): its refusal is not seen here", DefaultSystemdRoot)
+	}
+	host, _ := os.Hostname()
+	err := Runners(ExecConfig{})["systemd"].Available()
+	if !errors.Is(err, roles.ErrUnavailable) {
+		t.Fatalf("available: %v, want ErrUnavailable", err)
+	}
+	for _, want := range []string{"systemd does not run " + host, DefaultSystemdRoot} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q does not say %q", err, want)
+		}
+	}
+}
+
+func TestSystemdAvailable(t *testing.T) {
+	root := t.TempDir()
+	bare := startBus(t)
+	f := newFakeSystemd(t)
+	cases := []struct {
+		name string
+		s    Systemd
+		want string // "": available
+	}{
+		{"no systemd", Systemd{Root: filepath.Join(root, "none")}, "systemd does not run"},
+		{"no bus", Systemd{Root: root, BusAddress: "unix:path=" + filepath.Join(root, "no-bus")}, "its system bus does not answer"},
+		{"a bus without systemd", Systemd{Root: root, BusAddress: bare}, "systemd does not answer on the system bus"},
+		{"the stand-in for systemd", Systemd{Root: root, BusAddress: f.addr}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.s.Available()
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("available: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, roles.ErrUnavailable) {
+				t.Fatalf("available: %v, want ErrUnavailable", err)
+			}
+			wantErr(t, err, c.want)
+		})
+	}
+}
+
+func TestSystemdStartMonitorStop(t *testing.T) {
+	f := newFakeSystemd(t)
+	f.addUnit(t, "web.service", &fakeUnit{})
+	s := &Systemd{BusAddress: f.addr, Poll: 10 * time.Millisecond}
+	inst, err := s.Start(context.Background(), unitResource("web.service"), nil)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if got := f.state("web.service"); got != "active" {
+		t.Errorf("unit %s after Start, want active", got)
+	}
+	if err := inst.Monitor(context.Background()); err != nil {
+		t.Errorf("monitor: %v", err)
+	}
+	if err := inst.Stop(context.Background(), 10*time.Second); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if got := f.state("web.service"); got != "inactive" {
+		t.Errorf("unit %s after Stop, want inactive", got)
+	}
+	if k := f.killed("web.service"); len(k) != 0 {
+		t.Errorf("a unit that stopped was killed: %v", k)
+	}
+	if err := inst.Monitor(context.Background()); !errors.Is(err, ErrExited) {
+		t.Errorf("monitor after Stop: %v, want ErrExited", err)
+	}
+	select {
+	case <-inst.Exited():
+		t.Error("Exited closed for an end that Stop caused")
+	default:
+	}
+	if err := inst.Stop(context.Background(), time.Second); err != nil {
+		t.Errorf("second stop: %v", err)
+	}
+}
+
+func TestSystemdStartFails(t *testing.T) {
+	f := newFakeSystemd(t)
+	f.addUnit(t, "broken.service", &fakeUnit{startJob: "failed"})
+	s := &Systemd{BusAddress: f.addr}
+	cases := []struct{ unit, want string }{
+		{"broken.service", `start unit broken.service: the job ended "failed"`},
+		{"missing.service", "Unit missing.service not found"},
+	}
+	for _, c := range cases {
+		t.Run(c.unit, func(t *testing.T) {
+			_, err := s.Start(context.Background(), unitResource(c.unit), nil)
+			wantErr(t, err, c.want)
+		})
+	}
+}
+
+func TestSystemdExitsOnItsOwn(t *testing.T) {
+	f := newFakeSystemd(t)
+	f.addUnit(t, "web.service", &fakeUnit{})
+	s := &Systemd{BusAddress: f.addr, Poll: 10 * time.Millisecond}
+	inst, err := s.Start(context.Background(), unitResource("web.service"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Stop(context.Background(), time.Second)
+	f.set("web.service", "failed", "failed", "exit-code")
+	waitClosed(t, "Exited closes", inst.Exited())
+	err = inst.Monitor(context.Background())
+	if !errors.Is(err, ErrExited) {
+		t.Fatalf("monitor: %v, want ErrExited", err)
+	}
+	if want := "unit web.service is failed (failed), result exit-code"; err.Error() != want {
+		t.Errorf("monitor: %q, want %q", err, want)
+	}
+}
+
+func TestSystemdStopKills(t *testing.T) {
+	f := newFakeSystemd(t)
+	f.addUnit(t, "stubborn.service", &fakeUnit{stopHangs: true})
+	s := &Systemd{BusAddress: f.addr}
+	inst, err := s.Start(context.Background(), unitResource("stubborn.service"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.Stop(context.Background(), 200*time.Millisecond); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if k := f.killed("stubborn.service"); !slices.Equal(k, []int32{9}) {
+		t.Errorf("signals sent: %v, want SIGKILL", k)
+	}
+	if got := f.state("stubborn.service"); got != "failed" {
+		t.Errorf("unit %s after Stop, want it killed", got)
+	}
+}
