@@ -14,7 +14,7 @@ import (
 // (400, never a 500 or a panic), and what it decodes survives being sent
 // again unchanged.
 func FuzzRequestBodies(f *testing.F) {
-	f.Add(uint8(0), []byte(`{"id":"n1","name":"node1","api":"127.0.0.1:1","raft":"127.0.0.1:2"}`))
+	f.Add(uint8(0), []byte(`{"id":"n1","name":"node1","api_addr":"127.0.0.1:1","raft_addr":"127.0.0.1:2"}`))
 	f.Add(uint8(1), []byte(`{"writer_id":"41e12264-35d8-479b-8e5c-9b23d1dad37e","logical_path":"","name":"db","selected":true,"authoritative":true}`))
 	f.Add(uint8(1), []byte(`{"all":true}`))
 	f.Add(uint8(2), []byte(`{"backup_id":"b","backup_type":"full","components":[{"writer_id":"w","name":"c","files":["x"]}]}`))

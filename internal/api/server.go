@@ -158,7 +158,7 @@ var errorCodes = []struct {
 	{[]error{cluster.ErrServiceStopped, hive.ErrClosed}, http.StatusServiceUnavailable, CodeUnavailable},
 	{[]error{errUncertain, cluster.ErrUncertain}, http.StatusBadGateway, CodeUncertain},
 	{[]error{hive.ErrInvalidPath, hive.ErrInvalidName, hive.ErrInvalidType, hive.ErrInvalidValue, hive.ErrValueTooLarge,
-		hive.ErrInvalidTxn, hive.ErrReserved, hive.ErrBadExport, errInvalidRequest}, http.StatusBadRequest, CodeInvalid},
+		hive.ErrInvalidTxn, hive.ErrReserved, hive.ErrBadExport, errInvalidRequest, cluster.ErrInvalidInput}, http.StatusBadRequest, CodeInvalid},
 }
 
 // classify finds an error's status and code.

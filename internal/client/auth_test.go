@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,28 +18,59 @@ import (
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
 )
 
-// Every endpoint checks its caller: without a token a call gets 401, with
-// a token of too few roles 403, and nothing changes either way.
+// Every endpoint checks its caller, walking api.Routes() so that a new
+// route is covered as soon as it is listed: without a token or with an
+// unknown one a call gets 401; with a token lacking the route's role (a
+// read token anywhere above read, an operator token on the backup routes,
+// a backup token on the operator routes) 403; a local-only route 403 over
+// TCP, and a route for member nodes ("node") or the join token 403 with a
+// token of every role, the admin's included. Each refused call carries a
+// body that would change something were it let through, and nothing
+// changes: the hive's sequence number, the nodes' paused states, the
+// shadow-copy sessions the node started.
 func TestEveryEndpointChecksItsRole(t *testing.T) {
 	nodes := tc.InProcess(t, 2)
 	ctx := tc.Context(t)
+	tr := tc.UseTrust(t)
 	admin := tc.Open(t, nodes[0].API())
-	ca, err := client.LoadCA(tc.UseTrust(t).CACert)
+	ca, err := client.LoadCA(tr.CACert)
 	if err != nil {
 		t.Fatal(err)
 	}
-	read, err := admin.CreateToken(ctx, "reader", []string{"read"})
-	if err != nil {
+	tokens := map[string]string{"admin": tr.AdminToken}
+	for _, role := range []string{"read", "operator", "backup"} {
+		nt, err := admin.CreateToken(ctx, role+"-only", []string{role})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[role] = nt.Token
+	}
+	// Bodies that would change something: the hive, a session, a token.
+	// ({name} in a path is the read token's name: a revocation let through
+	// would show.)
+	if _, err := admin.SetValue(ctx, "Refused/Probe", hive.Uint32Value("x", 1)); err != nil {
 		t.Fatal(err)
 	}
-	before, err := admin.GetClusterInformation(ctx)
-	if err != nil {
+	var export bytes.Buffer
+	if err := admin.Export(ctx, "Refused/Probe", &export); err != nil {
 		t.Fatal(err)
 	}
-	seqBefore := before.Seq
+	bodies := map[string]string{
+		"POST /v1/txn":                   `{"ops":[{"op":"set-value","key":"Refused/Probe","value":{"name":"x","type":"uint32","data":2}}]}`,
+		"POST /v1/import":                export.String(),
+		"POST /v1/tokens":                `{"name":"granted","roles":["read"]}`,
+		"PUT /v1/schedule":               `{"spec":"@every 1h","target":"/tmp/refused"}`,
+		"PUT /v1/resources/{name}":       `{"type":"exec","params":{"start":"true"}}`,
+		"PUT /v1/groups/{name}":          `{"resources":[],"wanted":"offline"}`,
+		"POST /v1/shadow/backups":        `{"type":"full"}`,
+		"POST /v1/members":               `{"id":"6f1f4a3e-1d2b-4c5d-8e9f-0a1b2c3d4e5f","name":"sneak","raft_addr":"127.0.0.1:1","api_addr":"127.0.0.1:2"}`,
+		"POST /v1/join/cert":             `{"member":{"id":"6f1f4a3e-1d2b-4c5d-8e9f-0a1b2c3d4e5f","name":"sneak","raft_addr":"127.0.0.1:1"},"public_key":"AA=="}`,
+		"POST /v1/shadow/restores":       `{"backup_id":"b","backup_type":"full","components":[]}`,
+		"POST /v1/nodes/{node}/{action}": "",
+	}
 	hc := &http.Client{Transport: security.HTTPTransport(func() (*tls.Config, error) { return security.ClientConfig(ca, nil), nil })}
-	call := func(method, path, token string) (int, string) {
-		req, _ := http.NewRequestWithContext(ctx, method, "https://"+nodes[1].API()+path, strings.NewReader("{}"))
+	call := func(method, path, body, token string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, method, "https://"+nodes[1].API()+path, strings.NewReader(body))
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
@@ -50,51 +82,217 @@ func TestEveryEndpointChecksItsRole(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	// sessions counts the shadow-copy sessions the called node started:
+	// its requester's calls are never forwarded.
+	sessions := func() string {
+		code, body := call(http.MethodGet, "/metrics", "", tr.AdminToken)
+		if code != http.StatusOK {
+			t.Fatalf("metrics: %d %s", code, body)
+		}
+		var out []string
+		for _, l := range strings.Split(body, "\n") {
+			if strings.HasPrefix(l, "clusterkeep_shadow_sessions_started_total{") {
+				out = append(out, l)
+			}
+		}
+		if len(out) != 2 {
+			t.Fatalf("metrics lack the sessions started: %q", out)
+		}
+		return strings.Join(out, "; ")
+	}
+	before, err := admin.GetClusterInformation(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessionsBefore := sessions()
+
+	// refusedTo lists, by access, the tokens whose calls get 403.
+	refusedTo := map[string][]string{
+		"read":     nil,
+		"operator": {"read", "backup"},
+		"backup":   {"read", "operator"},
+		"self-add": {"read", "backup"},
+		"join":     {"read", "operator", "backup", "admin"},
+		"node":     {"read", "operator", "backup", "admin"},
+		"local":    {"read", "operator", "backup", "admin"},
+	}
 	routes := api.Routes()
 	if len(routes) < 20 {
 		t.Fatalf("only %d routes listed", len(routes))
 	}
-	r := strings.NewReplacer("{node}", "n2", "{action}", "pause", "{id}", "x", "{step}", "prepare", "{name}", "reader", "{$}", "")
+	checkDeclaredAccess(t, routes)
+	r := strings.NewReplacer("{node}", "n2", "{action}", "pause", "{id}", "x", "{step}", "prepare", "{name}", "read-only", "{$}", "")
+	seen := map[string]int{}
 	for _, rt := range routes {
-		method, path, _ := strings.Cut(rt.Pattern, " ")
-		path = r.Replace(path)
 		if rt.Access == "public" {
 			continue
 		}
-		if rt.Access == "local" {
+		refused, known := refusedTo[rt.Access]
+		if !known {
+			t.Errorf("%s: access %q is new to this test: say which tokens it refuses", rt.Pattern, rt.Access)
+			continue
+		}
+		seen[rt.Access]++
+		method, path, _ := strings.Cut(rt.Pattern, " ")
+		path = r.Replace(path)
+		body, ok := bodies[rt.Pattern]
+		if !ok {
+			body = "{}"
+		}
+		switch rt.Access {
+		case "local":
 			// Not over TCP, whoever asks: the local socket only.
-			for _, tok := range []string{"", read.Token, tc.UseTrust(t).AdminToken} {
-				if code, body := call(method, path, tok); code != http.StatusForbidden {
-					t.Errorf("%s over TCP (token %q...): %d %s, want 403", rt.Pattern, tok[:min(len(tok), 6)], code, body)
+			if code, resp := call(method, path, body, ""); code != http.StatusForbidden {
+				t.Errorf("%s over TCP without a token: %d %s, want 403", rt.Pattern, code, resp)
+			}
+		case "node":
+			// Member nodes only: a caller with no certificate is refused
+			// however it asks.
+			for _, tok := range []string{"", "ckt_not-a-token-of-this-cluster"} {
+				if code, resp := call(method, path, body, tok); code != http.StatusUnauthorized && code != http.StatusForbidden {
+					t.Errorf("%s (node) with token %.6q: %d %s, want 401 or 403", rt.Pattern, tok, code, resp)
 				}
 			}
-			continue
+		default:
+			if code, resp := call(method, path, body, ""); code != http.StatusUnauthorized {
+				t.Errorf("%s without a token: %d %s, want 401", rt.Pattern, code, resp)
+			}
+			if code, resp := call(method, path, body, "ckt_not-a-token-of-this-cluster"); code != http.StatusUnauthorized {
+				t.Errorf("%s with an unknown token: %d %s, want 401", rt.Pattern, code, resp)
+			}
 		}
-		if code, body := call(method, path, ""); code != http.StatusUnauthorized {
-			t.Errorf("%s without a token: %d %s, want 401", rt.Pattern, code, body)
-		}
-		if code, body := call(method, path, "ckt_not-a-token-of-this-cluster"); code != http.StatusUnauthorized {
-			t.Errorf("%s with an unknown token: %d %s, want 401", rt.Pattern, code, body)
-		}
-		if rt.Access == "read" {
-			continue
-		}
-		if code, body := call(method, path, read.Token); code != http.StatusForbidden {
-			t.Errorf("%s (%s) with a read token: %d %s, want 403", rt.Pattern, rt.Access, code, body)
+		for _, role := range refused {
+			if code, resp := call(method, path, body, tokens[role]); code != http.StatusForbidden {
+				t.Errorf("%s (%s) with a %s token: %d %s, want 403", rt.Pattern, rt.Access, role, code, resp)
+			}
 		}
 	}
-	// Nothing changed: the sequence number is where it was once the token
-	// was made, and node n2 is not paused.
+	// The matrix is exercised, not vacuous.
+	for _, access := range []string{"read", "operator", "backup", "self-add", "join", "local"} {
+		if seen[access] == 0 {
+			t.Errorf("no route of access %q listed", access)
+		}
+	}
+	// Nothing changed: the sequence number is where it was once the
+	// tokens were made, no node is paused, no session was started, and the
+	// refused revocation left the read token working.
 	info, err := admin.GetClusterInformation(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Seq != seqBefore {
-		t.Fatalf("refused calls changed the hive: seq %d -> %d", seqBefore, info.Seq)
+	if info.Seq != before.Seq {
+		t.Errorf("refused calls changed the hive: seq %d -> %d", before.Seq, info.Seq)
 	}
 	for _, n := range info.Nodes {
 		if n.Paused {
-			t.Fatalf("%s paused by a refused call", n.Name)
+			t.Errorf("%s paused by a refused call", n.Name)
+		}
+	}
+	if got := sessions(); got != sessionsBefore {
+		t.Errorf("refused calls started shadow-copy sessions: %s -> %s", sessionsBefore, got)
+	}
+	if code, resp := call(http.MethodGet, "/v1/shadow/backups/x", "", tr.AdminToken); code != http.StatusNotFound {
+		t.Errorf("the admin asking for backup x: %d %s, want 404 (no session)", code, resp)
+	}
+	if code, resp := call(http.MethodGet, "/v1/cluster", "", tokens["read"]); code != http.StatusOK {
+		t.Errorf("the read token after the refused calls: %d %s", code, resp)
+	}
+}
+
+// checkDeclaredAccess checks what the routes declare, which the walk of
+// TestEveryEndpointChecksItsRole takes on trust: a call that changes
+// something is never open to a read token or to anyone (but the public
+// steps of joining and of the dashboard's login), and the routes of
+// backups, restores, the schedule's changes, tokens, writes and node
+// actions need their role.
+func checkDeclaredAccess(t *testing.T, routes []api.Route) {
+	t.Helper()
+	public := map[string]bool{"POST /v1/join/hello": true, "POST /ui/login": true, "POST /ui/logout": true}
+	pinned := map[string]string{
+		"PUT /v1/schedule": "backup", "DELETE /v1/schedule": "backup", "POST /v1/schedule/run": "backup",
+		"POST /v1/txn": "operator", "POST /v1/import": "operator", "POST /v1/nodes/{node}/{action}": "operator",
+		"GET /v1/tokens": "operator", "POST /v1/tokens": "operator", "DELETE /v1/tokens/{name}": "operator",
+		"POST /v1/join/cert": "join", "POST /v1/join/rotate": "local",
+	}
+	listed := map[string]bool{}
+	for _, rt := range routes {
+		listed[rt.Pattern] = true
+		method, path, _ := strings.Cut(rt.Pattern, " ")
+		want := pinned[rt.Pattern]
+		if strings.HasPrefix(path, "/v1/shadow/backups") || strings.HasPrefix(path, "/v1/shadow/restores") {
+			want = "backup"
+		}
+		switch {
+		case want != "" && rt.Access != want:
+			t.Errorf("%s declares access %q, want %q", rt.Pattern, rt.Access, want)
+		case method != http.MethodGet && method != http.MethodHead && (rt.Access == "read" || rt.Access == "public" && !public[rt.Pattern]):
+			t.Errorf("%s changes something and declares access %q", rt.Pattern, rt.Access)
+		}
+	}
+	for p := range pinned {
+		if !listed[p] {
+			t.Errorf("route %s is no longer listed: update this test", p)
+		}
+	}
+}
+
+// The API's own check of a client certificate: a caller that trusts the
+// cluster's authority but presents a certificate of another cluster's is
+// refused in the TLS handshake by the node (the alert of a certificate
+// refused), whatever token it sends, while the same caller without the
+// certificate is answered.
+func TestAPIRefusesAnotherClustersCertificate(t *testing.T) {
+	nodes := tc.InProcess(t, 1)
+	ctx := tc.Context(t)
+	tr := tc.UseTrust(t)
+	ca, err := client.LoadCA(tr.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := security.NewCA("other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := security.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := other.IssueNode(st.PublicKey(), "x", "x", []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Install(other.Cert.Raw, der); err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := st.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(cfg *tls.Config) (*http.Response, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+nodes[0].API()+"/v1/cluster", nil)
+		req.Header.Set("Authorization", "Bearer "+tr.AdminToken)
+		return (&http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}).Do(req)
+	}
+	resp, err := get(security.ClientConfig(ca, nil))
+	if err != nil {
+		t.Fatalf("the node without a client certificate: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the node without a client certificate: %s", resp.Status)
+	}
+	for name, cfg := range map[string]*tls.Config{
+		"trusting the authority": security.ClientConfig(ca, &foreign.Certificates[0]),
+		"TLS 1.2":                {InsecureSkipVerify: true, Certificates: foreign.Certificates, MaxVersion: tls.VersionTLS12},
+	} {
+		resp, err := get(cfg)
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("another cluster's certificate (%s) was accepted by the API: %s", name, resp.Status)
+		}
+		var op *net.OpError
+		if !errors.As(err, &op) || op.Op != "remote error" || !strings.Contains(err.Error(), "bad certificate") {
+			t.Fatalf("another cluster's certificate (%s): %v, want the node's bad certificate alert", name, err)
 		}
 	}
 }

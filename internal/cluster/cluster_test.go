@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -240,16 +241,32 @@ func TestHandshakeRefusesOtherClusterAndGeneration(t *testing.T) {
 	if _, err := DialPeer(addr, time.Second, b, PeerIdentity{ClusterID: "c1", Generation: 2, NodeID: "a"}, nil); err == nil {
 		t.Fatal("a peer posing as another node was admitted")
 	}
-	// A node of another authority (another cluster) fails the TLS
-	// handshake: it never reaches the cluster handshake.
+	// A node of another authority (another cluster) dialling with its own
+	// configuration refuses this node's certificate itself: the dialer's
+	// check.
 	other, err := security.NewCA("c2")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = DialPeer(addr, time.Second, peerConfig(t, peerStore(t, other, "b")), PeerIdentity{ClusterID: "c1", Generation: 2, NodeID: "b"}, nil)
+	foreign := peerConfig(t, peerStore(t, other, "b"))
+	_, err = DialPeer(addr, time.Second, foreign, PeerIdentity{ClusterID: "c1", Generation: 2, NodeID: "b"}, nil)
 	var re *RefusedError
 	if err == nil || errors.As(err, &re) || !strings.Contains(err.Error(), "TLS handshake") {
 		t.Fatalf("a node of another authority: got %v, want a failed TLS handshake", err)
+	}
+	// The listener's check: the same node trusting this cluster's
+	// authority, or checking nothing, passes its side of the handshake and
+	// is cut off by the listener's alert before the cluster handshake.
+	for name, cfg := range foreignDialers(t, ca.Cert, foreign) {
+		if err := listenerAnswer(addr, cfg); !certificateRefused(err) {
+			t.Fatalf("a node of another authority %s: got %v, want the listener's bad certificate alert", name, err)
+		}
+		if c, err := DialPeer(addr, time.Second, cfg, PeerIdentity{ClusterID: "c1", Generation: 2, NodeID: "b"}, nil); err == nil || errors.As(err, &re) {
+			if c != nil {
+				c.Close()
+			}
+			t.Fatalf("a node of another authority %s: got %v, want no cluster handshake", name, err)
+		}
 	}
 	// And a plain TCP client gets nothing either.
 	plain, err := net.Dial("tcp", addr)
@@ -262,6 +279,132 @@ func TestHandshakeRefusesOtherClusterAndGeneration(t *testing.T) {
 	got, _ := io.ReadAll(plain)
 	if bytes.Contains(got, []byte(`"ok"`)) || bytes.Contains(got, []byte(`"reason"`)) {
 		t.Fatalf("a plain TCP peer got a handshake reply: %q", got)
+	}
+}
+
+// foreignDialers are TLS configurations presenting the certificate of
+// foreign (a node of another cluster) that pass the dialer's own check of
+// a node of ca's cluster: one trusts ca, the other checks nothing.
+func foreignDialers(t *testing.T, ca *x509.Certificate, foreign *tls.Config) map[string]*tls.Config {
+	t.Helper()
+	return map[string]*tls.Config{
+		"trusting this authority": security.ClientConfig(ca, &foreign.Certificates[0]),
+		"checking nothing":        {InsecureSkipVerify: true, Certificates: foreign.Certificates},
+	}
+}
+
+// listenerAnswer dials a peer listener presenting cfg's certificate and
+// reads, sending nothing of the cluster handshake. In TLS 1.3 the listener
+// checks the dialer's certificate once the dialer's side of the handshake
+// is done, so its refusal is what the first read meets; a dialer that
+// wrote first (DialPeer) could meet the closed connection instead.
+func listenerAnswer(addr string, cfg *tls.Config) error {
+	raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	c := tls.Client(raw, cfg)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * handshakeTimeout))
+	if err := c.Handshake(); err != nil {
+		return err
+	}
+	_, err = c.Read(make([]byte, 1))
+	return err
+}
+
+// certificateRefused reports whether err is the other side's TLS alert
+// refusing this side's certificate (not a local check, a dead listener
+// or a cluster handshake refusal).
+func certificateRefused(err error) bool {
+	var op *net.OpError
+	var re *RefusedError
+	return errors.As(err, &op) && op.Op == "remote error" && strings.Contains(op.Err.Error(), "bad certificate") && !errors.As(err, &re)
+}
+
+// The peer listener of a running node refuses a node of another cluster
+// however it dials: trusting this cluster's authority, its certificate
+// naming a member, claiming the cluster's id at the same or a higher
+// generation, it is cut off by a TLS alert, and the node's raft state,
+// generation and membership stay as they were (a higher generation
+// admitted would have moved the node's state aside).
+func TestPeerRefusesAnotherClustersCertificate(t *testing.T) {
+	base := t.TempDir()
+	a := openSvc(t, filepath.Join(base, "a"), "a")
+	b := openSvc(t, filepath.Join(base, "b"), "b")
+	if err := a.Create(ctx(t), "foreign"); err != nil {
+		t.Fatal(err)
+	}
+	leaderOf(t, a)
+	join(t, a, b)
+	eventually(t, "b a voter", func() error {
+		if st := b.Status(); !st.Voter || st.Applied < a.Status().Applied {
+			return fmt.Errorf("b: %+v", st)
+		}
+		return nil
+	})
+	caCert, _, err := a.Credentials().Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := security.NewCA("other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bid := b.Identity().NodeID
+	foreign := peerConfig(t, peerStore(t, other, bid))
+	me := a.Identity()
+	addr := a.Status().RaftAddr
+	snapshot := func() string {
+		ms, err := a.Members()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := a.Status()
+		return fmt.Sprintf("state %s leader %s generation %d configured %v in-configuration %v members %+v",
+			st.RaftState, st.LeaderID, a.Identity().Generation, a.Identity().Configured(), a.inConfiguration(bid), ms)
+	}
+	before := snapshot()
+	if !strings.Contains(before, "state Leader") || !strings.Contains(before, "in-configuration true") {
+		t.Fatalf("before: %s", before)
+	}
+	// The listener answers the same dialer when its certificate is of the
+	// cluster's authority: what refuses the foreign one is its certificate.
+	st, err := security.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger := Member{ID: "6f1f4a3e-1d2b-4c5d-8e9f-0a1b2c3d4e5f", Name: "stranger", RaftAddr: "127.0.0.1:1"}
+	caDER, cert, err := a.IssueCert(stranger, st.PublicKeyDER())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Install(caDER, cert); err != nil {
+		t.Fatal(err)
+	}
+	var re *RefusedError
+	if _, err := DialPeer(addr, 5*time.Second, peerConfig(t, st), PeerIdentity{ClusterID: me.ClusterID, Generation: me.Generation, NodeID: stranger.ID}, nil); !errors.As(err, &re) {
+		t.Fatalf("a stranger with a certificate of the authority: %v, want a refusal in the cluster handshake", err)
+	}
+	for name, cfg := range foreignDialers(t, caCert, foreign) {
+		if err := listenerAnswer(addr, cfg); !certificateRefused(err) {
+			t.Fatalf("another cluster's node %s: %v, want the listener's bad certificate alert", name, err)
+		}
+		for _, gen := range []uint64{me.Generation, me.Generation + 1} {
+			claim := PeerIdentity{ClusterID: me.ClusterID, Generation: gen, NodeID: bid, APIAddr: "127.0.0.1:9"}
+			if c, err := DialPeer(addr, 5*time.Second, cfg, claim, nil); err == nil || errors.As(err, &re) {
+				if c != nil {
+					c.Close()
+				}
+				t.Fatalf("another cluster's node %s posing as member b at generation %d: %v, want no cluster handshake", name, gen, err)
+			}
+		}
+	}
+	if after := snapshot(); after != before {
+		t.Fatalf("another cluster's node changed the node:\n before %s\n after  %s", before, after)
+	}
+	if _, err := a.Apply(ctx(t), hive.Txn{Ops: []hive.Op{hive.SetValue("k", hive.Uint32Value("v", 1))}}); err != nil {
+		t.Fatalf("the cluster after another cluster's node: %v", err)
 	}
 }
 

@@ -187,14 +187,8 @@ func (s *Service) AddMember(ctx context.Context, m Member) error {
 	if err != nil {
 		return err
 	}
-	if _, err := uuid.Parse(m.ID); err != nil {
-		return fmt.Errorf("add member: node id %q is not a UUID", m.ID)
-	}
-	if m.RaftAddr == "" {
-		return fmt.Errorf("add member %s: no raft address", m.ID)
-	}
-	if err := validateClusterName(m.Name); err != nil {
-		return fmt.Errorf("add member %s: node %w", m.ID, err)
+	if err := checkNewMember(m); err != nil {
+		return fmt.Errorf("add member: %w", err)
 	}
 	if err := (hive.Txn{Ops: nodeRecordOps(m)}).Validate(true); err != nil {
 		return fmt.Errorf("add member %s: %w", m.ID, err)
@@ -303,14 +297,29 @@ func (s *Service) SetPaused(ctx context.Context, nodeID string, paused, drain bo
 	return err
 }
 
-func validateClusterName(n string) error {
+func validateClusterName(n string) error { return validateName("cluster", n) }
+
+// validateName checks the name of a cluster, node or token (what names
+// it): 1 to 63 letters, digits, '-', '_' and '.'.
+func validateName(what, n string) error {
 	if n == "" || len(n) > 63 {
-		return fmt.Errorf("cluster name %q: must be 1 to 63 characters", n)
+		return fmt.Errorf("%w: %s name %q: must be 1 to 63 characters", ErrInvalidInput, what, n)
 	}
 	for _, r := range n {
 		if !(r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return fmt.Errorf("cluster name %q: only letters, digits, '-', '_' and '.' are allowed", n)
+			return fmt.Errorf("%w: %s name %q: only letters, digits, '-', '_' and '.' are allowed", ErrInvalidInput, what, n)
 		}
 	}
 	return nil
+}
+
+// checkNewMember checks what a joining node says of itself.
+func checkNewMember(m Member) error {
+	if _, err := uuid.Parse(m.ID); err != nil {
+		return fmt.Errorf("%w: node id %q is not a UUID", ErrInvalidInput, m.ID)
+	}
+	if m.RaftAddr == "" {
+		return fmt.Errorf("%w: node %s gives no raft address", ErrInvalidInput, m.ID)
+	}
+	return validateName("node", m.Name)
 }

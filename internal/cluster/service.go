@@ -43,6 +43,9 @@ var (
 	ErrLastMember     = errors.New("cannot remove the last member of the cluster")
 	ErrNotReady       = errors.New("leader not yet ready for consistent reads")
 	ErrServiceStopped = errors.New("cluster service stopped")
+	// ErrInvalidInput: a name, id or address given is not valid (the
+	// message says which).
+	ErrInvalidInput = errors.New("invalid input")
 	// ErrUncertain: the change was proposed but the leader lost its place
 	// before it learnt the outcome; it may or may not be committed.
 	ErrUncertain = errors.New("outcome unknown: leadership was lost after the change was proposed")
@@ -165,8 +168,8 @@ func Open(cfg Config) (*Service, error) {
 		if name == "" {
 			name, _ = os.Hostname()
 		}
-		if err := validateClusterName(name); err != nil {
-			return fail(fmt.Errorf("open cluster service: node %w", err))
+		if err := validateName("node", name); err != nil {
+			return fail(fmt.Errorf("open cluster service: %w", err))
 		}
 		id = noderegistry.Identity{NodeID: uuid.NewString(), NodeName: name, Created: time.Now().UTC()}
 	case err != nil:

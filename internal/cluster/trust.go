@@ -157,6 +157,9 @@ func (s *Service) ensureCert() error {
 
 // IssueCert signs a certificate for a joining node from the authority.
 func (s *Service) IssueCert(m Member, pubDER []byte) (caDER, certDER []byte, err error) {
+	if err := checkNewMember(m); err != nil {
+		return nil, nil, fmt.Errorf("issue certificate: %w", err)
+	}
 	ca, _, err := s.Authority()
 	if err != nil {
 		return nil, nil, err
@@ -273,7 +276,7 @@ func (s *Service) tokenIDByName(name string) (string, error) {
 // CreateToken records a new token named name with roles and returns it.
 // Leader only.
 func (s *Service) CreateToken(ctx context.Context, name string, roles []security.Role) (string, error) {
-	if err := validateClusterName(name); err != nil {
+	if err := validateName("token", name); err != nil {
 		return "", fmt.Errorf("create token: %w", err)
 	}
 	if _, err := s.leaderRaft(); err != nil {

@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
 	"github.com/clusterkeep/clusterkeep/internal/security"
@@ -189,16 +192,45 @@ func TestSecureByDefault(t *testing.T) {
 			t.Fatal("the API answered plain HTTP")
 		}
 	}
+}
 
-	// Another cluster: its authority does not vouch for this cluster's
-	// nodes, and its node's certificate is refused by this cluster's peers
-	// and API.
+// Another cluster, with its own authority: a client given that authority
+// refuses this cluster's nodes, and this cluster's peer listener and API
+// refuse that cluster's node certificate themselves, even from a dialer
+// that trusts this cluster's authority (so its own check passes): the TLS
+// alert of a refused certificate, not a dead node or a refusal later on;
+// and the node's state and membership stay as they were.
+func TestForeignClusterIsRefused(t *testing.T) {
+	base := t.TempDir()
+	n1 := startSecure(t, base, "n1", "--create", "sec")
 	x := startSecure(t, base, "x", "--create", "other")
-	waitFile(t, x.file(cluster.AdminTokenFile))
-	waitFile(t, x.file(security.Dir, security.CertFile))
+	for _, f := range []string{n1.file(cluster.AdminTokenFile), n1.file(security.Dir, security.CertFile), x.file(cluster.AdminTokenFile), x.file(security.Dir, security.CertFile)} {
+		waitFile(t, f)
+	}
+	ca := n1.file(security.Dir, security.CAFile)
 	if _, errOut, code := cliAs(t, "--cluster", n1.api, "--ca", x.file(security.Dir, security.CAFile), "--token-file", x.file(cluster.AdminTokenFile), "cluster", "info"); code == 0 || !strings.Contains(errOut, "not issued by this cluster's authority") {
 		t.Fatalf("another cluster's authority: exit %d %s", code, errOut)
 	}
+	n1CA, err := client.LoadCA(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := client.ReadTokenFile(n1.file(cluster.AdminTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := tc.Context(t)
+	n1c := client.Node(n1.api, client.WithCredentials(client.Credentials{CA: n1CA, Token: token}))
+	var before api.ClusterInfo
+	tc.Eventually(t, "n1 leads", func() error {
+		if before, err = n1c.GetClusterInformation(ctx); err != nil {
+			return err
+		}
+		if before.Leader != "n1" || len(before.Nodes) != 1 || before.Nodes[0].State != api.NodeUp {
+			return fmt.Errorf("%+v", before)
+		}
+		return nil
+	})
 	xs, err := security.OpenStore(x.dir)
 	if err != nil {
 		t.Fatal(err)
@@ -207,19 +239,87 @@ func TestSecureByDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cluster.DialPeer(n1.raft, 5*time.Second, xcfg, cluster.PeerIdentity{ClusterID: "x", Generation: 1, NodeID: "x"}, nil); err == nil {
-		t.Fatal("a node of another cluster passed the peer handshake")
-	}
-	n1CA, err := client.LoadCA(ca)
+	_, xid, err := xs.Current()
 	if err != nil {
 		t.Fatal(err)
 	}
 	withXCert := security.ClientConfig(n1CA, &xcfg.Certificates[0])
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: withXCert}}
-	if resp, err := hc.Get("https://" + n1.api + "/v1/cluster"); err == nil {
+
+	// The peer listener: refused at TLS, with the claim of a node of this
+	// cluster at its generation or a higher one, whichever way it dials.
+	for name, cfg := range map[string]*tls.Config{"its own": xcfg, "trusting this cluster's authority": withXCert,
+		"checking nothing": {InsecureSkipVerify: true, Certificates: xcfg.Certificates}} {
+		for _, gen := range []uint64{before.Generation, before.Generation + 1} {
+			if c, err := cluster.DialPeer(n1.raft, 5*time.Second, cfg, cluster.PeerIdentity{ClusterID: before.ID, Generation: gen, NodeID: xid}, nil); err == nil {
+				c.Close()
+				t.Fatalf("a node of another cluster (%s configuration) passed the peer handshake", name)
+			}
+		}
+	}
+	for name, cfg := range map[string]*tls.Config{"trusting this cluster's authority": withXCert,
+		"checking nothing": {InsecureSkipVerify: true, Certificates: xcfg.Certificates}} {
+		if err := firstAnswer(n1.raft, cfg); !certificateRefused(err) {
+			t.Fatalf("n1's peer listener, another cluster's node %s: %v, want its bad certificate alert", name, err)
+		}
+	}
+
+	// The API: refused at TLS whatever token comes with it, while the
+	// same client without that certificate is answered.
+	get := func(cfg *tls.Config) (*http.Response, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+n1.api+"/v1/cluster", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		return (&http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}).Do(req)
+	}
+	if resp, err := get(security.ClientConfig(n1CA, nil)); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("n1's API without a client certificate: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	resp, err := get(withXCert)
+	if err == nil {
 		resp.Body.Close()
 		t.Fatalf("another cluster's node certificate was accepted by the API: %s", resp.Status)
 	}
+	if !certificateRefused(err) {
+		t.Fatalf("another cluster's node certificate at the API: %v, want the node's bad certificate alert", err)
+	}
+	if err := firstAnswer(n1.api, withXCert); !certificateRefused(err) {
+		t.Fatalf("n1's API listener, another cluster's node: %v, want its bad certificate alert", err)
+	}
+
+	after, err := n1c.GetClusterInformation(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.ID != before.ID || after.Generation != before.Generation || after.Leader != before.Leader ||
+		len(after.Nodes) != 1 || after.Nodes[0].ID != before.Nodes[0].ID || after.Nodes[0].State != api.NodeUp {
+		t.Fatalf("another cluster's node changed n1:\n before %+v\n after  %+v", before, after)
+	}
+}
+
+// firstAnswer dials addr over TLS with cfg and reads, sending nothing.
+// A TLS 1.3 server checks the client's certificate once the client's side
+// of the handshake is done, so a refusal is what the first read meets.
+func firstAnswer(addr string, cfg *tls.Config) error {
+	raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	c := tls.Client(raw, cfg)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	if err := c.Handshake(); err != nil {
+		return err
+	}
+	_, err = c.Read(make([]byte, 1))
+	return err
+}
+
+// certificateRefused reports whether err is the other side's TLS alert
+// refusing this side's certificate.
+func certificateRefused(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error" && strings.Contains(op.Err.Error(), "bad certificate")
 }
 
 // The quick start: `local up` with nothing set makes a cluster with its

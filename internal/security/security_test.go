@@ -4,9 +4,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 func mustCA(t *testing.T, name string) *CA {
@@ -210,5 +213,91 @@ func TestRolesAndSecrets(t *testing.T) {
 	}
 	if string(JoinMAC("k", []byte("a"))) == string(JoinMAC("k2", []byte("a"))) {
 		t.Fatal("JoinMAC ignores the secret")
+	}
+}
+
+// refusedByServer reports whether err is the other side's TLS alert that
+// it refused this side's certificate: not a local check, not a dead
+// listener, not a reset.
+func refusedByServer(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error" && strings.Contains(op.Err.Error(), "bad certificate")
+}
+
+// The servers' own check, not the client's: a client that trusts this
+// cluster's authority (or checks nothing) but presents another
+// authority's certificate passes its side of the handshake, and the peer
+// listener and the API listener refuse it with a TLS alert, learning
+// nothing from it and telling it nothing.
+func TestServersRefuseAnotherAuthoritysClientCertificate(t *testing.T) {
+	ca := mustCA(t, "a")
+	server := installed(t, t.TempDir(), ca, "s")
+	foreign, err := installed(t, t.TempDir(), mustCA(t, "b"), "s").Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := []struct {
+		name string
+		cfg  *tls.Config
+	}{
+		{"trusting this authority", ClientConfig(ca.Cert, &foreign.Certificates[0])},
+		{"checking nothing", &tls.Config{InsecureSkipVerify: true, Certificates: foreign.Certificates}},
+		{"checking nothing, TLS 1.2", &tls.Config{InsecureSkipVerify: true, Certificates: foreign.Certificates, MaxVersion: tls.VersionTLS12}},
+	}
+	for _, srv := range []struct {
+		name string
+		cfg  *tls.Config
+	}{{"peer", server.PeerServer()}, {"api", server.APIServer()}} {
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", srv.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		serverErrs := make(chan error, 1)
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				err = c.(*tls.Conn).Handshake()
+				if err == nil {
+					c.Write([]byte("admitted"))
+				}
+				c.Close()
+				serverErrs <- err
+			}
+		}()
+		for _, cl := range clients {
+			c, err := tls.Dial("tcp", ln.Addr().String(), cl.cfg)
+			if err == nil {
+				// TLS 1.3: the server checks the client's certificate
+				// after the client's side is done, and its alert is
+				// what the first read meets.
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				var n int
+				b := make([]byte, 16)
+				n, err = c.Read(b)
+				c.Close()
+				if n > 0 {
+					t.Errorf("%s server, client %s: answered %q", srv.name, cl.name, b[:n])
+				}
+			}
+			if srv.name == "peer" && cl.cfg.MaxVersion == tls.VersionTLS12 {
+				// The peer listener speaks TLS 1.3 only: refused before
+				// any certificate is looked at.
+				if err == nil {
+					t.Errorf("peer server, client %s: a TLS 1.2 connection", cl.name)
+				}
+				<-serverErrs
+				continue
+			}
+			if !refusedByServer(err) {
+				t.Errorf("%s server, client %s: %v, want the server's bad certificate alert", srv.name, cl.name, err)
+			}
+			if serr := <-serverErrs; !errors.Is(serr, ErrUntrusted) {
+				t.Errorf("%s server, client %s: the server's handshake: %v, want ErrUntrusted", srv.name, cl.name, serr)
+			}
+		}
+		ln.Close()
 	}
 }
