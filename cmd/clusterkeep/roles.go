@@ -529,12 +529,14 @@ func waitGroup(ctx context.Context, g *globals, c *client.Cluster, from api.Grou
 			if !strings.EqualFold(st.Name, from.Name) {
 				continue
 			}
+			// Only a record changed since the request tells of its fate.
+			fresh := st.Changed.After(from.Changed) || st.Epoch > from.Epoch
 			switch {
 			case action == "offline" && st.State == "Offline",
 				action == "online" && st.State == "Online",
 				action == "move" && st.State == "Online" && st.Owner != from.Owner && (node == "" || strings.EqualFold(st.Owner, node)):
 				return st, nil
-			case st.State == "Failed", action == "move" && strings.HasPrefix(st.Reason, "move") && strings.Contains(st.Reason, "refused"):
+			case fresh && st.State == "Failed", fresh && action == "move" && strings.Contains(st.Reason, "refused"):
 				return st, fmt.Errorf("group %s: %s: %s", st.Name, st.State, st.Reason)
 			}
 		}

@@ -274,7 +274,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 		closeListeners()
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	a.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// The HTTP server's own errors (TLS handshakes refused, say) go to the
+	// agent's log, not to bare stderr.
+	a.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	a.local = &http.Server{Handler: handler.Local(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	serve := map[*http.Server]net.Listener{a.srv: tls.NewListener(ln, svc.Credentials().APIServer())}
 	if sock, err := listenSocket(cfg.socket()); err != nil {

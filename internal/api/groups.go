@@ -160,7 +160,10 @@ func (s *Server) groupAction(w http.ResponseWriter, r *http.Request) error {
 	case "online":
 		// Bringing a group online clears what held it offline.
 		if err := s.updatePlacement(r.Context(), g.Name, func(rec *placement.Record) error {
-			rec.Held, rec.Failovers = "", nil
+			if rec.Held != "" {
+				rec.Held, rec.Failovers = "", nil
+				rec.State, rec.Reason = placement.StatePending, "brought online again by the operator"
+			}
 			return nil
 		}); err != nil {
 			return err
@@ -229,7 +232,7 @@ func (s *Server) requestMove(ctx context.Context, g roles.Group, node string) er
 		if rec.Owner == target {
 			return fmt.Errorf("%w: group %s runs on %s already", errInvalidRequest, g.Name, rec.OwnerName)
 		}
-		rec.Move = target
+		rec.Move, rec.Reason = target, "a move was asked for"
 		return nil
 	})
 }
@@ -249,7 +252,8 @@ func (s *Server) updatePlacement(ctx context.Context, group string, f func(*plac
 		if err := f(&rec); err != nil {
 			return err
 		}
-		if empty, _ := placement.ParseRecord(""); rec.Encode() == old || (old == "" && rec.Encode() == empty.Encode()) {
+		rec.Changed = time.Now().UTC()
+		if same(rec, old) {
 			return nil
 		}
 		err = s.svc.SwapPlacement(ctx, group, old, rec.Encode())
@@ -258,6 +262,13 @@ func (s *Server) updatePlacement(ctx context.Context, group string, f func(*plac
 		}
 	}
 	return fmt.Errorf("group %s: %w", group, cluster.ErrRolesBusy)
+}
+
+// same says whether rec changes nothing of the stored record old.
+func same(rec placement.Record, old string) bool {
+	prev, _ := placement.ParseRecord(old)
+	rec.Changed, prev.Changed = time.Time{}, time.Time{}
+	return rec.Encode() == prev.Encode()
 }
 
 func containsFold(list []string, s string) bool {

@@ -70,8 +70,10 @@ type PrunedPartial struct {
 // that verifies now (re-read whole, every checksum and the database
 // checked) is always kept, and when none does nothing of that cluster is
 // removed. Sets that do not read and incomplete sets are never taken for
-// backups: abandoned incomplete sets are removed on their own rule
-// (target.Partial). With DryRun nothing is removed.
+// backups. An incomplete set is removed only when the target judges its
+// writer certainly gone (target.Partial.Abandoned: a process of this host
+// that is gone, or another host's writer silent for hours), never while a
+// backup may still be writing it. With DryRun nothing is removed.
 func Prune(ctx context.Context, o PruneOptions) (*PruneResult, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)

@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,4 +65,74 @@ func value(m *dto.Metric) float64 {
 		return m.Gauge.GetValue()
 	}
 	return 0
+}
+
+// The scheduled backups' figures per target, from the runs the record
+// keeps: a target the schedule moved away from keeps its last figures; a
+// run recorded before runs named their target counts for its set's
+// parent.
+func TestScheduledBackupMetricsPerTarget(t *testing.T) {
+	m := New()
+	run := func(target, path, started string, seconds int, result string, bytes int64) string {
+		s, _ := time.Parse(time.RFC3339, started)
+		e := s.Add(time.Duration(seconds) * time.Second)
+		return fmt.Sprintf(`{"slot":%q,"runner":"a","target":%q,"path":%q,"started":%q,"ended":%q,"result":%q,"bytes":%d}`,
+			started, target, path, started, e.Format(time.RFC3339), result, bytes)
+	}
+	history := []string{
+		run("", "s3://bucket/old/c-1", "2026-11-25T06:00:00Z", 40, "ok", 500),
+		run("/dir", "/dir/c-2", "2026-11-25T07:00:00Z", 10, "ok", 100),
+		run("/dir", "/dir/c-3", "2026-11-25T08:00:00Z", 12, "ok", 120),
+		run("/dir", "", "2026-11-25T09:00:00Z", 3, "failed", 0),
+		run("s3://bucket/new", "s3://bucket/new/c-5", "2026-11-25T10:00:00Z", 20, "ok", 300),
+	}
+	state := `{"last":` + history[len(history)-1] + `,"succeeded":4,"failed_runs":1,"history":[` + strings.Join(history, ",") + `]}`
+	if err := m.AttachSchedule(func() (string, string, string, error) {
+		return `{"spec":"@every 1h","target":"s3://bucket/new"}`, state, "", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	families, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		if !strings.HasPrefix(f.GetName(), "clusterkeep_scheduled_backup_") {
+			continue
+		}
+		for _, mm := range f.Metric {
+			key := strings.TrimPrefix(f.GetName(), "clusterkeep_scheduled_backup_")
+			for _, l := range mm.Label {
+				key += "{" + l.GetName() + "=" + l.GetValue() + "}"
+			}
+			got[key] = value(mm)
+		}
+	}
+	ts := func(s string, plus int) float64 {
+		t, _ := time.Parse(time.RFC3339, s)
+		return float64(t.Add(time.Duration(plus) * time.Second).Unix())
+	}
+	want := map[string]float64{
+		"last_success{target=/dir}":                                 0,
+		"last_completion_timestamp_seconds{target=/dir}":            ts("2026-11-25T08:00:00Z", 12),
+		"last_size_bytes{target=/dir}":                              120,
+		"last_duration_seconds{target=/dir}":                        12,
+		"last_success{target=s3://bucket/old}":                      1,
+		"last_completion_timestamp_seconds{target=s3://bucket/old}": ts("2026-11-25T06:00:00Z", 40),
+		"last_size_bytes{target=s3://bucket/old}":                   500,
+		"last_duration_seconds{target=s3://bucket/old}":             40,
+		"last_success{target=s3://bucket/new}":                      1,
+		"last_completion_timestamp_seconds{target=s3://bucket/new}": ts("2026-11-25T10:00:00Z", 20),
+		"last_size_bytes{target=s3://bucket/new}":                   300,
+		"last_duration_seconds{target=s3://bucket/new}":             20,
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (reported %v), want %v", k, g, ok, v)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d series, want %d: %v", len(got), len(want), got)
+	}
 }

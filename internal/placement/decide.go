@@ -315,7 +315,7 @@ func (d *decider) group(g roles.Group, r Record) Record {
 			// stopped: go on as the stop would have.
 			return d.afterStop(g, r)
 		}
-		r.LastFailure, r.LastFailureAt = fmt.Sprintf("node %s was lost (its lease expired)", owner), d.in.Now
+		r.LastFailure, r.LastFailureAt, r.FailedOn = fmt.Sprintf("node %s was lost (its lease expired)", owner), d.in.Now, ""
 		if d.countFailover(g, &r) {
 			r.Held = d.held(g, r)
 			r.Epoch++
@@ -348,7 +348,7 @@ func (d *decider) group(g roles.Group, r Record) Record {
 	if reported {
 		switch rep.State {
 		case RunFailed:
-			r.LastFailure, r.LastFailureAt = fmt.Sprintf("on %s: %s", owner.Name, rep.Error), d.in.Now
+			r.LastFailure, r.LastFailureAt, r.FailedOn = fmt.Sprintf("on %s: %s", owner.Name, rep.Error), d.in.Now, owner.ID
 			if d.countFailover(g, &r) {
 				r.Held = d.held(g, r)
 				r = d.moveTo(r, nil, "failed on "+owner.Name+": "+rep.Error)
@@ -397,7 +397,12 @@ func (d *decider) group(g roles.Group, r Record) Record {
 		}
 		r.Reason = why + ", but " + d.nobody(g, r.Owner)
 	} else if d.failbackNow(g) && reported && rep.State == RunOnline {
-		if c := d.candidates(g, "", ""); len(c) > 0 && rank(g, c[0].Name) < rank(g, owner.Name) {
+		// Not back to a node the group failed on within its period.
+		exclude := ""
+		if r.FailedOn != "" && d.in.Now.Sub(r.LastFailureAt) < time.Duration(g.FailoverPeriod) {
+			exclude = r.FailedOn
+		}
+		if c := d.candidates(g, "", exclude); len(c) > 0 && rank(g, c[0].Name) < rank(g, owner.Name) {
 			return d.moveTo(r, c[0], "failing back to "+c[0].Name)
 		}
 	}

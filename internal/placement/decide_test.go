@@ -295,3 +295,24 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// A group that failed over because it failed on a node does not fail back
+// there within its failover period (it would fail again and again).
+func TestNoFailbackToTheNodeItFailedOn(t *testing.T) {
+	w := newWorld()
+	w.group().Failback = roles.Failback{Policy: roles.FailbackImmediately}
+	w.step(t)
+	w.report("n1", RunFailed, "r failed 4 times")
+	w.step(t)
+	w.report("n1", RunStopped, "")
+	want(t, w.step(t), "n2", true, StatePending)
+	w.report("n2", RunOnline, "")
+	want(t, w.step(t), "n2", true, StateOnline)
+	w.in.Now = w.in.Now.Add(time.Hour)
+	want(t, w.step(t), "n2", true, StateOnline)
+	// Past the period, it fails back.
+	w.in.Now = w.in.Now.Add(6 * time.Hour)
+	if r := w.step(t); r.Run || r.NextName != "n1" {
+		t.Fatalf("no failback after the period: %+v", r)
+	}
+}

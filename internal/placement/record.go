@@ -50,7 +50,11 @@ type Record struct {
 	Failovers     []time.Time `json:"failovers,omitempty"`
 	LastFailure   string      `json:"last_failure,omitempty"`
 	LastFailureAt time.Time   `json:"last_failure_at,omitzero"`
-	Changed       time.Time   `json:"changed,omitzero"`
+	// FailedOn is the node the group last failed on (a resource failing
+	// beyond its limit there, not the node being lost): it does not fail
+	// back there within its failover period.
+	FailedOn string    `json:"failed_on,omitempty"`
+	Changed  time.Time `json:"changed,omitzero"`
 }
 
 // MoveAnywhere asks for a move to the best other node.

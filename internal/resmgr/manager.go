@@ -180,8 +180,17 @@ func (m *Manager) renewOnce(ctx context.Context) {
 	}
 	m.grant = g
 	m.fence = sent.Add(g.Lease - g.Margin)
-	if g.Index > m.index {
-		m.index = g.Index
+	// The index of this grant, of this leader's log: after an
+	// authoritative restore a new log starts lower than the old one.
+	m.index = g.Index
+	// The resources themselves end at the hard deadline (the fence and
+	// half the margin, when the manager would have killed them), should
+	// the agent be frozen or stuck then.
+	hard := m.fence.Add(g.Margin / 2)
+	for _, r := range m.cfg.Runners {
+		if f, ok := r.(resources.Fencer); ok {
+			f.Fence(hard)
+		}
 	}
 }
 

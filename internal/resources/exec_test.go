@@ -365,3 +365,41 @@ func TestShimByHand(t *testing.T) {
 		t.Errorf("shim by hand said %q", out)
 	}
 }
+
+// A resource ends by itself at the lease deadline its agent set, unless
+// the agent extends it: it cannot outlive the node's lease even when its
+// agent is frozen and cannot stop it.
+func TestExecEndsAtItsLeaseDeadline(t *testing.T) {
+	cfg := testConfig(t)
+	x := NewExec(cfg).(*execRunner)
+	x.Fence(time.Now().Add(time.Hour))
+	name := uniqueName("fenced")
+	inst, err := x.Start(context.Background(), execResource(name, map[string]string{
+		"start": cmdParam("sh", "-c", "sleep 1000 & sleep 1000"),
+	}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := inst.(*execInstance)
+	// Extended again and again, it runs on.
+	for range 5 {
+		x.Fence(time.Now().Add(300 * time.Millisecond))
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !groupAlive(i.pgid) {
+		t.Fatal("a resource whose deadline kept being extended ended")
+	}
+	// Not extended: every process of it ends soon after the deadline.
+	deadline := time.Now().Add(300 * time.Millisecond)
+	x.Fence(deadline)
+	eventually(t, "the resource's processes are gone after its deadline", func() bool {
+		return len(resourceProcs(t, name)) == 0
+	})
+	if time.Now().Before(deadline) {
+		t.Fatal("ended before its deadline")
+	}
+	waitClosed(t, "Exited", inst.Exited())
+	if err := inst.Monitor(context.Background()); !errors.Is(err, ErrExited) {
+		t.Fatalf("monitor after the deadline: %v", err)
+	}
+}

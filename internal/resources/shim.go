@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -110,10 +111,25 @@ func (s *shim) run() int {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, shimDeathSignal)
 	lost := make(chan struct{})
+	deadlines := make(chan int64, 1)
 	go func() {
-		io.Copy(io.Discard, s.lifeline)
-		close(lost)
+		// The agent writes its lease deadlines down the lifeline (see
+		// Fence); end of file is its death.
+		var b [8]byte
+		for {
+			if _, err := io.ReadFull(s.lifeline, b[:]); err != nil {
+				close(lost)
+				return
+			}
+			select {
+			case <-deadlines:
+			default:
+			}
+			deadlines <- int64(binary.LittleEndian.Uint64(b[:]))
+		}
 	}()
+	fence := time.NewTimer(time.Hour)
+	fence.Stop()
 
 	path, err := exec.LookPath(s.argv[0])
 	if err != nil {
@@ -140,6 +156,17 @@ func (s *shim) run() int {
 	for {
 		select {
 		case <-lost:
+			s.killAll()
+		case d := <-deadlines:
+			fence.Stop()
+			if d > 0 {
+				fence.Reset(time.Duration(d - monoNow()))
+			}
+		case <-fence.C:
+			// The agent did not extend its lease in time (it is frozen,
+			// or cannot reach the cluster and did not stop this in time):
+			// the resource must not outlive the lease.
+			fmt.Fprintln(os.Stderr, "clusterkeep shim: the node's lease ended without the agent stopping the resource: killing it")
 			s.killAll()
 		case sig := <-sigs:
 			switch {
@@ -224,6 +251,14 @@ func (s *shim) killAll() {
 	s.killChildren()
 	unix.Kill(-s.pgid, unix.SIGKILL)
 	os.Exit(128 + int(unix.SIGKILL))
+}
+
+// monoNow is CLOCK_MONOTONIC in nanoseconds: the one clock the agent and
+// its shims share.
+func monoNow() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
 }
 
 func exitCode(ws unix.WaitStatus) int {

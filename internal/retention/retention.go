@@ -2,7 +2,10 @@
 // restic's forget --keep-* does: a backup is kept if any rule keeps it.
 // Keep-last keeps the N newest; keep-daily, keep-weekly and keep-monthly
 // keep the newest backup of each of the N most recent days, ISO weeks and
-// months that have backups. Days, weeks and months are UTC ones.
+// months that have backups. When there are fewer such days (weeks, months)
+// than N, the oldest backup is kept as well, as restic 0.16 and later do:
+// a young history keeps its longest reach. Days, weeks and months are UTC
+// ones.
 //
 // It is a pure function of the history, for a scheduler and for
 // clusterkeep backup prune alike.
@@ -50,6 +53,7 @@ type Decision struct {
 
 type rule struct {
 	name   string
+	count  int // as the policy says
 	left   int
 	bucket func(t time.Time) string
 	last   string
@@ -69,30 +73,44 @@ func Apply(items []Item, p Policy, protect map[string]string) []Decision {
 	})
 	n := 0
 	rules := []*rule{
-		{name: "last", left: p.Last, bucket: func(time.Time) string { n++; return fmt.Sprint(n) }},
-		{name: "daily", left: p.Daily, bucket: func(t time.Time) string { return t.UTC().Format("2006-01-02") }},
-		{name: "weekly", left: p.Weekly, bucket: func(t time.Time) string {
+		{name: "last", count: p.Last, bucket: func(time.Time) string { n++; return fmt.Sprint(n) }},
+		{name: "daily", count: p.Daily, bucket: func(t time.Time) string { return t.UTC().Format("2006-01-02") }},
+		{name: "weekly", count: p.Weekly, bucket: func(t time.Time) string {
 			y, w := t.UTC().ISOWeek()
 			return fmt.Sprintf("%04d-W%02d", y, w)
 		}},
-		{name: "monthly", left: p.Monthly, bucket: func(t time.Time) string { return t.UTC().Format("2006-01") }},
+		{name: "monthly", count: p.Monthly, bucket: func(t time.Time) string { return t.UTC().Format("2006-01") }},
+	}
+	for _, r := range rules {
+		r.left = r.count
 	}
 	out := make([]Decision, 0, len(sorted))
-	for _, it := range sorted {
+	for i, it := range sorted {
 		d := Decision{ID: it.ID, Time: it.Time}
+		oldest := i == len(sorted)-1
 		for _, r := range rules {
+			if r.left <= 0 {
+				continue
+			}
 			b := r.bucket(it.Time)
-			if r.left <= 0 || (r.seen && b == r.last) {
+			switch {
+			case !r.seen || b != r.last:
+				if r.name == "last" {
+					d.Reasons = append(d.Reasons, fmt.Sprintf("last %d of %d", r.count-r.left+1, r.count))
+				} else {
+					d.Reasons = append(d.Reasons, fmt.Sprintf("%s %s", r.name, b))
+				}
+			case oldest:
+				// The rule has counts left when the history ends: the
+				// oldest backup is kept too, though a newer one of its
+				// bucket is (restic >= 0.16).
+				d.Reasons = append(d.Reasons, fmt.Sprintf("oldest (%s: %d of %d filled)", r.name, r.count-r.left, r.count))
+			default:
 				continue
 			}
 			r.left--
 			r.last, r.seen = b, true
 			d.Keep = true
-			if r.name == "last" {
-				d.Reasons = append(d.Reasons, fmt.Sprintf("last %d of %d", p.Last-r.left, p.Last))
-			} else {
-				d.Reasons = append(d.Reasons, fmt.Sprintf("%s %s", r.name, b))
-			}
 		}
 		if why, ok := protect[it.ID]; ok {
 			d.Keep = true

@@ -102,3 +102,66 @@ func TestValidate(t *testing.T) {
 		t.Error("Empty is wrong")
 	}
 }
+
+// When a rule has counts left once every bucket of the history is taken,
+// the oldest backup is kept as well, even when a newer one of its bucket
+// is (restic >= 0.16's forget): a young history keeps its longest reach.
+func TestApplyKeepsTheOldestWhenARuleIsNotFilled(t *testing.T) {
+	at := func(s string) time.Time {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			panic(err)
+		}
+		return t
+	}
+	// Four days, the oldest holding two backups; weeks: W11 (Mar 9-10),
+	// W10 (Mar 8, Mar 7 twice); months: all March.
+	items := []Item{
+		{"n1", at("2026-03-10T22:00:00Z")},
+		{"n2", at("2026-03-09T12:00:00Z")},
+		{"n3", at("2026-03-08T12:00:00Z")},
+		{"n4", at("2026-03-07T23:00:00Z")},
+		{"o", at("2026-03-07T01:00:00Z")},
+	}
+	cases := []struct {
+		name    string
+		only    int // the newest only items (0: all)
+		policy  Policy
+		kept    []string
+		reasons map[string]string
+	}{
+		{name: "daily 7 of 4 days: the oldest too", policy: Policy{Daily: 7}, kept: []string{"n1", "n2", "n3", "n4", "o"},
+			reasons: map[string]string{"n4": "daily 2026-03-07", "o": "oldest (daily: 4 of 7 filled)"}},
+		{name: "daily 4 of 4 days: filled, the oldest goes", policy: Policy{Daily: 4}, kept: []string{"n1", "n2", "n3", "n4"}},
+		{name: "daily 3: filled before the oldest day", policy: Policy{Daily: 3}, kept: []string{"n1", "n2", "n3"}},
+		{name: "weekly 4 of 2 weeks", policy: Policy{Weekly: 4}, kept: []string{"n1", "n3", "o"},
+			reasons: map[string]string{"n3": "weekly 2026-W10", "o": "oldest (weekly: 2 of 4 filled)"}},
+		{name: "monthly 12 of 1 month", policy: Policy{Monthly: 12}, kept: []string{"n1", "o"},
+			reasons: map[string]string{"n1": "monthly 2026-03", "o": "oldest (monthly: 1 of 12 filled)"}},
+		{name: "last is not affected", policy: Policy{Last: 2}, kept: []string{"n1", "n2"}},
+		{name: "the rules' reasons add up on the oldest", policy: Policy{Last: 9, Weekly: 3, Monthly: 2}, kept: []string{"n1", "n2", "n3", "n4", "o"},
+			reasons: map[string]string{"o": "last 5 of 9; oldest (weekly: 2 of 3 filled); oldest (monthly: 1 of 2 filled)"}},
+		{name: "one backup", only: 1, policy: Policy{Daily: 7}, kept: []string{"n1"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := items
+			if c.only > 0 {
+				in = items[:c.only]
+			}
+			var kept []string
+			for _, d := range Apply(in, c.policy, nil) {
+				if d.Keep {
+					kept = append(kept, d.ID)
+				}
+				if want, ok := c.reasons[d.ID]; ok && strings.Join(d.Reasons, "; ") != want {
+					t.Errorf("%s kept for %q, want %q", d.ID, strings.Join(d.Reasons, "; "), want)
+				}
+			}
+			slices.Sort(kept)
+			if !reflect.DeepEqual(kept, c.kept) {
+				t.Errorf("kept %v, want %v", kept, c.kept)
+			}
+		})
+	}
+}

@@ -66,6 +66,9 @@ type Run struct {
 	Result  string    `json:"result"`
 	Error   string    `json:"error,omitempty"`
 	Path    string    `json:"path,omitempty"` // the set made
+	// Target is where the run backed up to (the schedule's target when it
+	// was claimed; empty in runs recorded before it was kept).
+	Target string `json:"target,omitempty"`
 	// Bytes is the size of the set's stored files.
 	Bytes int64 `json:"bytes,omitempty"`
 	// Heartbeat is renewed while the run goes on: a running run whose
@@ -285,7 +288,7 @@ func (r *Runner) Once(ctx context.Context) error {
 		return nil
 	}
 	claimed := st
-	claimed.Last = Run{Slot: a.Slot, Runner: r.Store.NodeID(), Started: now, Heartbeat: now, Result: Running}
+	claimed.Last = Run{Slot: a.Slot, Runner: r.Store.NodeID(), Target: c.Target, Started: now, Heartbeat: now, Result: Running}
 	if runNow != "" {
 		claimed.RunNowTaken = runNow
 	}

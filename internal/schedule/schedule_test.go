@@ -162,6 +162,11 @@ func TestRunnerRecordsRunsFailuresAndRetries(t *testing.T) {
 	if runs != 2 || s.Last.Result != OK || s.Failures != 0 || s.Last.Path != "/b/set" || s.Last.Bytes != 42 || len(s.History) != 2 || s.Succeeded != 1 || s.FailedRuns != 1 {
 		t.Fatalf("after the retry: runs %d, %+v", runs, s)
 	}
+	for _, h := range s.History {
+		if h.Target != "/b" {
+			t.Fatalf("a run does not record its target: %+v", h)
+		}
+	}
 	// A follower takes nothing.
 	st.leader = false
 	clock = clock.Add(2 * time.Hour)

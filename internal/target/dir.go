@@ -22,13 +22,28 @@ const partialMarker = ".partial-"
 // removingMarker is in the name of a set being removed.
 const removingMarker = ".removing-"
 
-// Dir is a local directory holding sets as directories. A set is written
-// as a hidden .NAME.partial-PID-* directory, fsync'd, and renamed into
-// place when complete.
-type Dir struct{ path string }
+// Dir is a directory holding sets as directories, on a local disk or a
+// mount several hosts share. A set is written as a hidden
+// .NAME.partial-PID@HOST@MACHINE-* directory (see owner.go) whose
+// modification time its writer renews, fsync'd, and renamed into place
+// when complete.
+type Dir struct {
+	path string
+	// PartialAge is how long a partial set written on another host (or
+	// before this host restarted) must have gone without its writer's
+	// heartbeat before it is taken as abandoned; 0 is DefaultPartialAge.
+	PartialAge time.Duration
+}
 
 // NewDir is the directory target at path.
 func NewDir(path string) *Dir { return &Dir{path: path} }
+
+func (d *Dir) partialAge() time.Duration {
+	if d.PartialAge > 0 {
+		return d.PartialAge
+	}
+	return DefaultPartialAge
+}
 
 func (d *Dir) String() string { return d.path }
 
@@ -70,15 +85,18 @@ func (d *Dir) Begin(ctx context.Context, name string) (SetWriter, error) {
 	if _, err := os.Lstat(final); err == nil {
 		return nil, fmt.Errorf("backup set %s: %w", final, ErrExists)
 	}
-	tmp, err := os.MkdirTemp(d.path, "."+name+partialMarker+strconv.Itoa(os.Getpid())+"-")
+	tmp, err := os.MkdirTemp(d.path, "."+name+partialMarker+self().tag()+"-")
 	if err != nil {
 		return nil, fmt.Errorf("create backup set: %w", err)
 	}
-	return &dirWriter{parent: d.path, final: final, tmp: tmp}, nil
+	return &dirWriter{parent: d.path, final: final, tmp: tmp, stopBeat: heartbeat(tmp)}, nil
 }
 
-// Partials lists the hidden partial (and half-removed) directories; those
-// whose writing process is gone are abandoned.
+// Partials lists the hidden partial (and half-removed) directories. One
+// written on this host (in this boot and PID namespace) is abandoned when
+// its process is gone; one written elsewhere when its writer's heartbeat
+// (the directory's modification time) is older than PartialAge; one whose
+// writer is not recorded (an older clusterkeep's) never is.
 func (d *Dir) Partials(ctx context.Context) ([]Partial, error) {
 	entries, err := os.ReadDir(d.path)
 	if err != nil {
@@ -102,29 +120,66 @@ func (d *Dir) Partials(ctx context.Context) ([]Partial, error) {
 		if fi, err := e.Info(); err == nil {
 			p.Modified = fi.ModTime().UTC()
 		}
-		pidStr, _, _ := strings.Cut(n[i+len(marker):], "-")
-		pid, err := strconv.Atoi(pidStr)
-		switch {
-		case err != nil:
-			p.Why = "its writer is not known"
-		case pid == os.Getpid():
-			p.Why = "this process writes it"
-		case syscall.Kill(pid, 0) == syscall.ESRCH:
-			p.Abandoned, p.Why = true, fmt.Sprintf("its process %d is gone", pid)
-		default:
-			p.Why = fmt.Sprintf("its process %d runs", pid)
-		}
+		p.Abandoned, p.Why = d.judge(n[i+len(marker):], p.Modified)
 		out = append(out, p)
 	}
 	return out, nil
 }
 
-// RemovePartial deletes a hidden partial directory.
+// judge says whether the working directory whose name ends in rest
+// (TAG-SUFFIX), last renewed at modified, is abandoned, and why.
+func (d *Dir) judge(rest string, modified time.Time) (bool, string) {
+	o, legacy, ok := parseTag(rest)
+	switch {
+	case !ok:
+		return false, "its writer is not known: remove it by hand once no backup writes it"
+	case legacy:
+		return false, fmt.Sprintf("written by process %d on a host an older clusterkeep did not record: remove it by hand once no backup writes it", o.pid)
+	case o.local() && o.pid == os.Getpid():
+		return false, "this process writes it"
+	case o.local() && syscall.Kill(o.pid, 0) == syscall.ESRCH:
+		return true, fmt.Sprintf("its process %d on this host is gone", o.pid)
+	case o.local():
+		return false, fmt.Sprintf("its process %d on this host runs", o.pid)
+	}
+	where := "host " + o.host
+	if o.host == self().host {
+		where = "this host before it restarted, or another one of its name"
+	}
+	if modified.IsZero() {
+		return false, fmt.Sprintf("written by process %d on %s: its heartbeat could not be read", o.pid, where)
+	}
+	age := time.Since(modified)
+	if age < d.partialAge() {
+		return false, fmt.Sprintf("written by process %d on %s, which cannot be asked: its heartbeat is %v old, less than %v", o.pid, where, age.Round(time.Second), d.partialAge())
+	}
+	return true, fmt.Sprintf("written by process %d on %s: no heartbeat for %v", o.pid, where, age.Round(time.Second))
+}
+
+// RemovePartial deletes a hidden partial directory, once it is judged
+// again, as it is now, to be abandoned (its writer's heartbeat may have
+// come since it was listed).
 func (d *Dir) RemovePartial(ctx context.Context, p Partial) error {
-	if !strings.HasPrefix(p.ID, ".") || strings.ContainsAny(p.ID, "/\\") || !(strings.Contains(p.ID, partialMarker) || strings.Contains(p.ID, removingMarker)) {
+	marker := partialMarker
+	if !strings.Contains(p.ID, marker) {
+		marker = removingMarker
+	}
+	i := strings.Index(p.ID, marker)
+	if !strings.HasPrefix(p.ID, ".") || strings.ContainsAny(p.ID, "/\\") || i < 0 {
 		return fmt.Errorf("remove partial backup set %q: %w", p.ID, ErrBadLocation)
 	}
-	if err := os.RemoveAll(filepath.Join(d.path, p.ID)); err != nil {
+	dir := filepath.Join(d.path, p.ID)
+	fi, err := os.Stat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove partial backup set %s: %w", p.ID, err)
+	}
+	if abandoned, why := d.judge(p.ID[i+len(marker):], fi.ModTime()); !abandoned {
+		return fmt.Errorf("remove partial backup set %s: %w: %s", p.ID, ErrInUse, why)
+	}
+	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove partial backup set %s: %w", p.ID, err)
 	}
 	return nil
@@ -136,13 +191,17 @@ func (d *Dir) Remove(ctx context.Context, name string) error {
 	if err := checkSetName(name); err != nil {
 		return err
 	}
-	aside := filepath.Join(d.path, "."+name+removingMarker+strconv.Itoa(os.Getpid())+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	aside := filepath.Join(d.path, "."+name+removingMarker+self().tag()+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
 	if err := os.Rename(filepath.Join(d.path, name), aside); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			err = fmt.Errorf("%w: %v", ErrNotFound, err)
 		}
 		return fmt.Errorf("remove backup set %s: %w", name, err)
 	}
+	// Its modification time says when the removal began, for another
+	// host to judge it by, as a partial set's heartbeat.
+	now := time.Now()
+	os.Chtimes(aside, now, now)
 	if err := syncFile(d.path); err != nil {
 		return fmt.Errorf("remove backup set %s: %w", name, err)
 	}
@@ -170,6 +229,7 @@ func (d *Dir) Open(ctx context.Context, name string) (SetReader, error) {
 
 type dirWriter struct {
 	parent, final, tmp string
+	stopBeat           func()
 }
 
 func (w *dirWriter) Location() string { return w.final }
@@ -192,6 +252,8 @@ func (w *dirWriter) Create(name string) (Object, error) {
 // Commit writes the manifest, fsyncs every directory of the set, deepest
 // first, renames the set into place and fsyncs the target.
 func (w *dirWriter) Commit(manifest []byte) error {
+	// Written or failed, the set is no longer being written.
+	defer w.stopBeat()
 	mf := filepath.Join(w.tmp, ManifestName)
 	if err := os.WriteFile(mf, manifest, 0o600); err != nil {
 		return fmt.Errorf("write manifest: %w", err)
@@ -217,7 +279,10 @@ func (w *dirWriter) Commit(manifest []byte) error {
 	return syncFile(w.parent)
 }
 
-func (w *dirWriter) Abort() error { return os.RemoveAll(w.tmp) }
+func (w *dirWriter) Abort() error {
+	w.stopBeat()
+	return os.RemoveAll(w.tmp)
+}
 
 // dirObject is a file being written.
 type dirObject struct {

@@ -19,16 +19,22 @@ import (
 
 // Environment variables of the S3 target, beside the AWS ones the
 // credentials come from (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-// AWS_SESSION_TOKEN, AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE).
+// AWS_SESSION_TOKEN, and the profile AWS_PROFILE of the files
+// AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE).
 const (
 	// EnvEndpoint overrides the endpoint, for self-hosted stores
 	// (http://host:port or https://host:port). EnvEndpointS3 wins over it,
 	// as in the AWS tools.
 	EnvEndpoint   = "AWS_ENDPOINT_URL"
 	EnvEndpointS3 = "AWS_ENDPOINT_URL_S3"
-	// EnvRegion and EnvDefaultRegion name the region.
+	// EnvRegion and EnvDefaultRegion name the region; without them, it is
+	// the profile's region in the AWS config file.
 	EnvRegion        = "AWS_REGION"
 	EnvDefaultRegion = "AWS_DEFAULT_REGION"
+	// EnvProfile names the profile of the AWS files (default "default");
+	// EnvConfigFile is the AWS config file (default ~/.aws/config).
+	EnvProfile    = "AWS_PROFILE"
+	EnvConfigFile = "AWS_CONFIG_FILE"
 	// EnvPathStyle, set to 1 or true, addresses buckets by path
 	// (endpoint/bucket/key) instead of by host name.
 	EnvPathStyle = "CLUSTERKEEP_S3_PATH_STYLE"
@@ -37,10 +43,6 @@ const (
 // DefaultPartSize is the part size of streamed uploads: one part is in
 // memory at a time, and it allows objects of up to 10,000 parts (80 GiB).
 const DefaultPartSize = 8 << 20
-
-// DefaultPartialAge is how long a set without a manifest must have seen
-// no activity before it is taken as abandoned and removed.
-const DefaultPartialAge = 6 * time.Hour
 
 // S3Options are an S3 target's settings.
 type S3Options struct {
@@ -59,7 +61,8 @@ type S3Options struct {
 	PartialAge time.Duration
 }
 
-// S3FromEnv reads the S3 settings from the environment.
+// S3FromEnv reads the S3 settings from the environment, and the region,
+// when the environment names none, from the AWS config file.
 func S3FromEnv() S3Options {
 	o := S3Options{Endpoint: os.Getenv(EnvEndpointS3), Region: os.Getenv(EnvRegion)}
 	if o.Endpoint == "" {
@@ -67,6 +70,9 @@ func S3FromEnv() S3Options {
 	}
 	if o.Region == "" {
 		o.Region = os.Getenv(EnvDefaultRegion)
+	}
+	if o.Region == "" {
+		o.Region = configRegion()
 	}
 	switch strings.ToLower(os.Getenv(EnvPathStyle)) {
 	case "1", "true", "yes":
@@ -179,6 +185,8 @@ type scanned struct {
 	manifest bool
 	objects  int
 	modified time.Time
+	// unknown says why its activity could not be told.
+	unknown string
 }
 
 func (t *S3) scan(ctx context.Context) (map[string]*scanned, error) {
@@ -412,7 +420,11 @@ func (t *S3) Remove(ctx context.Context, name string) error {
 
 // Partials lists the prefixes without a manifest and the unfinished
 // multipart uploads of sets without one. One is abandoned when this
-// process does not write it and nothing happened to it for PartialAge.
+// process does not write it and nothing happened to it for PartialAge:
+// no object put, no upload begun, and no part of an unfinished upload
+// uploaded (an upload is aged by its newest part, not by its start, so a
+// long upload that goes on is never taken for an abandoned one). When the
+// parts of an upload cannot be listed, its set is not taken as abandoned.
 func (t *S3) Partials(ctx context.Context) ([]Partial, error) {
 	all, err := t.scan(ctx)
 	if err != nil {
@@ -431,8 +443,19 @@ func (t *S3) Partials(ctx context.Context) ([]Partial, error) {
 			s = &scanned{}
 			all[name] = s
 		}
-		if u.Initiated.After(s.modified) {
-			s.modified = u.Initiated
+		if s.manifest {
+			continue
+		}
+		latest := u.Initiated
+		part, err := t.newestPart(ctx, u.Key, u.UploadID)
+		if err != nil {
+			s.unknown = fmt.Sprintf("the parts of the upload of %s could not be listed: %v", u.Key, err)
+		}
+		if part.After(latest) {
+			latest = part
+		}
+		if latest.After(s.modified) {
+			s.modified = latest
 		}
 	}
 	var out []Partial
@@ -445,6 +468,8 @@ func (t *S3) Partials(ctx context.Context) ([]Partial, error) {
 		switch _, ours := active.Load(t.activeKey(name)); {
 		case ours:
 			p.Why = "this process writes it"
+		case s.unknown != "":
+			p.Why = s.unknown
 		case age < t.partAge:
 			p.Why = fmt.Sprintf("last written %v ago, less than %v", age.Round(time.Second), t.partAge)
 		default:
@@ -453,6 +478,28 @@ func (t *S3) Partials(ctx context.Context) ([]Partial, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// newestPart is when the newest part of an unfinished upload was
+// uploaded (zero when none was).
+func (t *S3) newestPart(ctx context.Context, key, uploadID string) (time.Time, error) {
+	var newest time.Time
+	marker := 0
+	for {
+		res, err := (minio.Core{Client: t.c}).ListObjectParts(ctx, t.bucket, key, uploadID, marker, 1000)
+		if err != nil {
+			return newest, err
+		}
+		for _, p := range res.ObjectParts {
+			if p.LastModified.After(newest) {
+				newest = p.LastModified
+			}
+		}
+		if !res.IsTruncated || res.NextPartNumberMarker <= marker {
+			return newest, nil
+		}
+		marker = res.NextPartNumberMarker
+	}
 }
 
 // RemovePartial deletes what an incomplete set left, unless it got a

@@ -8,9 +8,12 @@
 // whatever was written of a set that never completed (a hidden partial
 // directory, a prefix without a manifest, an unfinished multipart upload)
 // is never listed as a set. Such leftovers are reported by Partials and
-// removed only when they are certainly abandoned: their writing process is
-// gone (directory) or they saw no activity for hours and are not this
-// process's own (S3).
+// removed only when they are certainly abandoned, never while a writer may
+// still be at work: a directory's partial set when it was written on this
+// host and its process is gone, or, written on another host sharing the
+// mount, when its writer's heartbeat stopped hours ago; an S3 one when
+// nothing was put to it for hours (an unfinished upload counts from its
+// newest part) and this process does not write it.
 //
 // The package knows nothing of the set format: backupset writes and reads
 // sets through it, and checks every byte it reads.
@@ -42,6 +45,9 @@ var (
 	ErrUnsafe = errors.New("not a regular file of the set")
 	// ErrBadLocation: a target or set location that cannot be parsed.
 	ErrBadLocation = errors.New("bad backup location")
+	// ErrInUse: an incomplete set whose writer may still be at work is
+	// not removed.
+	ErrInUse = errors.New("the incomplete backup set may still be being written")
 )
 
 // Target is a place holding backup sets.
@@ -66,7 +72,8 @@ type Target interface {
 	// Partials lists what incomplete sets left behind.
 	Partials(ctx context.Context) ([]Partial, error)
 	// RemovePartial deletes an incomplete set. Callers remove only
-	// abandoned ones.
+	// abandoned ones; the target checks again, and refuses (ErrInUse, or
+	// ErrExists once complete) one that is not, as far as it can tell.
 	RemovePartial(ctx context.Context, p Partial) error
 }
 
@@ -79,6 +86,7 @@ type Partial struct {
 	// Modified is the last activity seen on it.
 	Modified time.Time `json:"modified"`
 	// Abandoned: its writer is certainly gone, and removing it is safe.
+	// A partial whose writer cannot be told is never abandoned.
 	Abandoned bool   `json:"abandoned"`
 	Why       string `json:"why"`
 }
@@ -119,6 +127,11 @@ type Entry struct {
 	Name    string // slash-separated, relative to the set
 	Regular bool   // a regular file (always, on S3, but for folder markers)
 }
+
+// DefaultPartialAge is how long a partial set whose writer cannot be
+// asked (an S3 one; a directory one written on another host) must have
+// seen no activity before it is taken as abandoned and removed.
+const DefaultPartialAge = 6 * time.Hour
 
 // maxManifest bounds the manifest read into memory.
 const maxManifest = 64 << 20

@@ -24,12 +24,15 @@ import (
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/clusterkeep/clusterkeep/internal/api"
+	"github.com/clusterkeep/clusterkeep/internal/backup"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/schedule"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
 )
 
@@ -98,6 +101,15 @@ func (c *consoleErrors) listen(ev any) {
 			msg += " " + d.Exception.Description
 		}
 		c.errs = append(c.errs, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber, msg))
+	case *cdplog.EventEntryAdded:
+		// What the browser itself reports: a load the Content Security
+		// Policy refused, a resource that failed to load (network), a
+		// violation or intervention. No script calls console.error for
+		// those, so only the log shows them.
+		e := ev.Entry
+		if e.Level == cdplog.EntryLevelError || (e.Level == cdplog.EntryLevelWarning && (e.Source == cdplog.EntrySourceSecurity || e.Source == cdplog.EntrySourceViolation)) {
+			c.errs = append(c.errs, fmt.Sprintf("browser log (%s, %s) at %s: %s", e.Source, e.Level, e.URL, e.Text))
+		}
 	}
 }
 
@@ -108,6 +120,25 @@ func (c *consoleErrors) check(t *testing.T, when string) {
 	if len(c.errs) > 0 {
 		t.Fatalf("%s: errors in the page's console:\n%s", when, strings.Join(c.errs, "\n"))
 	}
+}
+
+// take waits until errors matching each of want were reported, and
+// clears them all.
+func (c *consoleErrors) take(t *testing.T, want ...string) {
+	t.Helper()
+	tc.Eventually(t, "the browser reports "+strings.Join(want, ", "), func() error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		all := strings.Join(c.errs, "\n")
+		for _, w := range want {
+			if !strings.Contains(all, w) {
+				return fmt.Errorf("no %q among %q", w, c.errs)
+			}
+		}
+		t.Logf("reported, as expected: %q", c.errs)
+		c.errs = nil
+		return nil
+	})
 }
 
 // member is a row of the member table.
@@ -232,6 +263,20 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	console.check(t, "the cluster page")
 
+	// The console check sees what only the browser's log reports: an
+	// image the Content Security Policy refuses, and one that is not
+	// there.
+	readString("load what the page may not", chromedp.Evaluate[string](`
+		for (const src of ["https://example.invalid/refused.png", "/ui/static/missing.png"]) {
+			const img = document.createElement("img");
+			img.src = src;
+			document.body.appendChild(img);
+		}
+		"asked"`))
+	console.take(t, "Content Security Policy", "404")
+	do("reload the cluster page", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("members")))
+	console.check(t, "the cluster page, reloaded")
+
 	// Stop node3: the page's polling shows it Down without a reload.
 	if _, err := c.Stop("node3", false); err != nil {
 		t.Fatal(err)
@@ -273,10 +318,69 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	console.check(t, "the hive pages")
 
-	do("open the backups page", chromedp.Navigate(base+"/ui/backups"), chromedp.WaitVisible(chromedp.CSS("main h1")))
-	backups := readString("the backups page", chromedp.Text(chromedp.CSS("main")))
-	if !strings.Contains(backups, "shadow-copy coordinator") {
-		t.Errorf("backups page: %q", backups)
+	// The backups page lists a backup node1's coordinator served and a
+	// scheduled run, as rows with their results.
+	res, err := backup.Create(ctx, backup.Options{DataDir: t.TempDir(), Cluster: []string{node1}, To: t.TempDir(), Node: "node1",
+		Client: []client.Option{client.WithCredentials(cr)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := t.TempDir()
+	if err := cl.SetSchedule(ctx, schedule.Config{Spec: "@every 1h", Target: to}); err != nil {
+		t.Fatal(err)
+	}
+	asked, err := cl.RunSchedule(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run schedule.Run
+	tc.Eventually(t, "the scheduled run", func() error {
+		s, err := cl.Schedule(ctx)
+		if err != nil {
+			return err
+		}
+		if run = s.State.Last; run.Started.Before(asked) || run.Result != schedule.OK {
+			return fmt.Errorf("last run %+v", run)
+		}
+		return nil
+	})
+	do("open the backups page", chromedp.Navigate(base+"/ui/backups"), chromedp.WaitVisible(chromedp.CSS("section.backup-source")))
+	sources, err := chromedp.Run(bctx, chromedp.Evaluate[[]backupSource](backupsJS))
+	if err != nil {
+		t.Fatalf("read the backups page: %v", err)
+	}
+	served, scheduled := false, false
+	for _, src := range sources {
+		for _, r := range src.Rows {
+			switch {
+			case strings.Contains(src.Source, "shadow-copy coordinator") && r.ID == res.BackupID:
+				served = r.Kind == "backup" && r.Result == "completed" && r.Where == "node1"
+			case strings.HasPrefix(src.Source, "Scheduled backups: @every 1h to "+to) && r.Where == run.Path:
+				scheduled = r.Type == "scheduled" && r.Result == "completed" && r.Verified == "verified"
+			}
+		}
+	}
+	if !served || !scheduled {
+		t.Errorf("the backups page lacks the backup %s node1 served (found: %v) or the scheduled run %s (found: %v): %+v",
+			res.BackupID, served, run.Path, scheduled, sources)
 	}
 	console.check(t, "the backups page")
 }
+
+// backupSource is a table of the backups page, and its rows.
+type backupSource struct {
+	Source string `json:"source"`
+	Rows   []struct {
+		ID       string `json:"id"`
+		Kind     string `json:"kind"`
+		Type     string `json:"type"`
+		Result   string `json:"result"`
+		Verified string `json:"verified"`
+		Where    string `json:"where"`
+	} `json:"rows"`
+}
+
+const backupsJS = `Array.from(document.querySelectorAll("section.backup-source")).map(s => ({
+	source: s.dataset.source,
+	rows: Array.from(s.querySelectorAll("tbody tr")).map(tr => ({id: tr.dataset.id, kind: tr.dataset.kind, type: tr.dataset.type,
+		result: tr.dataset.result, verified: tr.dataset.verified, where: tr.dataset.where}))}))`

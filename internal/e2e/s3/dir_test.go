@@ -10,12 +10,14 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/backup"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/target"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
 )
 
 // Prune on a directory target: the policy's sets stay, an abandoned
-// partial set goes, a directory that is not a set is left alone; when the
-// newest set does not verify, the newest that does is kept too.
+// partial set goes, one whose writer may live stays, a directory that is
+// not a set is left alone; when the newest set does not verify, the
+// newest that does is kept too.
 func TestPruneDirectoryTarget(t *testing.T) {
 	nodes := tc.InProcessWith(t, 1, nil)
 	env := []string{client.EnvCluster + "=" + nodes[0].API()}
@@ -26,11 +28,29 @@ func TestPruneDirectoryTarget(t *testing.T) {
 		jsonCLI(t, env, &res, "backup", "create", "--to", to, "--data-dir", t.TempDir())
 		paths = append(paths, res.Path)
 	}
-	// A partial set whose process is gone, one of a running process (this
-	// one), and a directory that is no set.
-	deadPartial := filepath.Join(to, ".x.partial-2147483646-abc")
-	livePartial := filepath.Join(to, ".y.partial-"+strconv.Itoa(os.Getpid())+"-abc")
-	for _, d := range []string{deadPartial, livePartial, filepath.Join(to, "notaset")} {
+	// A partial set of a running process (this one, writing it), one of
+	// this host whose process is gone (named as this one's is, with
+	// another process id), one whose host an older clusterkeep did not
+	// record, and a directory that is no set.
+	w, err := target.NewDir(to).Begin(tc.Context(t), "y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	livePartial := ""
+	entries, _ := os.ReadDir(to)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".y.partial-"+strconv.Itoa(os.Getpid())+"@") {
+			livePartial = filepath.Join(to, e.Name())
+		}
+	}
+	if livePartial == "" {
+		t.Fatalf("no partial directory of this process among %v", entries)
+	}
+	_, tag, _ := strings.Cut(strings.TrimPrefix(filepath.Base(livePartial), ".y.partial-"), "@")
+	deadPartial := filepath.Join(to, ".x.partial-2147483646@"+tag)
+	legacyPartial := filepath.Join(to, ".z.partial-2147483646-abc")
+	for _, d := range []string{deadPartial, legacyPartial, filepath.Join(to, "notaset")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -51,7 +71,7 @@ func TestPruneDirectoryTarget(t *testing.T) {
 	if _, err := os.Stat(deadPartial); !os.IsNotExist(err) {
 		t.Fatal("the abandoned partial set is still there")
 	}
-	for _, d := range []string{livePartial, filepath.Join(to, "notaset")} {
+	for _, d := range []string{livePartial, legacyPartial, filepath.Join(to, "notaset")} {
 		if _, err := os.Stat(d); err != nil {
 			t.Fatalf("%s was removed: %v", d, err)
 		}
