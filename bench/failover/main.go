@@ -123,13 +123,35 @@ func measure(dir, bin, res string, s setting, rounds int) (follower, leader []ti
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := waitAnswers(ctx, port); err != nil {
-			return nil, nil, err
-		}
-		wasLeader, err := leads(ctx, lc, st.Owner)
+		// Rounds alternate: the owner a follower, then the leader.
+		lead, err := leaderOf(ctx, lc)
 		if err != nil {
 			return nil, nil, err
 		}
+		wantLeader := r%2 == 1
+		if (st.Owner == lead) != wantLeader {
+			target := lead
+			if !wantLeader {
+				for _, n := range lc.Nodes {
+					if n.Name != lead && n.Name != st.Owner {
+						target = n.Name
+					}
+				}
+			}
+			if _, err := cli("group", "move", "g", "--node", target, "--wait"); err != nil {
+				return nil, nil, err
+			}
+			if st, err = waitOnline(ctx, cli, ""); err != nil {
+				return nil, nil, err
+			}
+		}
+		if err := waitAnswers(ctx, port); err != nil {
+			return nil, nil, err
+		}
+		if lead, err = leaderOf(ctx, lc); err != nil {
+			return nil, nil, err
+		}
+		wasLeader := st.Owner == lead
 		killed := time.Now()
 		if _, err := lc.Stop(st.Owner, true); err != nil {
 			return nil, nil, err
@@ -196,17 +218,17 @@ func waitAnswers(ctx context.Context, addr string) error {
 	return nil
 }
 
-// leads reports whether node name is the cluster's leader.
-func leads(ctx context.Context, lc *localcluster.Cluster, name string) (bool, error) {
+// leaderOf names the cluster's leader.
+func leaderOf(ctx context.Context, lc *localcluster.Cluster) (string, error) {
 	creds, err := lc.Credentials()
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	c, err := client.OpenClusterWith(ctx, strings.Split(lc.APIAddrs(), ","), client.WithCredentials(creds))
 	if err != nil {
-		return false, err
+		return "", err
 	}
-	return c.Info().Leader == name, nil
+	return c.Info().Leader, nil
 }
 
 func stats(d []time.Duration) string {

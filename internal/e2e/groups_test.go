@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -225,4 +228,56 @@ func TestGroupStartsInOrderOnItsPreferredOwnerAndStopsInReverse(t *testing.T) {
 	if db.How != "stop" || web.How != "stop" || !web.End.Before(db.End) {
 		t.Fatalf("not stopped in reverse: db %+v, web %+v", db, web)
 	}
+}
+
+// `group events` follows the groups' changes as they happen: a group
+// brought online shows as Pending, then Online on its owner; taken
+// offline, as Offline.
+func TestGroupEventsFollowChanges(t *testing.T) {
+	e := newRolesEnv(t)
+	e.resource("ev")
+	e.must("group", "create", "evg", "--resources", "ev", "--preferred-owners", "node3")
+	cmd := exec.Command(tc.Binary(t), "group", "events", "--json", "--timeout", "2m")
+	cmd.Env = append(os.Environ(), e.env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	events := make(chan map[string]any, 64)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var ev map[string]any
+			if json.Unmarshal(sc.Bytes(), &ev) == nil {
+				events <- ev
+			}
+		}
+		close(events)
+	}()
+	next := func(want func(map[string]any) bool, what string) {
+		t.Helper()
+		deadline := time.After(time.Minute)
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					t.Fatalf("group events ended before %s", what)
+				}
+				if ev["group"] == "evg" && want(ev) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no event: %s", what)
+			}
+		}
+	}
+	next(func(ev map[string]any) bool { return ev["initial"] == true && ev["state"] == "Offline" }, "the initial state")
+	e.must("group", "online", "evg")
+	next(func(ev map[string]any) bool { return ev["state"] == "Online" && ev["owner"] == "node3" }, "online on node3")
+	e.must("group", "offline", "evg")
+	next(func(ev map[string]any) bool { return ev["state"] == "Offline" }, "offline")
 }
