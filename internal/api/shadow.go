@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
 )
@@ -80,6 +81,9 @@ func (s *Server) writers(w http.ResponseWriter, r *http.Request) {
 func (s *Server) startBackup(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Type shadow.BackupType `json:"type"`
+		// Target is where the requester keeps the set, for the history
+		// and the metrics (no credentials: a path or s3://bucket/prefix).
+		Target string `json:"target,omitempty"`
 	}
 	if err := decodeBody(r, &req); err != nil {
 		writeError(w, err)
@@ -88,7 +92,11 @@ func (s *Server) startBackup(w http.ResponseWriter, r *http.Request) {
 	if req.Type == "" {
 		req.Type = shadow.BackupFull
 	}
-	b, err := s.coord.StartBackup(r.Context(), req.Type)
+	if len(req.Target) > 1024 || strings.ContainsFunc(req.Target, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		writeError(w, fmt.Errorf("%w: target: at most 1024 printable characters", errInvalidRequest))
+		return
+	}
+	b, err := s.coord.StartBackupFor(r.Context(), req.Type, req.Target)
 	if err != nil {
 		writeError(w, err)
 		return

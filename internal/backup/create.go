@@ -200,7 +200,7 @@ func startBackup(ctx context.Context, o Options, addr string, wait bool) (*clien
 		deadline = deadline.Add(o.BusyWait)
 	}
 	for {
-		b, err := client.StartBackup(ctx, addr, o.Type, o.Client...)
+		b, err := client.StartBackupTo(ctx, addr, o.Type, targetLabel(o.To), o.Client...)
 		if !errors.Is(err, client.ErrBusy) || time.Now().After(deadline) {
 			return b, err
 		}
@@ -392,4 +392,16 @@ func pipe(s *hive.Snapshot) io.Reader {
 		pw.CloseWithError(err)
 	}()
 	return pr
+}
+
+// targetLabel is how the node records where a set goes: an S3 location as
+// given, a directory as an absolute path.
+func targetLabel(to string) string {
+	if strings.HasPrefix(to, "s3://") {
+		return to
+	}
+	if abs, err := filepath.Abs(to); err == nil {
+		return abs
+	}
+	return to
 }

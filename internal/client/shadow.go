@@ -33,9 +33,20 @@ type RemoteBackup struct {
 // StartBackup begins a backup on the node at addr (InitializeForBackup,
 // GatherWriterMetadata, SetBackupState).
 func StartBackup(ctx context.Context, addr string, typ shadow.BackupType, opts ...Option) (*RemoteBackup, error) {
+	return StartBackupTo(ctx, addr, typ, "", opts...)
+}
+
+// StartBackupTo is StartBackup naming where the set will be kept (target:
+// a directory or s3://bucket/prefix, no credentials), which the node
+// records with the session and shows in its metrics.
+func StartBackupTo(ctx context.Context, addr string, typ shadow.BackupType, target string, opts ...Option) (*RemoteBackup, error) {
 	n := Node(addr, opts...)
 	b := &RemoteBackup{node: n}
-	if err := n.postJSON(ctx, "/v1/shadow/backups", map[string]any{"type": typ}, &b.Started, false); err != nil {
+	body := map[string]any{"type": typ}
+	if target != "" {
+		body["target"] = target
+	}
+	if err := n.postJSON(ctx, "/v1/shadow/backups", body, &b.Started, false); err != nil {
 		return nil, fmt.Errorf("start backup on %s: %w", addr, err)
 	}
 	return b, nil

@@ -193,7 +193,8 @@ type session struct {
 	janitor *time.Timer
 }
 
-func (c *Coordinator) begin(ctx context.Context, kind string, typ BackupType) (*session, error) {
+func (c *Coordinator) begin(ctx context.Context, rec SessionRecord) (*session, error) {
+	kind := rec.Kind
 	c.mu.Lock()
 	if c.active != nil {
 		busy := c.active
@@ -203,7 +204,8 @@ func (c *Coordinator) begin(ctx context.Context, kind string, typ BackupType) (*
 	s := &session{c: c, id: uuid.NewString(), kind: kind, last: time.Now()}
 	c.active = s
 	c.mu.Unlock()
-	c.hist.start(SessionRecord{ID: s.id, Kind: kind, Type: typ, Started: s.last.UTC()})
+	rec.ID, rec.Started = s.id, s.last.UTC()
+	c.hist.start(rec)
 	ents, err := c.identify(ctx)
 	if err != nil {
 		err = fmt.Errorf("%s: gather writer metadata: %w", kind, err)
@@ -327,10 +329,16 @@ type Backup struct{ s *session }
 // StartBackup begins a backup: it gathers writer metadata and sets the
 // backup state (InitializeForBackup, GatherWriterMetadata, SetBackupState).
 func (c *Coordinator) StartBackup(ctx context.Context, typ BackupType) (*Backup, error) {
+	return c.StartBackupFor(ctx, typ, "")
+}
+
+// StartBackupFor is StartBackup for a requester that names where it keeps
+// the set (target, recorded in the session's history; "" when unsaid).
+func (c *Coordinator) StartBackupFor(ctx context.Context, typ BackupType, target string) (*Backup, error) {
 	if typ != BackupFull && typ != BackupCopy {
 		return nil, fmt.Errorf("backup type %q: want full or copy", typ)
 	}
-	s, err := c.begin(ctx, KindBackup, typ)
+	s, err := c.begin(ctx, SessionRecord{Kind: KindBackup, Type: typ, Target: target})
 	if err != nil {
 		return nil, err
 	}

@@ -27,8 +27,10 @@ type SessionRecord struct {
 	ID   string `json:"id"`
 	Kind string `json:"kind"` // KindBackup or KindRestore
 	// Type is the backup type (full or copy) of a backup.
-	Type    BackupType `json:"type,omitempty"`
-	Started time.Time  `json:"started"`
+	Type BackupType `json:"type,omitempty"`
+	// Target is where the requester said it keeps the set ("" unsaid).
+	Target  string    `json:"target,omitempty"`
+	Started time.Time `json:"started"`
 	// Ended is zero while the session runs.
 	Ended time.Time `json:"ended,omitzero"`
 	// Result is ResultRunning, ResultCompleted or ResultFailed (an

@@ -16,7 +16,7 @@ type Restore struct{ s *session }
 // StartRestore begins a restore of a backup whose components document is
 // doc (InitializeForRestore). Nothing is selected until the requester says so.
 func (c *Coordinator) StartRestore(ctx context.Context, doc BackupComponents) (*Restore, error) {
-	s, err := c.begin(ctx, KindRestore, "")
+	s, err := c.begin(ctx, SessionRecord{Kind: KindRestore})
 	if err != nil {
 		return nil, err
 	}
