@@ -267,7 +267,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 	a.engine = placement.NewEngine(lc, rolesStore{svc}, log.With("part", "placement"))
 	handler := api.NewServer(svc, coord, log, api.WithMetrics(reg.Handler()), api.WithBackupSource(scheduleRuns{svc}),
 		api.WithPlacement(a.engine))
-	if err := errors.Join(reg.Attach(metrics.Sources{Cluster: svc, Shadow: coord, Members: handler.Members}),
+	if err := errors.Join(reg.Attach(metrics.Sources{Cluster: svc, Shadow: coord, Members: handler.Members, Groups: svc}),
 		reg.AttachSchedule(svc.ScheduleRecord)); err != nil {
 		coord.Close(ctx)
 		svc.Close()

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
@@ -128,8 +129,20 @@ func (a *Agent) startRoles(lc placement.Config) error {
 	} else if len(killed) > 0 {
 		a.log.Warn("killed resources an earlier run of the agent left running", "resources", killed)
 	}
+	runners := resources.Runners(ec)
+	if sd, ok := runners["systemd"].(*resources.Systemd); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		stopped, err := sd.Reap(ctx)
+		cancel()
+		if err != nil {
+			// Not fatal: the unit is named, and the operator can stop it.
+			a.log.Error("could not stop systemd units an earlier run of the agent left running", "err", err)
+		} else if len(stopped) > 0 {
+			a.log.Warn("stopped systemd units an earlier run of the agent left running", "units", stopped)
+		}
+	}
 	id := a.svc.Identity()
-	mgr := resmgr.New(resmgr.Config{NodeID: id.NodeID, NodeName: id.NodeName, Runners: resources.Runners(ec),
+	mgr := resmgr.New(resmgr.Config{NodeID: id.NodeID, NodeName: id.NodeName, Runners: runners,
 		Log: a.log.With("part", "resources"), Renew: lc.Renew}, rolesSource{rolesStore{a.svc}}, &leases{a: a})
 	ctx, cancel := context.WithCancel(context.Background())
 	a.roles = &roleRunner{cancel: cancel}

@@ -94,12 +94,12 @@ func (s *Server) groupsStatus(w http.ResponseWriter, r *http.Request) error {
 }
 
 // groupStatuses composes every group's status from the recorded
-// configuration and placements and the owners' reports.
+// configuration and placements and the owners' reports. Leader only.
 func (s *Server) groupStatuses(ctx context.Context) ([]GroupStatus, error) {
 	if _, err := s.svc.ReadIndex(ctx); err != nil {
 		return nil, err
 	}
-	rr, err := s.svc.Roles()
+	out, err := s.recordedGroups()
 	if err != nil {
 		return nil, err
 	}
@@ -108,6 +108,33 @@ func (s *Server) groupStatuses(ctx context.Context) ([]GroupStatus, error) {
 		return nil, err
 	}
 	reports := s.ops.placement.Reports()
+	for i, st := range out {
+		rec, _ := placement.ParseRecord(texts[strings.ToLower(st.Name)])
+		rep, ok := reports[rec.Owner]
+		if !ok || rec.Owner == "" {
+			continue
+		}
+		for _, gr := range rep.Groups {
+			if strings.EqualFold(gr.Group, st.Name) && gr.Epoch == rec.Epoch {
+				out[i].OwnerReport, out[i].Resources = gr.State, gr.Resources
+			}
+		}
+	}
+	return out, nil
+}
+
+// recordedGroups are the groups as this node's hive records them: their
+// configuration and placements, without what the owners report (they
+// report to the leader only).
+func (s *Server) recordedGroups() ([]GroupStatus, error) {
+	rr, err := s.svc.Roles()
+	if err != nil {
+		return nil, err
+	}
+	texts, err := s.svc.Placements()
+	if err != nil {
+		return nil, err
+	}
 	out := []GroupStatus{}
 	for _, g := range rr.Groups {
 		g.Normalize()
@@ -122,13 +149,6 @@ func (s *Server) groupStatuses(ctx context.Context) ([]GroupStatus, error) {
 		for _, t := range rec.Failovers {
 			if t.After(since) {
 				st.Failovers++
-			}
-		}
-		if rep, ok := reports[rec.Owner]; ok && rec.Owner != "" {
-			for _, gr := range rep.Groups {
-				if strings.EqualFold(gr.Group, g.Name) && gr.Epoch == rec.Epoch {
-					st.OwnerReport, st.Resources = gr.State, gr.Resources
-				}
 			}
 		}
 		out = append(out, st)

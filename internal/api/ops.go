@@ -70,6 +70,8 @@ func (s *Server) opsRoutes() []route {
 		{"POST /ui/logout", accessPublic, s.logout},
 		{"GET /ui/static/", accessPublic, s.uiStatic},
 		{"GET /ui/{$}", accessRead, s.uiPage(func(u *dashboard.UI) http.HandlerFunc { return u.Overview })},
+		{"GET /ui/groups", accessRead, s.uiPage(func(u *dashboard.UI) http.HandlerFunc { return u.GroupsPage })},
+		{"GET /ui/api/groups", accessRead, s.uiPage(func(u *dashboard.UI) http.HandlerFunc { return u.GroupsJSON })},
 		{"GET /ui/hive", accessRead, s.uiPage(func(u *dashboard.UI) http.HandlerFunc { return u.Hive })},
 		{"GET /ui/backups", accessRead, s.uiPage(func(u *dashboard.UI) http.HandlerFunc { return u.Backups })},
 		{"GET /ui/api/cluster", accessRead, s.uiPage(func(u *dashboard.UI) http.HandlerFunc { return u.ClusterJSON })},
@@ -236,6 +238,82 @@ func (u uiSource) Cluster(ctx context.Context) (dashboard.Cluster, error) {
 			APIAddr: n.APIAddr, Applied: n.Applied, Seq: n.Seq})
 	}
 	return c, nil
+}
+
+// uiLeaderTimeout bounds asking the leader for the groups: past it, the
+// page shows this node's own records of them.
+const uiLeaderTimeout = 2 * time.Second
+
+// Groups are the groups as the leader sees them, with what their owners
+// report; when the leader cannot be asked, this node's own records of them
+// (the owners report to the leader only).
+func (u uiSource) Groups(ctx context.Context) (dashboard.Groups, error) {
+	self := u.s.svc.Identity()
+	out := dashboard.Groups{AnsweredBy: self.NodeName, Groups: []dashboard.Group{}}
+	if !self.Configured() {
+		return out, cluster.ErrNotConfigured
+	}
+	lctx, cancel := context.WithTimeout(ctx, uiLeaderTimeout)
+	list, leader, err := u.leaderGroups(lctx)
+	cancel()
+	if err == nil {
+		out.Leader = leader
+	} else {
+		out.Note = err.Error()
+		if list, err = u.s.recordedGroups(); err != nil {
+			return out, err
+		}
+	}
+	for _, g := range list {
+		dg := dashboard.Group{Name: g.Name, Wanted: g.Wanted, State: g.State, Reason: g.Reason, Owner: g.Owner, Next: g.Next,
+			OwnerReport: g.OwnerReport, Failovers: g.Failovers, FailoverThreshold: g.FailoverThreshold,
+			FailoverPeriod: shortDuration(time.Duration(g.FailoverPeriod)), Held: g.Held, LastFailure: g.LastFailure, LastFailureAt: g.LastFailureAt}
+		for _, r := range g.Resources {
+			dg.Resources = append(dg.Resources, dashboard.Resource{Name: r.Name, State: r.State, Restarts: r.Restarts,
+				LastFailure: r.LastFailure, LastFailureAt: r.LastFailureAt})
+		}
+		out.Groups = append(out.Groups, dg)
+	}
+	return out, nil
+}
+
+// leaderGroups asks the leader (this node, or another as this node) for
+// the groups' status, and names it.
+func (u uiSource) leaderGroups(ctx context.Context) ([]GroupStatus, string, error) {
+	s := u.s
+	if s.svc.ReadyTerm() != 0 && s.ops.placement != nil {
+		list, err := s.groupStatuses(ctx)
+		return list, s.svc.Identity().NodeName, err
+	}
+	addr, err := s.svc.LeaderAPI()
+	if err != nil {
+		return nil, "", fmt.Errorf("find the leader: %w", err)
+	}
+	leader := addr
+	if ms, err := s.svc.Members(); err == nil {
+		for _, m := range ms {
+			if m.APIAddr == addr {
+				leader = m.Name
+			}
+		}
+	}
+	var list []GroupStatus
+	if err := s.call(ctx, http.MethodGet, addr, "/v1/groups/status", &list); err != nil {
+		return nil, "", fmt.Errorf("ask the leader %s: %w", leader, err)
+	}
+	return list, leader, nil
+}
+
+// shortDuration writes 6h for 6h0m0s and 10m for 10m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func (u uiSource) Key(ctx context.Context, path string) (hive.Key, error) {

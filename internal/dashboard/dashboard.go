@@ -1,8 +1,9 @@
 // Package dashboard is the read-only web page every agent serves under
-// /ui/: the cluster and its members, the hive browser and the backups this
-// node knows of. Pages are rendered on the server with html/template; one
-// small script (no build step) polls a JSON endpoint to keep the member
-// table current. Assets are embedded in the binary.
+// /ui/: the cluster and its members, the resource groups, the hive browser
+// and the backups this node knows of. Pages are rendered on the server
+// with html/template; one small script (no build step) polls JSON
+// endpoints to keep the member and group tables current. Assets are
+// embedded in the binary.
 //
 // The package renders only: authentication (the login form's token, the
 // session cookie) and the routes' access checks belong to internal/api,
@@ -58,6 +59,7 @@ type Node struct {
 // refuses (the cluster's secrets) and leave such subkeys out.
 type Source interface {
 	Cluster(ctx context.Context) (Cluster, error)
+	Groups(ctx context.Context) (Groups, error)
 	Key(ctx context.Context, path string) (hive.Key, error)
 }
 
@@ -100,7 +102,7 @@ type UI struct {
 var pages = func() map[string]*template.Template {
 	funcs := template.FuncMap{"value": formatValue, "bytes": formatBytes, "when": formatTime, "join": joinPath, "crumbs": crumbs}
 	out := map[string]*template.Template{}
-	for _, page := range []string{"overview", "hive", "backups", "login"} {
+	for _, page := range []string{"overview", "groups", "hive", "backups", "login"} {
 		out[page] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+page+".html"))
 	}
 	return out

@@ -1,8 +1,9 @@
 // Package metrics is an agent's Prometheus metrics: its own registry (not
 // the process-wide default), the collectors that read the node's state at
 // scrape time (consensus, hive, membership, the shadow-copy coordinator's
-// sessions), the few figures that must be observed as they happen (write
-// latency), and the Go runtime and process collectors.
+// sessions, the resource groups' placement records), the few figures that
+// must be observed as they happen (write latency), and the Go runtime and
+// process collectors.
 //
 // Every name follows the Prometheus conventions: clusterkeep_ prefix, base
 // units (_seconds, _bytes), _total for counters.
@@ -34,6 +35,9 @@ type Sources struct {
 	// Members, when set, counts the cluster's members and those Up, as
 	// this node sees them (it asks each member).
 	Members func(ctx context.Context) (total, up int, err error)
+	// Groups, when set, reports the resource groups from their records
+	// in this node's hive.
+	Groups GroupSource
 }
 
 // Metrics is one agent's registry and the metrics observed as they happen.
@@ -71,9 +75,15 @@ func (m *Metrics) ObserveWrite(d time.Duration, err error) {
 	}
 }
 
-// Attach adds the collector of the node's state.
+// Attach adds the collectors of the node's state.
 func (m *Metrics) Attach(src Sources) error {
-	return m.reg.Register(newStateCollector(src))
+	if err := m.reg.Register(newStateCollector(src)); err != nil {
+		return err
+	}
+	if src.Groups == nil {
+		return nil
+	}
+	return m.reg.Register(newGroupCollector(src.Groups))
 }
 
 // Register adds another collector: the hook for parts that keep figures of
@@ -105,6 +115,7 @@ type stateCollector struct {
 	generation, members, membersUp                                               *prometheus.Desc
 	sessionsStarted, sessionsCompleted, sessionsFailed                           *prometheus.Desc
 	backupLastTime, backupLastBytes, backupLastSeconds, backupLastSuccess        *prometheus.Desc
+	targetLastTime, targetLastBytes, targetLastSeconds, targetLastSuccess        *prometheus.Desc
 	restoreEvents, restorePending                                                *prometheus.Desc
 }
 
@@ -134,6 +145,10 @@ func newStateCollector(src Sources) *stateCollector {
 		backupLastBytes:   desc("backup_last_size_bytes", "Size of the snapshot set of the last completed backup."),
 		backupLastSeconds: desc("backup_last_duration_seconds", "Duration of the last completed backup, from start to completion."),
 		backupLastSuccess: desc("backup_last_success", "1 when the last backup served by this node completed, 0 when it failed."),
+		targetLastTime:    desc("backup_target_last_completion_timestamp_seconds", "When the last backup to the target that this node served (of those it remembers) completed (Unix time).", "target"),
+		targetLastBytes:   desc("backup_target_last_size_bytes", "Size of the snapshot set of the last completed backup to the target that this node served.", "target"),
+		targetLastSeconds: desc("backup_target_last_duration_seconds", "Duration of the last completed backup to the target that this node served.", "target"),
+		targetLastSuccess: desc("backup_target_last_success", "1 when the last backup to the target that this node served completed, 0 when it failed.", "target"),
 		restoreEvents:     desc("restore_events_total", "Restore events on this node: sessions started, completed, failed; a staged restore applied at the service's start.", "event"),
 		restorePending:    desc("restore_pending", "1 when a restore is staged for the service's next start."),
 	}
@@ -145,7 +160,8 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.info, c.raftState, c.term, c.commit, c.applied, c.last, c.isLeader, c.voter,
 		c.leaderChanges, c.hiveBytes, c.seq, c.writesApplied, c.writesRejected, c.generation, c.members, c.membersUp,
 		c.sessionsStarted, c.sessionsCompleted, c.sessionsFailed, c.backupLastTime, c.backupLastBytes, c.backupLastSeconds,
-		c.backupLastSuccess, c.restoreEvents, c.restorePending} {
+		c.backupLastSuccess, c.targetLastTime, c.targetLastBytes, c.targetLastSeconds, c.targetLastSuccess,
+		c.restoreEvents, c.restorePending} {
 		ch <- d
 	}
 }
@@ -227,5 +243,27 @@ func (c *stateCollector) collectShadow(ch chan<- prometheus.Metric, h shadow.His
 		gauge(ch, c.backupLastTime, float64(ok.Ended.UnixNano())/1e9)
 		gauge(ch, c.backupLastBytes, float64(ok.Bytes))
 		gauge(ch, c.backupLastSeconds, ok.Duration().Seconds())
+	}
+	// Per target, from the sessions this node remembers (the requester
+	// names its target; older requesters do not).
+	last, lastOK := map[string]shadow.SessionRecord{}, map[string]shadow.SessionRecord{}
+	for _, r := range h.Recent {
+		if r.Kind != shadow.KindBackup || r.Target == "" || r.Ended.IsZero() {
+			continue
+		}
+		if p, seen := last[r.Target]; !seen || r.Ended.After(p.Ended) {
+			last[r.Target] = r
+		}
+		if p, seen := lastOK[r.Target]; r.Result == shadow.ResultCompleted && (!seen || r.Ended.After(p.Ended)) {
+			lastOK[r.Target] = r
+		}
+	}
+	for t, r := range last {
+		gauge(ch, c.targetLastSuccess, b2f(r.Result == shadow.ResultCompleted), t)
+	}
+	for t, r := range lastOK {
+		gauge(ch, c.targetLastTime, float64(r.Ended.UnixNano())/1e9, t)
+		gauge(ch, c.targetLastBytes, float64(r.Bytes), t)
+		gauge(ch, c.targetLastSeconds, r.Duration().Seconds(), t)
 	}
 }

@@ -24,6 +24,9 @@ type Node struct {
 	MayRun bool
 	Paused bool
 	Drain  bool
+	// Released: the node said it stopped every group and starts none (its
+	// agent stops); losing it is no failure.
+	Released bool
 	// Unavailable maps each type the node cannot run to why.
 	Unavailable map[string]string
 	// Reports are the node's reports, by lower-case group name.
@@ -129,7 +132,9 @@ func (d *decider) stoppedOrGone(r Record, name string) bool {
 		return true
 	}
 	rep, ok := d.report(r, name)
-	return ok && !r.Run && rep.State == RunStopped
+	// Failed is said only once everything of the group stopped (a stop
+	// that failed says StopFailed).
+	return ok && !r.Run && (rep.State == RunStopped || rep.State == RunFailed)
 }
 
 // why says why node n cannot take group g ("" when it can).
@@ -313,6 +318,12 @@ func (d *decider) group(g roles.Group, r Record) Record {
 		if !r.Run {
 			// It was being stopped; its owner is gone now, so it is
 			// stopped: go on as the stop would have.
+			return d.afterStop(g, r)
+		}
+		if n := d.byID[r.Owner]; n != nil && n.Released {
+			// A planned stop of the owner's agent: it stopped the group.
+			r.Run = false
+			r.Reason = fmt.Sprintf("node %s stopped its agent", owner)
 			return d.afterStop(g, r)
 		}
 		r.LastFailure, r.LastFailureAt, r.FailedOn = fmt.Sprintf("node %s was lost (its lease expired)", owner), d.in.Now, ""

@@ -316,3 +316,19 @@ func TestNoFailbackToTheNodeItFailedOn(t *testing.T) {
 		t.Fatalf("no failback after the period: %+v", r)
 	}
 }
+
+// An owner whose agent stopped gracefully released its lease having
+// stopped its groups: they move at once, and it counts no failover.
+func TestReleasedOwnerIsNoFailover(t *testing.T) {
+	w := newWorld()
+	w.step(t)
+	w.report("n1", RunOnline, "")
+	w.step(t)
+	n := w.node("n1")
+	n.Live, n.MayRun, n.Released = false, false, true
+	r := w.step(t)
+	want(t, r, "n2", true, StatePending)
+	if len(r.Failovers) != 0 || r.LastFailure != "" {
+		t.Fatalf("a planned stop counted as a failure: %+v", r)
+	}
+}

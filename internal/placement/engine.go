@@ -102,6 +102,9 @@ type Engine struct {
 	recorded bool // LeaseMax covers this leader's lease
 	grants   map[string]grant
 	kick     chan struct{}
+	// deciding is held by Once from reading the lease table until its
+	// decisions are committed.
+	deciding sync.Mutex
 }
 
 // NewEngine returns an engine for store.
@@ -164,22 +167,34 @@ func (e *Engine) Renew(ctx context.Context, rep NodeReport) (Grant, error) {
 	if err := e.ensureRecorded(ctx, term); err != nil {
 		return Grant{}, err
 	}
-	idx, err := e.store.ReadIndex(ctx)
-	if err != nil {
-		return Grant{}, err
-	}
+	// The grant is recorded first: a decision taken from now on sees the
+	// node live. A node this leader held for expired (it may be moving
+	// its groups away this very moment) then waits for the decision in
+	// progress to be committed, so that the index it is given covers it:
+	// the node never acts on a placement older than a move of its groups.
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.store.ReadyTerm() != term {
+		e.mu.Unlock()
 		return Grant{}, ErrNotLeader
 	}
 	e.sync(term)
 	now := e.now()
+	prev, known := e.grants[rep.Node]
+	returning := !known || prev.at.IsZero() || !now.Before(prev.at.Add(e.cfg.Lease))
 	g := grant{at: now, report: rep, received: now}
 	if rep.Release {
 		g.at = time.Time{}
 	}
 	e.grants[rep.Node] = g
+	e.mu.Unlock()
+	if returning {
+		e.deciding.Lock()
+		e.deciding.Unlock() //nolint:staticcheck // a barrier: wait for the decision in progress
+	}
+	idx, err := e.store.ReadIndex(ctx)
+	if err != nil {
+		return Grant{}, err
+	}
 	select {
 	case e.kick <- struct{}{}:
 	default:
@@ -219,6 +234,11 @@ func (e *Engine) Run(ctx context.Context) {
 	}
 }
 
+// settleRenewals is how many renewal intervals a new leader waits before
+// it decides: every live node renews within one, plus the timeout of a
+// renewal that went to the old leader (two).
+const settleRenewals = 4
+
 // Once decides once, and records what changed. On a follower it forgets
 // its lease table.
 func (e *Engine) Once(ctx context.Context) error {
@@ -233,13 +253,15 @@ func (e *Engine) Once(ctx context.Context) error {
 	e.mu.Lock()
 	e.sync(term)
 	now := e.now()
-	settled := now.Sub(e.since) >= 2*e.cfg.Renew
+	settled := now.Sub(e.since) >= settleRenewals*e.cfg.Renew
 	e.mu.Unlock()
 	if !settled {
 		// Until every live node has renewed once, this leader cannot
 		// tell a lost node from one it has not heard from yet.
 		return nil
 	}
+	e.deciding.Lock()
+	defer e.deciding.Unlock()
 	in, texts, err := e.input(now)
 	if err != nil {
 		return err
@@ -289,7 +311,8 @@ func (e *Engine) input(now time.Time) (Input, map[string]string, error) {
 		g, ok := e.grants[n.ID]
 		live := ok && !g.at.IsZero() && now.Before(g.at.Add(e.cfg.Lease))
 		n.Live = live
-		n.MayRun = live || (earlier && !(ok && g.at.IsZero()))
+		n.Released = ok && g.at.IsZero()
+		n.MayRun = live || (earlier && !n.Released)
 		if ok {
 			n.Unavailable = g.report.Unavailable
 			n.Reports = map[string]GroupReport{}

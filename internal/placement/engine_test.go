@@ -19,6 +19,8 @@ type memStore struct {
 	recs     map[string]string
 	leaseMax time.Duration
 	groups   []roles.Group
+	index    uint64        // raised by every committed swap
+	gate     chan struct{} // when set, a swap waits for it
 }
 
 func (m *memStore) ReadyTerm() uint64 { m.mu.Lock(); defer m.mu.Unlock(); return m.term }
@@ -26,7 +28,9 @@ func (m *memStore) ReadIndex(context.Context) (uint64, error) {
 	if m.ReadyTerm() == 0 {
 		return 0, errors.New("not leader")
 	}
-	return 7, nil
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.index, nil
 }
 func (m *memStore) Groups() ([]roles.Group, map[string]roles.Resource, error) {
 	m.mu.Lock()
@@ -47,8 +51,12 @@ func (m *memStore) Placements() (map[string]string, error) {
 	return out, nil
 }
 func (m *memStore) SwapPlacement(_ context.Context, g, old, next string) error {
+	if m.gate != nil {
+		<-m.gate
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.index++
 	if m.recs[g] != old {
 		return errors.New("changed")
 	}
@@ -117,7 +125,7 @@ func TestEngineMovesAGroupOnlyAfterTheLeaseExpired(t *testing.T) {
 	if len(st.recs) != 0 {
 		t.Fatal("decided before every node could renew")
 	}
-	clk.t = clk.t.Add(2 * time.Second)
+	clk.t = clk.t.Add(settleRenewals * time.Second)
 	renew("a")
 	renew("b")
 	e.Once(ctx)
@@ -192,5 +200,48 @@ func TestRenewRefusedOffTheLeaderAndToStrangers(t *testing.T) {
 	st.term = 1
 	if _, err := e.Renew(context.Background(), NodeReport{Node: "stranger"}); !errors.Is(err, ErrNotMember) {
 		t.Fatalf("stranger granted: %v", err)
+	}
+}
+
+// A node whose lease this leader holds for expired is given a lease only
+// once the decisions taken meanwhile (moving its groups away) are
+// committed, with an index that covers them: it never acts on the older
+// placement that still names it.
+func TestAReturningNodeWaitsForTheMoveOfItsGroups(t *testing.T) {
+	g := roles.Group{Name: "g", Resources: []string{"r"}, PreferredOwners: []string{"a", "b"}, FailoverThreshold: 2, Wanted: roles.WantedOnline}
+	g.Normalize()
+	rec := Record{Epoch: 4, Owner: "a", OwnerName: "a", Run: true, State: StateOnline}
+	st := &memStore{term: 1, recs: map[string]string{"g": rec.Encode()}, groups: []roles.Group{g}}
+	e, clk := newEngine(st, Config{Lease: 4 * time.Second, Margin: time.Second, Renew: 500 * time.Millisecond})
+	ctx := context.Background()
+	e.Renew(ctx, NodeReport{Node: "b"})
+	clk.t = clk.t.Add(5 * time.Second) // a's lease (from the term's start) expired
+	e.Renew(ctx, NodeReport{Node: "b"})
+	st.gate = make(chan struct{})
+	onceDone := make(chan struct{})
+	go func() { e.Once(ctx); close(onceDone) }()
+	// Once holds the table; a renews now.
+	time.Sleep(50 * time.Millisecond)
+	granted := make(chan Grant)
+	go func() {
+		gr, err := e.Renew(ctx, NodeReport{Node: "a"})
+		if err != nil {
+			t.Error(err)
+		}
+		granted <- gr
+	}()
+	select {
+	case <-granted:
+		t.Fatal("a returning node was granted its lease while the move of its group was not committed")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(st.gate)
+	<-onceDone
+	gr := <-granted
+	if r := owner(t, st); r.OwnerName != "b" {
+		t.Fatalf("not moved: %+v", r)
+	}
+	if gr.Index < st.index {
+		t.Fatalf("grant index %d does not cover the move (index %d)", gr.Index, st.index)
 	}
 }

@@ -110,11 +110,18 @@ func (gr *groupRun) idle() bool {
 	return !gr.want && !gr.running()
 }
 
-func (gr *groupRun) waitIdle() {
+// waitIdle waits until the group runs nothing here, or until d passed
+// (a stop that keeps failing); it reports whether it is idle.
+func (gr *groupRun) waitIdle(d time.Duration) bool {
+	deadline := time.Now().Add(d)
 	for !gr.idle() {
+		if time.Now().After(deadline) {
+			return false
+		}
 		gr.poke()
 		time.Sleep(20 * time.Millisecond)
 	}
+	return true
 }
 
 func (gr *groupRun) close() {
@@ -189,7 +196,7 @@ func (gr *groupRun) loop() {
 // before the next step (unless woken).
 func (gr *groupRun) step() time.Duration {
 	gr.mu.Lock()
-	want, sp, grace := gr.want, gr.spec, gr.grace
+	want, sp, grace, epoch := gr.want, gr.spec, gr.grace, gr.epoch
 	running := gr.running()
 	stale := running && sp != nil && gr.runKey != sp.key
 	gr.mu.Unlock()
@@ -206,7 +213,9 @@ func (gr *groupRun) step() time.Duration {
 	case stale:
 		// The configuration changed: stop what runs, start it anew.
 		gr.m.log.Info("group configuration changed: restarting it", "group", sp.group)
-		gr.stopFrom(0, 0)
+		if !gr.stopFrom(0, 0) {
+			return time.Second // nothing still running is forgotten
+		}
 		gr.mu.Lock()
 		gr.res = nil
 		gr.mu.Unlock()
@@ -232,7 +241,7 @@ func (gr *groupRun) step() time.Duration {
 		if started {
 			continue
 		}
-		if err := gr.start(i, sp); err != nil {
+		if err := gr.start(i, sp, epoch); err != nil {
 			gr.fail(i, err)
 		}
 		gr.m.poke()
@@ -285,8 +294,14 @@ func (gr *groupRun) step() time.Duration {
 
 // start starts resource i and waits until its check passes (or its start
 // timeout passes, or the group is told to stop).
-func (gr *groupRun) start(i int, sp *spec) error {
+func (gr *groupRun) start(i int, sp *spec, epoch uint64) error {
 	gr.mu.Lock()
+	if !gr.want || gr.epoch != epoch {
+		// Told otherwise since the step began: a report may already
+		// say the group is stopped at the new epoch.
+		gr.mu.Unlock()
+		return nil
+	}
 	r := gr.res[i]
 	runner, ok := gr.m.cfg.Runners[r.cfg.Type]
 	if !ok {
@@ -351,6 +366,7 @@ func (gr *groupRun) start(i int, sp *spec) error {
 // group stops, failed, until the leader moves it.
 func (gr *groupRun) fail(i int, err error) {
 	gr.mu.Lock()
+	epoch := gr.epoch // the epoch it failed at, whatever it is told meanwhile
 	r := gr.res[i]
 	r.restarts++
 	r.lastFailure, r.lastFailureAt, r.state = err.Error(), time.Now(), "Failed"
@@ -364,7 +380,10 @@ func (gr *groupRun) fail(i int, err error) {
 	}
 	gr.stopFrom(0, 0)
 	gr.mu.Lock()
-	gr.failed, gr.failedAt, gr.want = true, gr.epoch, false
+	gr.failed, gr.failedAt = true, epoch
+	if gr.epoch == epoch {
+		gr.want = false
+	}
 	gr.failure = fmt.Sprintf("resource %s failed %d times (restart limit %d): %v", name, restarts, limit, err)
 	gr.mu.Unlock()
 }

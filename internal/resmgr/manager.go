@@ -21,6 +21,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/placement"
 	"github.com/clusterkeep/clusterkeep/internal/resources"
 	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"golang.org/x/sys/unix"
 )
 
 // Source is this node's own view of the cluster: its hive, read as is.
@@ -54,13 +55,14 @@ type Manager struct {
 	log    *slog.Logger
 
 	mu sync.Mutex
-	// The lease: valid until fence (the node's own clock, counted from
-	// when it asked), for placements at or after index.
-	fence   time.Time
+	// The lease: valid until fence (the node's boot clock, which counts
+	// a suspend, from when it asked), for placements at or after index.
+	fence   time.Duration
 	index   uint64
 	grant   placement.Grant
 	groups  map[string]*groupRun // by lower-case name
 	unavail map[string]string
+	typesAt time.Time
 	// kickRenew and kickSync make the manager renew (and so report) and
 	// reconcile at once.
 	kickRenew, kickSync chan struct{}
@@ -75,17 +77,43 @@ func New(cfg Config, src Source, leases Leases) *Manager {
 	}
 	m := &Manager{cfg: cfg, src: src, leases: leases, log: cfg.Log, groups: map[string]*groupRun{},
 		kickRenew: make(chan struct{}, 1), kickSync: make(chan struct{}, 1)}
-	m.unavail = map[string]string{}
+	m.refreshTypes()
+	return m
+}
+
+// typesEvery is how often the node checks again which types it can run
+// (systemd's bus may come up, or go away, while the agent runs).
+const typesEvery = 30 * time.Second
+
+// refreshTypes finds the types this node cannot run, at most once every
+// typesEvery.
+func (m *Manager) refreshTypes() {
+	m.mu.Lock()
+	due := m.typesAt.IsZero() || time.Since(m.typesAt) >= typesEvery
+	m.mu.Unlock()
+	if !due {
+		return
+	}
+	unavail := map[string]string{}
 	for _, t := range roles.TypeNames() {
-		r, ok := cfg.Runners[t]
-		switch {
-		case !ok:
-			m.unavail[t] = "this node has no runner for it"
-		case r.Available() != nil:
-			m.unavail[t] = r.Available().Error()
+		r, ok := m.cfg.Runners[t]
+		if !ok {
+			unavail[t] = "this node has no runner for it"
+		} else if err := r.Available(); err != nil {
+			unavail[t] = err.Error()
 		}
 	}
-	return m
+	m.mu.Lock()
+	m.unavail, m.typesAt = unavail, time.Now()
+	m.mu.Unlock()
+}
+
+// bootNow is the time since boot, suspends included (CLOCK_BOOTTIME): a
+// node that slept through its lease knows it at once on waking.
+func bootNow() time.Duration {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+	return time.Duration(ts.Nano())
 }
 
 // poke makes the manager renew (and so report) and reconcile soon.
@@ -101,11 +129,14 @@ func (m *Manager) poke() {
 // Run renews the lease and runs the groups until ctx ends; it then stops
 // every group and tells the leader it holds nothing any more.
 func (m *Manager) Run(ctx context.Context) {
+	// The lease is renewed while the groups stop, so that a long graceful
+	// stop is not cut short by the lease's end.
+	renewCtx, stopRenewing := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		m.renewLoop(ctx)
+		m.renewLoop(renewCtx)
 	}()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -117,8 +148,9 @@ func (m *Manager) Run(ctx context.Context) {
 		case <-m.kickSync:
 		}
 	}
-	wg.Wait()
 	m.stopAll(0)
+	stopRenewing()
+	wg.Wait()
 	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	rep := m.Report()
@@ -163,14 +195,15 @@ func (m *Manager) renewOnce(ctx context.Context) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, 2*timeout)
 	defer cancel()
-	sent := time.Now()
+	m.refreshTypes()
+	sent := bootNow()
 	g, err := m.leases.Renew(rctx, m.Report())
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err != nil {
 		if msg := err.Error(); msg != m.lastRenewErr && ctx.Err() == nil {
 			m.lastRenewErr = msg
-			m.log.Warn("cannot renew the group lease", "err", err, "fence_in", time.Until(m.fence).Round(time.Millisecond))
+			m.log.Warn("cannot renew the group lease", "err", err, "fence_in", (m.fence - bootNow()).Round(time.Millisecond))
 		}
 		return
 	}
@@ -179,14 +212,14 @@ func (m *Manager) renewOnce(ctx context.Context) {
 		m.lastRenewErr = ""
 	}
 	m.grant = g
-	m.fence = sent.Add(g.Lease - g.Margin)
+	m.fence = sent + g.Lease - g.Margin
 	// The index of this grant, of this leader's log: after an
 	// authoritative restore a new log starts lower than the old one.
 	m.index = g.Index
 	// The resources themselves end at the hard deadline (the fence and
 	// half the margin, when the manager would have killed them), should
 	// the agent be frozen or stuck then.
-	hard := m.fence.Add(g.Margin / 2)
+	hard := time.Now().Add(m.fence + g.Margin/2 - bootNow())
 	for _, r := range m.cfg.Runners {
 		if f, ok := r.(resources.Fencer); ok {
 			f.Fence(hard)
@@ -199,7 +232,7 @@ func (m *Manager) renewOnce(ctx context.Context) {
 func (m *Manager) leased() (bool, time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return time.Now().Before(m.fence) && m.src.Applied() >= m.index, m.grant.Margin
+	return bootNow() < m.fence && m.src.Applied() >= m.index, m.grant.Margin
 }
 
 // reconcile brings the group runners to what the placements say.
@@ -220,8 +253,8 @@ func (m *Manager) reconcile() {
 		cfgs[strings.ToLower(g.Name)] = g
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	fenced := !ok && time.Now().After(m.fence)
+	var closing []*groupRun
+	fenced := !ok && bootNow() >= m.fence
 	for name, text := range texts {
 		rec, err := placement.ParseRecord(text)
 		if err != nil || rec.Owner != m.cfg.NodeID {
@@ -265,11 +298,20 @@ func (m *Manager) reconcile() {
 		}
 		gr.set(gr.epochSeen(), false, nil, grace, "")
 		if gr.idle() {
-			gr.close()
 			delete(m.groups, name)
+			closing = append(closing, gr)
 		}
 	}
+	// Closed without the manager's lock: renewals and reports go on.
+	m.mu.Unlock()
+	for _, gr := range closing {
+		gr.close()
+	}
 }
+
+// stopAllWait bounds how long stopping the agent waits for a group whose
+// stop keeps failing.
+const stopAllWait = 5 * time.Minute
 
 // stopAll stops every group (grace 0: each resource's own stop timeout)
 // and waits until they are stopped.
@@ -282,7 +324,9 @@ func (m *Manager) stopAll(grace time.Duration) {
 	}
 	m.mu.Unlock()
 	for _, gr := range runs {
-		gr.waitIdle()
+		if !gr.waitIdle(stopAllWait) {
+			m.log.Error("a group did not stop: leaving it to its shim and lease", "group", gr.name)
+		}
 		gr.close()
 	}
 }

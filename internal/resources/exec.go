@@ -64,7 +64,7 @@ type execRunner struct {
 	cfg ExecConfig
 
 	mu sync.Mutex
-	// deadline is the latest lease deadline (CLOCK_MONOTONIC ns; 0: none)
+	// deadline is the latest lease deadline (CLOCK_BOOTTIME ns; 0: none)
 	// and live the instances whose shims are told of each new one.
 	deadline int64
 	live     map[*execInstance]bool
@@ -84,7 +84,7 @@ type Fencer interface {
 func (x *execRunner) Fence(deadline time.Time) {
 	var d int64
 	if !deadline.IsZero() {
-		d = monoNow() + int64(time.Until(deadline))
+		d = bootNow() + int64(time.Until(deadline))
 		if d <= 0 {
 			d = 1
 		}

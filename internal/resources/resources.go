@@ -62,6 +62,6 @@ func (e exitError) Is(target error) bool { return target == ErrExited }
 func Runners(cfg ExecConfig) map[string]Runner {
 	return map[string]Runner{
 		"exec":    NewExec(cfg),
-		"systemd": &Systemd{Root: DefaultSystemdRoot},
+		"systemd": &Systemd{Root: DefaultSystemdRoot, StateDir: cfg.StateDir},
 	}
 }

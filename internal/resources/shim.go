@@ -128,8 +128,11 @@ func (s *shim) run() int {
 			deadlines <- int64(binary.LittleEndian.Uint64(b[:]))
 		}
 	}()
-	fence := time.NewTimer(time.Hour)
-	fence.Stop()
+	// The deadline is on the boot clock, which counts a suspend; it is
+	// checked often rather than by a timer, whose clock does not.
+	var deadline int64
+	check := time.NewTicker(50 * time.Millisecond)
+	defer check.Stop()
 
 	path, err := exec.LookPath(s.argv[0])
 	if err != nil {
@@ -157,17 +160,15 @@ func (s *shim) run() int {
 		select {
 		case <-lost:
 			s.killAll()
-		case d := <-deadlines:
-			fence.Stop()
-			if d > 0 {
-				fence.Reset(time.Duration(d - monoNow()))
+		case deadline = <-deadlines:
+		case <-check.C:
+			if deadline > 0 && bootNow() >= deadline {
+				// The agent did not extend its lease in time (it is
+				// frozen, or cannot reach the cluster and did not stop
+				// this in time): the resource must not outlive the lease.
+				fmt.Fprintln(os.Stderr, "clusterkeep shim: the node's lease ended without the agent stopping the resource: killing it")
+				s.killAll()
 			}
-		case <-fence.C:
-			// The agent did not extend its lease in time (it is frozen,
-			// or cannot reach the cluster and did not stop this in time):
-			// the resource must not outlive the lease.
-			fmt.Fprintln(os.Stderr, "clusterkeep shim: the node's lease ended without the agent stopping the resource: killing it")
-			s.killAll()
 		case sig := <-sigs:
 			switch {
 			case sig == shimDeathSignal:
@@ -253,11 +254,11 @@ func (s *shim) killAll() {
 	os.Exit(128 + int(unix.SIGKILL))
 }
 
-// monoNow is CLOCK_MONOTONIC in nanoseconds: the one clock the agent and
-// its shims share.
-func monoNow() int64 {
+// bootNow is CLOCK_BOOTTIME in nanoseconds: the clock the agent and its
+// shims share, which goes on through a suspend.
+func bootNow() int64 {
 	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
 	return ts.Nano()
 }
 

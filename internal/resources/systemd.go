@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +40,9 @@ type Systemd struct {
 	// KillWait bounds the wait for a unit to be gone after SIGKILL
 	// (default DefaultKillWait).
 	KillWait time.Duration
+	// StateDir, when set, is where the units started and not yet stopped
+	// are recorded (StateDir/units/UNIT), for Reap after a crash.
+	StateDir string
 }
 
 // busTimeout bounds a call to the bus that has no context of its own.
@@ -161,8 +165,65 @@ func (s *Systemd) Start(ctx context.Context, r roles.Resource, env []string) (In
 		i.closeBus()
 		return nil, fmt.Errorf("start %s: %w", r.Name, err)
 	}
+	if err := s.record(i.unit, r.Name); err != nil {
+		i.Stop(context.Background(), time.Duration(r.StopTimeout))
+		return nil, fmt.Errorf("start %s: record unit %s: %w", r.Name, i.unit, err)
+	}
 	go i.watch()
 	return i, nil
+}
+
+func (s *Systemd) unitsDir() string { return filepath.Join(s.StateDir, "units") }
+
+// record notes that unit runs for resource name (nothing without a
+// StateDir).
+func (s *Systemd) record(unit, name string) error {
+	if s.StateDir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(s.unitsDir(), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(s.unitsDir(), unit), []byte(name+"\n"), 0o600)
+}
+
+func (s *Systemd) forget(unit string) {
+	if s.StateDir != "" {
+		os.Remove(filepath.Join(s.unitsDir(), unit))
+	}
+}
+
+// Reap stops every unit an earlier run of the agent started and did not
+// stop (it was killed): a unit is no child of the agent and does not end
+// with it. Called at the agent's start, before anything is started; it
+// returns the units it stopped.
+func (s *Systemd) Reap(ctx context.Context) ([]string, error) {
+	if s.StateDir == "" {
+		return nil, nil
+	}
+	entries, err := os.ReadDir(s.unitsDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reap units: %w", err)
+	}
+	var stopped []string
+	var errs []error
+	for _, e := range entries {
+		unit := e.Name()
+		if (roles.Systemd{}).Validate(map[string]string{"unit": unit}) != nil {
+			continue
+		}
+		b, _ := os.ReadFile(filepath.Join(s.unitsDir(), unit))
+		i := &unitInstance{s: s, name: strings.TrimSpace(string(b)), unit: unit, own: make(chan struct{}), quit: make(chan struct{})}
+		if err := i.Stop(ctx, DefaultKillWait); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		stopped = append(stopped, unit)
+	}
+	return stopped, errors.Join(errs...)
 }
 
 // runJob enqueues a job and waits for its result: "done", or an error
@@ -312,6 +373,14 @@ func (i *unitInstance) watch() {
 // Stop stops the unit and waits for the job, for grace at most; then, if
 // the unit still runs, kills all of its processes with SIGKILL.
 func (i *unitInstance) Stop(ctx context.Context, grace time.Duration) error {
+	err := i.stop(ctx, grace)
+	if err == nil {
+		i.s.forget(i.unit)
+	}
+	return err
+}
+
+func (i *unitInstance) stop(ctx context.Context, grace time.Duration) error {
 	i.stopMu.Lock()
 	defer i.stopMu.Unlock()
 	i.mu.Lock()

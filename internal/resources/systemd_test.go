@@ -158,3 +158,33 @@ func TestSystemdStopKills(t *testing.T) {
 		t.Errorf("unit %s after Stop, want it killed", got)
 	}
 }
+
+// A unit is no child of the agent: one that a killed agent left running is
+// stopped by the next agent's Reap, and its record goes.
+func TestSystemdReapStopsWhatAKilledAgentLeft(t *testing.T) {
+	f := newFakeSystemd(t)
+	f.addUnit(t, "left.service", &fakeUnit{})
+	state := t.TempDir()
+	s := &Systemd{BusAddress: f.addr, Poll: 10 * time.Millisecond, StateDir: state}
+	if _, err := s.Start(context.Background(), unitResource("left.service"), nil); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(state, "units", "left.service")); err != nil {
+		t.Fatalf("no record of the started unit: %v", err)
+	}
+	// The agent dies here; the next one reaps.
+	next := &Systemd{BusAddress: f.addr, StateDir: state}
+	stopped, err := next.Reap(context.Background())
+	if err != nil || !slices.Equal(stopped, []string{"left.service"}) {
+		t.Fatalf("reap: %v %v", stopped, err)
+	}
+	if got := f.state("left.service"); got != "inactive" {
+		t.Fatalf("unit %s after Reap, want inactive", got)
+	}
+	if _, err := os.Stat(filepath.Join(state, "units", "left.service")); !os.IsNotExist(err) {
+		t.Fatalf("record kept after the unit stopped: %v", err)
+	}
+	if again, err := next.Reap(context.Background()); err != nil || len(again) != 0 {
+		t.Fatalf("second reap: %v %v", again, err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -32,8 +33,13 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/backup"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/roles"
 	"github.com/clusterkeep/clusterkeep/internal/schedule"
+	"github.com/clusterkeep/clusterkeep/internal/security"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // chromiumPath finds the browser, or fails the test: scripts/test.sh runs
@@ -157,15 +163,22 @@ func states(ms []member) map[string]string {
 	return out
 }
 
+// groupsLease are short group leases, so the group fails over in seconds
+// (internal/e2e's groups tests use the same).
+var groupsLease = []string{"--group-lease", "3s", "--group-lease-margin", "1s", "--group-lease-renew", "250ms"}
+
 // The dashboard of a three-node cluster, in a real browser: the login
 // with the admin token, the member table with the three members Up, then
 // node3 Down once it is stopped (the page's script updates the table; the
-// page is not reloaded), the hive browser and the backups page, with no
+// page is not reloaded); in a second tab the groups page with a group
+// Online on node3, then on another node once node3 is stopped (updated
+// without a reload, and the same once reloaded), as the metrics of the
+// nodes left say too; the hive browser and the backups page, with no
 // error in the console at any time; the session cookie is HttpOnly,
 // Secure and SameSite=Strict.
 func TestDashboardInChromium(t *testing.T) {
 	browser := chromiumPath(t)
-	c := tc.Processes(t, 3)
+	c := tc.ProcessesWith(t, 3, groupsLease...)
 	cr, err := c.Credentials()
 	if err != nil {
 		t.Fatal(err)
@@ -195,24 +208,33 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatalf("start chromium %s: %v", browser, err)
 	}
 
-	// do runs steps; read runs one step that reads something.
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+	// doIn runs steps in a tab; readIn runs one step that reads
+	// something; do and readString do so in the first tab.
+	doIn := func(tab context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		rctx, cancel := context.WithTimeout(bctx, time.Minute)
+		rctx, cancel := context.WithTimeout(tab, time.Minute)
 		defer cancel()
 		if err := chromedp.Do(rctx, steps...); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
-	readString := func(what string, a chromedp.Action[string]) string {
+	readIn := func(tab context.Context, what string, a chromedp.Action[string]) string {
 		t.Helper()
-		rctx, cancel := context.WithTimeout(bctx, time.Minute)
+		rctx, cancel := context.WithTimeout(tab, time.Minute)
 		defer cancel()
 		v, err := chromedp.Run(rctx, a)
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
 		return v
+	}
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		doIn(bctx, what, steps...)
+	}
+	readString := func(what string, a chromedp.Action[string]) string {
+		t.Helper()
+		return readIn(bctx, what, a)
 	}
 	base := "https://" + node1
 
@@ -277,8 +299,43 @@ func TestDashboardInChromium(t *testing.T) {
 	do("reload the cluster page", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("members")))
 	console.check(t, "the cluster page, reloaded")
 
-	// Stop node3: the page's polling shows it Down without a reload.
-	if _, err := c.Stop("node3", false); err != nil {
+	// A group of one resource, online on node3 (its preferred owner),
+	// shown so on the groups page of a second tab.
+	if _, err := cl.PutResource(ctx, roles.Resource{Name: "web", Type: "exec", Params: map[string]string{"start": "sleep 1000000"},
+		MonitorInterval: roles.Duration(500 * time.Millisecond), MonitorTimeout: roles.Duration(400 * time.Millisecond),
+		StopTimeout: roles.Duration(2 * time.Second)}, api.PutCreate); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.PutGroup(ctx, roles.Group{Name: "site", Resources: []string{"web"}, PreferredOwners: []string{"node3", "node2", "node1"},
+		FailoverThreshold: 3, Wanted: roles.WantedOnline}, api.PutCreate); err != nil {
+		t.Fatal(err)
+	}
+	waitGroup(ctx, t, cl, "online on node3", func(s api.GroupStatus) bool { return s.Owner == "node3" })
+	gctx, cancelTab := chromedp.NewContext(bctx)
+	defer cancelTab()
+	if err := chromedp.Listen(gctx, console.listen); err != nil {
+		t.Fatalf("open a second tab: %v", err)
+	}
+	doIn(gctx, "open the groups page", chromedp.Navigate(base+"/ui/groups"), chromedp.WaitVisible(chromedp.ID("groups")))
+	if nav := readIn(gctx, "the navigation", chromedp.Text(chromedp.CSS("nav a.current"))); nav != "Groups" {
+		t.Errorf("the current page in the navigation is %q, want Groups", nav)
+	}
+	site := groupRow(t, gctx, "site")
+	if site.State != "Online" || site.Owner != "node3" || site.Report != "Online" || len(site.Resources) != 1 ||
+		site.Resources[0].Name != "web" || site.Resources[0].State != "Online" || site.Cells[1] != "online" || site.Cells[5] != "0 / 3 in 6h" {
+		t.Fatalf("groups page: %+v, want site wanted online, Online on node3 with web Online, 0 / 3 failovers in 6h", site)
+	}
+	if src := readIn(gctx, "the groups' source", chromedp.Text(chromedp.ID("groups-source"))); !strings.HasPrefix(src, "As the leader") {
+		t.Errorf("groups page says %q, want the leader's view", src)
+	}
+	console.check(t, "the groups page")
+	readIn(gctx, "mark the groups page", chromedp.Evaluate[string](`window.__notReloaded = "yes"; window.__notReloaded`))
+
+	// Stop node3, the hard way (a graceful stop moves its groups without
+	// counting a failover): the cluster page's polling shows it Down
+	// without a reload, and the groups page the group failed over to
+	// another node.
+	if _, err := c.Stop("node3", true); err != nil {
 		t.Fatal(err)
 	}
 	readString("mark the page", chromedp.Evaluate[string](`window.__notReloaded = "yes"; window.__notReloaded`))
@@ -303,6 +360,49 @@ func TestDashboardInChromium(t *testing.T) {
 		return nil
 	})
 	console.check(t, "the cluster page after node3 stopped")
+
+	var moved groupView
+	tc.Eventually(t, "the groups page shows site failed over", func() error {
+		rctx, cancel := context.WithTimeout(gctx, 10*time.Second)
+		defer cancel()
+		still, err := chromedp.Run(rctx, chromedp.Evaluate[string](`String(window.__notReloaded)`))
+		if err != nil {
+			return err
+		}
+		if still != "yes" {
+			return fmt.Errorf("the groups page was reloaded")
+		}
+		rows, err := chromedp.Run(rctx, chromedp.Evaluate[[]groupView](groupsJS))
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if r.Group == "site" {
+				moved = r
+				if r.State == "Online" && r.Owner != "" && r.Owner != "node3" && len(r.Resources) == 1 && r.Resources[0].State == "Online" {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("groups page rows %+v, want site Online with web Online on a node other than node3", rows)
+	})
+	if moved.Cells[5] != "1 / 3 in 6h" || !strings.Contains(moved.Cells[6], "node3") {
+		t.Errorf("site after the failover: failovers %q, last failure %q; want 1 / 3 in 6h, node3 lost", moved.Cells[5], moved.Cells[6])
+	}
+	doIn(gctx, "reload the groups page", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("groups")))
+	if again := groupRow(t, gctx, "site"); again.State != "Online" || again.Owner != moved.Owner || len(again.Resources) != 1 ||
+		again.Cells[5] != moved.Cells[5] || again.Cells[6] != moved.Cells[6] {
+		t.Errorf("groups page reloaded: %+v, want what its refresh showed: %+v", again, moved)
+	}
+	console.check(t, "the groups page after node3 stopped")
+
+	// Every node left serves the group's metrics from its own hive
+	// (one of them is a follower).
+	for _, nd := range c.Nodes[:2] {
+		tc.Eventually(t, nd.Name+"'s group metrics", func() error {
+			return checkGroupMetrics(ctx, nd.API, cr, "site", moved.Owner)
+		})
+	}
 
 	// The hive browser: the typed value, shown as text (not as markup);
 	// the cluster's secrets are not listed.
@@ -384,3 +484,117 @@ const backupsJS = `Array.from(document.querySelectorAll("section.backup-source")
 	source: s.dataset.source,
 	rows: Array.from(s.querySelectorAll("tbody tr")).map(tr => ({id: tr.dataset.id, kind: tr.dataset.kind, type: tr.dataset.type,
 		result: tr.dataset.result, verified: tr.dataset.verified, where: tr.dataset.where}))}))`
+
+// waitGroup waits until the leader reports group site online, its owner
+// reporting it so, and ok accepts it.
+func waitGroup(ctx context.Context, t *testing.T, cl *client.Cluster, what string, ok func(api.GroupStatus) bool) {
+	t.Helper()
+	tc.Eventually(t, "group site "+what, func() error {
+		list, err := cl.GroupsStatus(ctx)
+		if err != nil {
+			return err
+		}
+		for _, s := range list {
+			if s.Name == "site" && s.State == "Online" && s.OwnerReport == "Online" && ok(s) {
+				return nil
+			}
+		}
+		return fmt.Errorf("groups %+v", list)
+	})
+}
+
+// groupView is a row of the groups table: its data and its cells' text.
+type groupView struct {
+	Group     string   `json:"group"`
+	State     string   `json:"state"`
+	Owner     string   `json:"owner"`
+	Next      string   `json:"next"`
+	Report    string   `json:"report"`
+	Cells     []string `json:"cells"`
+	Resources []struct {
+		Name  string `json:"name"`
+		State string `json:"state"`
+	} `json:"resources"`
+}
+
+const groupsJS = `Array.from(document.querySelectorAll("#groups tbody tr")).map(tr => ({
+	group: tr.dataset.group, state: tr.dataset.state, owner: tr.dataset.owner, next: tr.dataset.next, report: tr.dataset.report,
+	cells: Array.from(tr.cells).map(td => td.textContent.trim()),
+	resources: Array.from(tr.querySelectorAll("li[data-resource]")).map(li => ({name: li.dataset.resource, state: li.dataset.state}))}))`
+
+// groupRow reads the row of group name in tab.
+func groupRow(t *testing.T, tab context.Context, name string) groupView {
+	t.Helper()
+	rctx, cancel := context.WithTimeout(tab, time.Minute)
+	defer cancel()
+	rows, err := chromedp.Run(rctx, chromedp.Evaluate[[]groupView](groupsJS))
+	if err != nil {
+		t.Fatalf("read the groups page: %v", err)
+	}
+	for _, r := range rows {
+		if r.Group == name {
+			if len(r.Cells) != 8 {
+				t.Fatalf("group %s's row has %d cells: %+v", name, len(r.Cells), r)
+			}
+			return r
+		}
+	}
+	t.Fatalf("group %s not on the groups page: %+v", name, rows)
+	return groupView{}
+}
+
+// checkGroupMetrics scrapes addr's /metrics: group is Online (and in no
+// other state) on owner alone.
+func checkGroupMetrics(ctx context.Context, addr string, cr client.Credentials, group, owner string) error {
+	hc := &http.Client{Transport: security.HTTPTransport(func() (*tls.Config, error) { return security.ClientConfig(cr.CA, nil), nil })}
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/metrics", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+cr.Token)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s/metrics: %s", addr, resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return fmt.Errorf("parse %s/metrics: %w", addr, err)
+	}
+	label := func(m *dto.Metric, name string) string {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == name {
+				return l.GetValue()
+			}
+		}
+		return ""
+	}
+	states := map[string]float64{}
+	for _, m := range mfs["clusterkeep_group_state"].GetMetric() {
+		if label(m, "group") == group {
+			states[label(m, "state")] = m.GetGauge().GetValue()
+		}
+	}
+	var owners []string
+	for _, m := range mfs["clusterkeep_group_owner_info"].GetMetric() {
+		if label(m, "group") == group {
+			owners = append(owners, label(m, "node"))
+		}
+	}
+	var failovers float64
+	for _, m := range mfs["clusterkeep_group_failovers"].GetMetric() {
+		if label(m, "group") == group {
+			failovers = m.GetGauge().GetValue()
+		}
+	}
+	want := map[string]float64{"Online": 1, "Pending": 0, "Offline": 0, "Failed": 0}
+	if len(states) != len(want) || fmt.Sprint(states) != fmt.Sprint(want) || len(owners) != 1 || owners[0] != owner || failovers != 1 {
+		return fmt.Errorf("%s: group %s states %v, owners %v, failovers %v; want Online on %s alone after 1 failover", addr, group, states, owners, failovers, owner)
+	}
+	return nil
+}
