@@ -355,7 +355,7 @@ func groupCmd(g *globals) *cobra.Command {
 					}
 					rows = append(rows, []string{x.Name, x.Wanted, orDash(strings.Join(x.Resources, ",")),
 						orDash(strings.Join(x.PossibleOwners, ",")), orDash(strings.Join(x.PreferredOwners, ",")),
-						strconv.Itoa(x.FailoverThreshold) + " in " + time.Duration(x.FailoverPeriod).String(), fb})
+						strconv.Itoa(x.FailoverThreshold) + " in " + ui.ShortDuration(time.Duration(x.FailoverPeriod)), fb})
 				}
 				ui.Table(w, []string{"NAME", "WANTED", "RESOURCES", "POSSIBLE", "PREFERRED", "FAILOVERS", "FAILBACK"}, rows)
 			})
@@ -448,7 +448,7 @@ func groupStatusText(w io.Writer, st []api.GroupStatus) {
 			owner += " -> " + s.Next
 		}
 		rows = append(rows, []string{s.Name, s.Wanted, s.State, owner,
-			fmt.Sprintf("%d/%d in %s", s.Failovers, s.FailoverThreshold, time.Duration(s.FailoverPeriod)), orDash(s.Reason)})
+			fmt.Sprintf("%d/%d in %s", s.Failovers, s.FailoverThreshold, ui.ShortDuration(time.Duration(s.FailoverPeriod))), orDash(s.Reason)})
 	}
 	ui.Table(w, []string{"GROUP", "WANTED", "STATE", "OWNER", "FAILOVERS", "WHY"}, rows)
 	for _, s := range st {

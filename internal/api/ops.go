@@ -18,6 +18,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/placement"
 	"github.com/clusterkeep/clusterkeep/internal/security"
+	"github.com/clusterkeep/clusterkeep/internal/ui"
 )
 
 // Option configures a Server.
@@ -267,7 +268,7 @@ func (u uiSource) Groups(ctx context.Context) (dashboard.Groups, error) {
 	for _, g := range list {
 		dg := dashboard.Group{Name: g.Name, Wanted: g.Wanted, State: g.State, Reason: g.Reason, Owner: g.Owner, Next: g.Next,
 			OwnerReport: g.OwnerReport, Failovers: g.Failovers, FailoverThreshold: g.FailoverThreshold,
-			FailoverPeriod: shortDuration(time.Duration(g.FailoverPeriod)), Held: g.Held, LastFailure: g.LastFailure, LastFailureAt: g.LastFailureAt}
+			FailoverPeriod: ui.ShortDuration(time.Duration(g.FailoverPeriod)), Held: g.Held, LastFailure: g.LastFailure, LastFailureAt: g.LastFailureAt}
 		for _, r := range g.Resources {
 			dg.Resources = append(dg.Resources, dashboard.Resource{Name: r.Name, State: r.State, Restarts: r.Restarts,
 				LastFailure: r.LastFailure, LastFailureAt: r.LastFailureAt})
@@ -302,18 +303,6 @@ func (u uiSource) leaderGroups(ctx context.Context) ([]GroupStatus, string, erro
 		return nil, "", fmt.Errorf("ask the leader %s: %w", leader, err)
 	}
 	return list, leader, nil
-}
-
-// shortDuration writes 6h for 6h0m0s and 10m for 10m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 func (u uiSource) Key(ctx context.Context, path string) (hive.Key, error) {
