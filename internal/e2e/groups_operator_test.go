@@ -16,6 +16,15 @@ import (
 // several.)
 func (e *rolesEnv) stoppedBeforeStarted(name, from, to string) {
 	e.t.Helper()
+	// A resource counts as running once its process is (it has no
+	// check): its start line may come a moment after the status says so.
+	tc.Eventually(e.t, name+" logged its start on "+to, func() error {
+		runs := e.runsOf(name)
+		if len(runs) > 0 && runs[len(runs)-1].Node == to {
+			return nil
+		}
+		return fmt.Errorf("runs %s", describeRuns(runs))
+	})
 	runs := e.runsOf(name)
 	last := -1
 	for i, r := range runs {

@@ -38,6 +38,9 @@ func main() {
 	write := func(event string) {
 		fmt.Fprintf(f, "%s %s %s %d\n", event, node, *name, time.Now().UnixNano())
 	}
+	// The start line comes first: whoever sees the resource ready (its
+	// port answers) finds its start logged.
+	write("start")
 	if *listen != "" {
 		ln, err := net.Listen("tcp", *listen)
 		if err != nil {
@@ -54,7 +57,6 @@ func main() {
 			}
 		}()
 	}
-	write("start")
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	tick := time.NewTicker(*beat)
