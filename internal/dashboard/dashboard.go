@@ -163,6 +163,12 @@ func (u *UI) Overview(w http.ResponseWriter, r *http.Request) {
 // ClusterJSON serves /ui/api/cluster, which the page's script polls.
 func (u *UI) ClusterJSON(w http.ResponseWriter, r *http.Request) {
 	c, err := u.src.Cluster(r.Context())
+	pollJSON(w, c, err)
+}
+
+// pollJSON answers a page script's poll: v, or the error (503), never
+// cached.
+func pollJSON(w http.ResponseWriter, v any, err error) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
@@ -170,7 +176,7 @@ func (u *UI) ClusterJSON(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 		return
 	}
-	json.NewEncoder(w).Encode(c)
+	json.NewEncoder(w).Encode(v)
 }
 
 // hiveView is the hive page's data.

@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
 )
@@ -61,12 +60,5 @@ func (u *UI) GroupsPage(w http.ResponseWriter, r *http.Request) {
 // GroupsJSON serves /ui/api/groups, which the groups page's script polls.
 func (u *UI) GroupsJSON(w http.ResponseWriter, r *http.Request) {
 	g, err := u.src.Groups(r.Context())
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Type", "application/json")
-	if err != nil {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
-		return
-	}
-	json.NewEncoder(w).Encode(g)
+	pollJSON(w, g, err)
 }

@@ -23,65 +23,52 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/localcluster"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// built is a program built once per test process.
+type built struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// build builds the package pkg (relative to the module) into a
+// temporary file named name, once, with extra environment env.
+func (b *built) build(t testing.TB, pkg, name string, env ...string) string {
+	t.Helper()
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "clusterkeep-"+name+"-")
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.path = filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-o", b.path, pkg)
+		cmd.Dir = moduleRoot()
+		cmd.Env = append(os.Environ(), env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
+
+var clusterkeepBin, resourceBin built
 
 // Binary builds cmd/clusterkeep once per test process and returns its path.
 func Binary(t testing.TB) string {
 	t.Helper()
 	UseTrust(t)
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "clusterkeep-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "clusterkeep")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/clusterkeep")
-		cmd.Dir = moduleRoot()
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return clusterkeepBin.build(t, "./cmd/clusterkeep", "clusterkeep")
 }
-
-var (
-	resOnce sync.Once
-	resPath string
-	resErr  error
-)
 
 // ResourceBinary builds the test resource (internal/testcluster/ckres)
 // once per test process and returns its path: a static binary, so it runs
 // in the project's FROM-scratch containers too.
 func ResourceBinary(t testing.TB) string {
 	t.Helper()
-	resOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "clusterkeep-ckres-")
-		if err != nil {
-			resErr = err
-			return
-		}
-		resPath = filepath.Join(dir, "ckres")
-		cmd := exec.Command("go", "build", "-o", resPath, "./internal/testcluster/ckres")
-		cmd.Dir = moduleRoot()
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			resErr = fmt.Errorf("go build ckres: %v\n%s", err, out)
-		}
-	})
-	if resErr != nil {
-		t.Fatal(resErr)
-	}
-	return resPath
+	return resourceBin.build(t, "./internal/testcluster/ckres", "ckres", "CGO_ENABLED=0")
 }
 
 func moduleRoot() string {
