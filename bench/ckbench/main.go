@@ -8,7 +8,7 @@
 //     bytes (cp of the node's clusdb, sync, openssl dgst -sha256 of the copy);
 //  2. write latency (p50, p99) and throughput with concurrent writers, idle
 //     and with backups running back to back;
-//  3. the backup's peak memory (max RSS);
+//  3. the backup's peak memory (its VmHWM, sampled from /proc);
 //  4. restores: a wiped node restored and caught up, and the whole cluster
 //     rolled back authoritatively to all three members serving it;
 //  5. etcd side by side: three-member write throughput, etcdctl snapshot
@@ -47,6 +47,7 @@ type options struct {
 	work      string
 	repo      string
 	profile   string
+	compare   string
 	only      map[string]bool
 }
 
@@ -58,7 +59,8 @@ func main() {
 	writeFor := flag.Duration("write-for", 10*time.Second, "how long each write run lasts (at least one whole backup with backups running)")
 	etcd := flag.Bool("etcd", true, "measure etcd side by side (runs bench/setup.sh when etcd is not installed)")
 	dir := flag.String("dir", "", "work directory (default: a temporary one, removed at the end)")
-	profile := flag.String("profile", "", "write CPU profiles of the agents and of backup create into this directory")
+	profile := flag.String("profile", "", "write into this directory CPU profiles of the agents during the first round's write runs, and CPU and heap profiles of every clusterkeep command the suite runs (backup create, restore) over its whole run")
+	compare := flag.String("compare", "", "another clusterkeep binary: each round also runs its backup create (alone and under the writers) beside this tree's, on the same cluster, for before/after figures of a change to the backup process")
 	only := flag.String("only", "", "comma-separated parts to run (backup,writes,restore); default all")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
@@ -74,6 +76,13 @@ func main() {
 		if p = strings.TrimSpace(p); p != "" {
 			o.only[p] = true
 		}
+	}
+	if *compare != "" {
+		abs, err := filepath.Abs(*compare)
+		if err != nil {
+			fatalf("-compare: %v", err)
+		}
+		o.compare = abs
 	}
 	if o.runs < 1 {
 		fatalf("-runs must be at least 1")

@@ -141,10 +141,13 @@ type backupRun struct {
 
 // backup runs `clusterkeep backup create` as an operator would, a process
 // of its own, and measures its time and peak memory.
-func (u *ours) backup(to string, args ...string) backupRun {
+func (u *ours) backup(to string, args ...string) backupRun { return u.backupWith(u.bin, to, args...) }
+
+// backupWith is backup with the clusterkeep binary bin (-compare's).
+func (u *ours) backupWith(bin, to string, args ...string) backupRun {
 	a := append([]string{"backup", "create", "--to", to, "--data-dir", filepath.Join(u.dir, "no-node"),
 		"--cluster", u.lc.APIAddrs(), "--json", "--timeout", cmdTimeout}, args...)
-	cmd := exec.Command(u.bin, a...)
+	cmd := exec.Command(bin, a...)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	t0 := time.Now()
@@ -236,9 +239,9 @@ func summarize(lat []time.Duration, failed int64, took time.Duration) writeRun {
 		rate: float64(len(lat)) / took.Seconds(), failed: failed}
 }
 
-// writeDuringBackups runs the writers while backups run back to back, for
-// at least d and at least one whole backup.
-func (u *ours) writeDuringBackups(ctx context.Context, writers, size int, d time.Duration) (writeRun, int) {
+// writeDuringBackups runs the writers while backups (made by the binary
+// bin) run back to back, for at least d and at least one whole backup.
+func (u *ours) writeDuringBackups(ctx context.Context, bin string, writers, size int, d time.Duration) (writeRun, int) {
 	stop := make(chan struct{})
 	firstDone := make(chan struct{})
 	var n int
@@ -253,7 +256,7 @@ func (u *ours) writeDuringBackups(ctx context.Context, writers, size int, d time
 			default:
 			}
 			to := filepath.Join(u.dir, "bk-load")
-			u.backup(to)
+			u.backupWith(bin, to)
 			os.RemoveAll(to)
 			n++
 			if i == 0 {

@@ -52,7 +52,7 @@ func runSize(ctx context.Context, o options, n int) {
 			backupRound(o, t, u, e, dir)
 		}
 		if o.want("writes") {
-			writesRound(ctx, o, t, u, e, round == 0)
+			writesRound(ctx, o, t, u, e, round)
 		}
 		if o.want("restore") {
 			restoreRound(ctx, t, u, e, dir)
@@ -73,7 +73,15 @@ func backupRound(o options, t *table, u *ours, e *etcdCluster, dir string) {
 	t.fig("1. backup create (s)", "%.3f").add(b.seconds)
 	t.fig("1. cp + sync + openssl dgst -sha256 of clusdb (s)", "%.3f").add(raw)
 	t.targeted("1. backup / raw limit (same round)", "%.2f", "<= 1.25", func(v float64) bool { return v <= 1.25 }).add(b.seconds / raw)
-	t.targeted("3. backup create max RSS (MiB)", "%.1f", "<= 64", func(v float64) bool { return v <= 64 }).add(b.rssMiB)
+	t.targeted("3. backup create peak memory (MiB)", "%.1f", "<= 64", func(v float64) bool { return v <= 64 }).add(b.rssMiB)
+	if o.compare != "" {
+		c := u.backupWith(o.compare, to)
+		os.RemoveAll(to)
+		t.fig("1c. backup create, -compare's binary (s)", "%.3f").add(c.seconds)
+		t.fig("1c. -compare's backup / raw limit (same round)", "%.2f").add(c.seconds / raw)
+		t.fig("1c. -compare's backup / this one's (same round)", "%.2f").add(c.seconds / b.seconds)
+		t.fig("3c. -compare's backup peak memory (MiB)", "%.1f").add(c.rssMiB)
+	}
 	if e != nil {
 		snap := filepath.Join(dir, "etcd.snapshot")
 		s := e.snapshot(snap)
@@ -83,10 +91,10 @@ func backupRound(o options, t *table, u *ours, e *etcdCluster, dir string) {
 	}
 }
 
-func writesRound(ctx context.Context, o options, t *table, u *ours, e *etcdCluster, profile bool) {
+func writesRound(ctx context.Context, o options, t *table, u *ours, e *etcdCluster, round int) {
 	w := fmt.Sprint(o.writers)
 	var stopProf func()
-	if profile && o.profile != "" {
+	if round == 0 && o.profile != "" {
 		stopProf = u.profileAgents(ctx, o.profile, "idle", o.writeFor)
 	}
 	idle := u.writeLoad(ctx, o.writers, o.valueSize, o.writeFor, nil)
@@ -94,9 +102,18 @@ func writesRound(ctx context.Context, o options, t *table, u *ours, e *etcdClust
 		stopProf()
 		stopProf = u.profileAgents(ctx, o.profile, "backups", o.writeFor)
 	}
-	bk, nb := u.writeDuringBackups(ctx, o.writers, o.valueSize, o.writeFor)
+	var bk, cbk writeRun
+	var nb, cnb int
+	// With -compare the two kinds of backup alternate which goes first.
+	if o.compare != "" && round%2 == 1 {
+		cbk, cnb = u.writeDuringBackups(ctx, o.compare, o.writers, o.valueSize, o.writeFor)
+	}
+	bk, nb = u.writeDuringBackups(ctx, u.bin, o.writers, o.valueSize, o.writeFor)
 	if stopProf != nil {
 		stopProf()
+	}
+	if o.compare != "" && round%2 == 0 {
+		cbk, cnb = u.writeDuringBackups(ctx, o.compare, o.writers, o.valueSize, o.writeFor)
 	}
 	t.fig("2. write p50, "+w+" writers, idle (ms)", "%.1f").add(idle.p50)
 	t.fig("2. write p99, "+w+" writers, idle (ms)", "%.1f").add(idle.p99)
@@ -108,15 +125,22 @@ func writesRound(ctx context.Context, o options, t *table, u *ours, e *etcdClust
 	t.fig("2. writes/s idle", "%.0f").add(idle.rate)
 	t.fig("2. writes/s during backups", "%.0f").add(bk.rate)
 	t.fig("2. backups completed during the write run", "%.0f").add(float64(nb))
+	if o.compare != "" {
+		t.fig("2c. write p50 during -compare's backups (ms)", "%.1f").add(cbk.p50)
+		t.fig("2c. write p99 during -compare's backups (ms)", "%.1f").add(cbk.p99)
+		t.fig("2c. p99 during -compare's backups / idle p99 (same round)", "%.2f").add(cbk.p99 / idle.p99)
+		t.fig("2c. slowest write during -compare's backups (ms)", "%.1f").add(cbk.max)
+		t.fig("2c. failed writes during -compare's backups", "%.0f").add(float64(cbk.failed))
+		t.fig("2c. writes/s during -compare's backups", "%.0f").add(cbk.rate)
+		t.fig("2c. -compare's backups completed during the write run", "%.0f").add(float64(cnb))
+	}
 	if e != nil {
 		ew := e.write(o.writers, o.valueSize, o.writeFor)
 		t.fig("5. etcd write p50, "+w+" writers (ms)", "%.1f").add(ew.p50)
 		t.fig("5. etcd write p99, "+w+" writers (ms)", "%.1f").add(ew.p99)
 		t.fig("5. etcd writes/s", "%.0f").add(ew.rate)
+		t.fig("5. etcd failed writes", "%.0f").add(float64(ew.failed))
 		t.targeted("5. our writes/s / etcd's (same round)", "%.2f", ">= 1.5", func(v float64) bool { return v >= 1.5 }).add(idle.rate / ew.rate)
-		if ew.failed > 0 {
-			t.note("etcd: %d failed writes in a round.", ew.failed)
-		}
 	}
 }
 

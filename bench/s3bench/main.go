@@ -1,7 +1,7 @@
 // Command s3bench compares a backup to an S3-compatible server on loopback
 // (versitygw, POSIX back end, as the tests run it) with a backup of the
-// same hive to a local directory, and measures the peak memory (max RSS)
-// of the backup process for each. Each figure is taken -runs times and
+// same hive to a local directory, and measures the peak memory (its VmHWM,
+// sampled from /proc) of the backup process for each. Each figure is taken -runs times and
 // reported as median (min–max).
 //
 //	go run ./bench/s3bench -keys 100000 -value 1024
@@ -136,8 +136,8 @@ func main() {
 	row("backup create to a directory (s)", dirT)
 	row("backup create to S3 on loopback (s)", s3T)
 	row("S3 / directory (same run)", ratio)
-	row("directory: backup max RSS (MiB)", dirRSS)
-	row("S3: backup max RSS (MiB)", s3RSS)
+	row("directory: backup peak memory (MiB)", dirRSS)
+	row("S3: backup peak memory (MiB)", s3RSS)
 }
 
 func load(ctx context.Context, c *client.Cluster, n, size int) {

@@ -15,7 +15,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatalf("s3bench: %v\n%s", err, out)
 	}
-	for _, want := range []string{"backup create to S3 on loopback", "S3: backup max RSS"} {
+	for _, want := range []string{"backup create to S3 on loopback", "S3: backup peak memory"} {
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("s3bench output lacks %q:\n%s", want, out)
 		}

@@ -86,6 +86,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := root.ExecuteContext(ctx)
 	stop()
+	stopProfile()
 	if err != nil {
 		if g.out == nil {
 			g.out = ui.New(g.json)
