@@ -58,6 +58,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == resources.ShimArg {
 		os.Exit(resources.ShimMain(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == resources.GuardArg {
+		os.Exit(resources.GuardMain(os.Args[2:]))
+	}
 	g := &globals{}
 	root := &cobra.Command{
 		Use:           "clusterkeep",

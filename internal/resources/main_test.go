@@ -28,6 +28,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == ShimArg {
 		os.Exit(ShimMain(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == GuardArg {
+		os.Exit(GuardMain(os.Args[2:]))
+	}
 	if spec := os.Getenv(envTestAgent); spec != "" {
 		os.Exit(testAgent(spec))
 	}

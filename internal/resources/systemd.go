@@ -43,6 +43,32 @@ type Systemd struct {
 	// StateDir, when set, is where the units started and not yet stopped
 	// are recorded (StateDir/units/UNIT), for Reap after a crash.
 	StateDir string
+	// Guard is the argv prefix that runs GuardMain (default: this
+	// executable and GuardArg); NoGuard starts units without a guard.
+	Guard   []string
+	NoGuard bool
+
+	mu       sync.Mutex
+	deadline int64 // the latest lease deadline (CLOCK_BOOTTIME ns; 0: none)
+	guards   map[*guard]bool
+}
+
+// Fence tells every unit's guard the new lease deadline: past it, the
+// guard stops its unit unless told a later one.
+func (s *Systemd) Fence(deadline time.Time) {
+	var d int64
+	if !deadline.IsZero() {
+		d = bootNow() + int64(time.Until(deadline))
+		if d <= 0 {
+			d = 1
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deadline = d
+	for g := range s.guards {
+		g.send(d)
+	}
 }
 
 // busTimeout bounds a call to the bus that has no context of its own.
@@ -169,6 +195,22 @@ func (s *Systemd) Start(ctx context.Context, r roles.Resource, env []string) (In
 		i.Stop(context.Background(), time.Duration(r.StopTimeout))
 		return nil, fmt.Errorf("start %s: record unit %s: %w", r.Name, i.unit, err)
 	}
+	if !s.NoGuard {
+		s.mu.Lock()
+		g, err := s.startGuard(i.unit, s.deadline)
+		if err == nil {
+			if s.guards == nil {
+				s.guards = map[*guard]bool{}
+			}
+			s.guards[g] = true
+			i.guard = g
+		}
+		s.mu.Unlock()
+		if err != nil {
+			i.Stop(context.Background(), time.Duration(r.StopTimeout))
+			return nil, fmt.Errorf("start %s: %w", r.Name, err)
+		}
+	}
 	go i.watch()
 	return i, nil
 }
@@ -248,6 +290,8 @@ func runJob(ctx context.Context, verb, unit string, enqueue func(chan<- string) 
 type unitInstance struct {
 	s          *Systemd
 	name, unit string
+	// guard stops the unit should the agent die or freeze (Systemd.mu).
+	guard *guard
 
 	mu       sync.Mutex
 	conn     *sd.Conn
@@ -376,6 +420,13 @@ func (i *unitInstance) Stop(ctx context.Context, grace time.Duration) error {
 	err := i.stop(ctx, grace)
 	if err == nil {
 		i.s.forget(i.unit)
+		i.s.mu.Lock()
+		if i.guard != nil {
+			delete(i.s.guards, i.guard)
+			i.guard.release()
+			i.guard = nil
+		}
+		i.s.mu.Unlock()
 	}
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,13 +44,13 @@ func TestSystemdAvailable(t *testing.T) {
 	f := newFakeSystemd(t)
 	cases := []struct {
 		name string
-		s    Systemd
+		s    *Systemd
 		want string // "": available
 	}{
-		{"no systemd", Systemd{Root: filepath.Join(root, "none")}, "systemd does not run"},
-		{"no bus", Systemd{Root: root, BusAddress: "unix:path=" + filepath.Join(root, "no-bus")}, "its system bus does not answer"},
-		{"a bus without systemd", Systemd{Root: root, BusAddress: bare}, "systemd does not answer on the system bus"},
-		{"the stand-in for systemd", Systemd{Root: root, BusAddress: f.addr}, ""},
+		{"no systemd", &Systemd{Root: filepath.Join(root, "none")}, "systemd does not run"},
+		{"no bus", &Systemd{Root: root, BusAddress: "unix:path=" + filepath.Join(root, "no-bus")}, "its system bus does not answer"},
+		{"a bus without systemd", &Systemd{Root: root, BusAddress: bare}, "systemd does not answer on the system bus"},
+		{"the stand-in for systemd", &Systemd{Root: root, BusAddress: f.addr}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -186,5 +187,64 @@ func TestSystemdReapStopsWhatAKilledAgentLeft(t *testing.T) {
 	}
 	if again, err := next.Reap(context.Background()); err != nil || len(again) != 0 {
 		t.Fatalf("second reap: %v %v", again, err)
+	}
+}
+
+// A unit is no child of the agent, so a guard process stands in: when the
+// agent dies (its end of the lifeline closes) or its lease deadline passes
+// without a new one, the guard stops the unit.
+func TestSystemdGuardStopsTheUnitWhenTheAgentDiesOrItsLeaseEnds(t *testing.T) {
+	for _, how := range []string{"agent dies", "lease ends"} {
+		t.Run(how, func(t *testing.T) {
+			f := newFakeSystemd(t)
+			f.addUnit(t, "guarded.service", &fakeUnit{})
+			s := &Systemd{BusAddress: f.addr, Poll: 10 * time.Millisecond}
+			s.Fence(time.Now().Add(time.Hour))
+			inst, err := s.Start(context.Background(), unitResource("guarded.service"), nil)
+			if err != nil {
+				t.Fatalf("start: %v", err)
+			}
+			i := inst.(*unitInstance)
+			defer i.closeBus()
+			if i.guard == nil {
+				t.Fatal("no guard")
+			}
+			if how == "agent dies" {
+				i.guard.lifeline.Close()
+			} else {
+				// Extended, the unit runs on; then not extended.
+				for range 4 {
+					s.Fence(time.Now().Add(300 * time.Millisecond))
+					time.Sleep(100 * time.Millisecond)
+				}
+				if got := f.state("guarded.service"); got != "active" {
+					t.Fatalf("unit %s while its lease was extended", got)
+				}
+				s.Fence(time.Now().Add(200 * time.Millisecond))
+			}
+			eventually(t, "the guard stops the unit", func() bool { return f.state("guarded.service") == "inactive" })
+			if k := f.killed("guarded.service"); len(k) == 0 {
+				t.Error("the unit's processes were not killed first")
+			}
+		})
+	}
+}
+
+// A unit the agent stopped itself is left alone by its guard.
+func TestSystemdGuardDisarmedByAStop(t *testing.T) {
+	f := newFakeSystemd(t)
+	f.addUnit(t, "calm.service", &fakeUnit{})
+	s := &Systemd{BusAddress: f.addr, Poll: 10 * time.Millisecond}
+	inst, err := s.Start(context.Background(), unitResource("calm.service"), nil)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	g := inst.(*unitInstance).guard
+	if err := inst.Stop(context.Background(), 10*time.Second); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	eventually(t, "the guard leaves", func() bool { return syscall.Kill(g.cmd.Process.Pid, 0) != nil })
+	if k := f.killed("calm.service"); len(k) != 0 {
+		t.Errorf("a stopped unit was killed by its guard: %v", k)
 	}
 }
