@@ -202,8 +202,9 @@ type Agent struct {
 	// metrics serves GET /metrics over plain HTTP (--metrics), if set.
 	metrics *http.Server
 	// The resource manager: the placement engine and this node's groups.
-	engine *placement.Engine
-	roles  *roleRunner
+	engine   *placement.Engine
+	roles    *roleRunner
+	roleData *rolesStore // the roles and placements, read for both
 }
 
 // Start opens the node and serves its API. It returns once the API listens;
@@ -264,7 +265,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 	}
 	a.coord = coord
 	lc, _ := cfg.leaseConfig()
-	a.engine = placement.NewEngine(lc, rolesStore{svc}, log.With("part", "placement"))
+	a.roleData = newRolesStore(svc)
+	a.engine = placement.NewEngine(lc, a.roleData, log.With("part", "placement"))
 	handler := api.NewServer(svc, coord, log, api.WithMetrics(reg.Handler()), api.WithBackupSource(scheduleRuns{svc}),
 		api.WithPlacement(a.engine))
 	if err := errors.Join(reg.Attach(metrics.Sources{Cluster: svc, Shadow: coord, Members: handler.Members, Groups: svc}),

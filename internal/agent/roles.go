@@ -47,13 +47,38 @@ func (c Config) leaseConfig() (placement.Config, error) {
 	return lc, nil
 }
 
-// rolesStore adapts the cluster service to the placement engine.
-type rolesStore struct{ *cluster.Service }
+// rolesStore adapts the cluster service to the placement engine and to
+// the node's resource manager. Both read the roles and the placements ten
+// times a second; they are decoded again only when the hive changed.
+type rolesStore struct {
+	*cluster.Service
 
-func (s rolesStore) Groups() ([]roles.Group, map[string]roles.Resource, error) {
+	mu        sync.Mutex
+	seq       uint64 // the hive's sequence number when they were read
+	read      bool
+	groups    []roles.Group
+	resources map[string]roles.Resource
+	texts     map[string]string
+}
+
+func newRolesStore(svc *cluster.Service) *rolesStore { return &rolesStore{Service: svc} }
+
+// load reads the roles and placements unless the hive is unchanged since.
+// What it returns is shared: callers do not change it.
+func (s *rolesStore) load() error {
+	seq := s.Hive().Seq()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.read && seq == s.seq {
+		return nil
+	}
 	rr, err := s.Roles()
 	if err != nil {
-		return nil, nil, err
+		return err
+	}
+	texts, err := s.Service.Placements()
+	if err != nil {
+		return err
 	}
 	res := map[string]roles.Resource{}
 	for _, r := range rr.Resources {
@@ -63,10 +88,30 @@ func (s rolesStore) Groups() ([]roles.Group, map[string]roles.Resource, error) {
 	for i := range rr.Groups {
 		rr.Groups[i].Normalize()
 	}
-	return rr.Groups, res, nil
+	// Read after seq: at worst newer than seq says, and read again.
+	s.seq, s.read, s.groups, s.resources, s.texts = seq, true, rr.Groups, res, texts
+	return nil
 }
 
-func (s rolesStore) Nodes() ([]placement.Member, error) {
+func (s *rolesStore) Groups() ([]roles.Group, map[string]roles.Resource, error) {
+	if err := s.load(); err != nil {
+		return nil, nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.groups, s.resources, nil
+}
+
+func (s *rolesStore) Placements() (map[string]string, error) {
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.texts, nil
+}
+
+func (s *rolesStore) Nodes() ([]placement.Member, error) {
 	ms, err := s.Members()
 	if err != nil {
 		return nil, err
@@ -143,7 +188,7 @@ func (a *Agent) startRoles(lc placement.Config) error {
 	}
 	id := a.svc.Identity()
 	mgr := resmgr.New(resmgr.Config{NodeID: id.NodeID, NodeName: id.NodeName, Runners: runners,
-		Log: a.log.With("part", "resources"), Renew: lc.Renew}, rolesSource{rolesStore{a.svc}}, &leases{a: a})
+		Log: a.log.With("part", "resources"), Renew: lc.Renew}, a.roleData, &leases{a: a})
 	ctx, cancel := context.WithCancel(context.Background())
 	a.roles = &roleRunner{cancel: cancel}
 	a.roles.wg.Add(2)
@@ -157,11 +202,6 @@ func (a *Agent) startRoles(lc placement.Config) error {
 	}()
 	return nil
 }
-
-// rolesSource is the node's own hive, for its resource manager.
-type rolesSource struct{ rolesStore }
-
-func (s rolesSource) Applied() uint64 { return s.Service.Applied() }
 
 // stopRoles stops every group this node runs, releases its lease, and
 // stops the engine.

@@ -39,6 +39,8 @@ type GroupStatus struct {
 	LastFailure       string         `json:"last_failure,omitempty"`
 	LastFailureAt     time.Time      `json:"last_failure_at,omitzero"`
 	Changed           time.Time      `json:"changed,omitzero"`
+	// ownerID is the owner's node id, which its reports name.
+	ownerID string
 }
 
 // MoveRequest is the body of POST /v1/groups/{name}/move: the node to move
@@ -103,19 +105,14 @@ func (s *Server) groupStatuses(ctx context.Context) ([]GroupStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	texts, err := s.svc.Placements()
-	if err != nil {
-		return nil, err
-	}
 	reports := s.ops.placement.Reports()
 	for i, st := range out {
-		rec, _ := placement.ParseRecord(texts[strings.ToLower(st.Name)])
-		rep, ok := reports[rec.Owner]
-		if !ok || rec.Owner == "" {
+		rep, ok := reports[st.ownerID]
+		if !ok || st.ownerID == "" {
 			continue
 		}
 		for _, gr := range rep.Groups {
-			if strings.EqualFold(gr.Group, st.Name) && gr.Epoch == rec.Epoch {
+			if strings.EqualFold(gr.Group, st.Name) && gr.Epoch == st.Epoch {
 				out[i].OwnerReport, out[i].Resources = gr.State, gr.Resources
 			}
 		}
@@ -144,7 +141,7 @@ func (s *Server) recordedGroups() ([]GroupStatus, error) {
 		}
 		st := GroupStatus{Name: g.Name, Wanted: g.Wanted, State: rec.State, Reason: rec.Reason, Owner: rec.OwnerName,
 			Next: rec.NextName, Epoch: rec.Epoch, FailoverThreshold: g.FailoverThreshold, FailoverPeriod: g.FailoverPeriod,
-			Held: rec.Held, LastFailure: rec.LastFailure, LastFailureAt: rec.LastFailureAt, Changed: rec.Changed}
+			Held: rec.Held, LastFailure: rec.LastFailure, LastFailureAt: rec.LastFailureAt, Changed: rec.Changed, ownerID: rec.Owner}
 		since := time.Now().Add(-time.Duration(g.FailoverPeriod))
 		for _, t := range rec.Failovers {
 			if t.After(since) {

@@ -148,31 +148,6 @@ func okRuns(t *testing.T, c *client.Cluster, n int, since time.Time) []schedule.
 	return h
 }
 
-// runNow asks for a run and waits for it to succeed.
-func runNow(t *testing.T, c *client.Cluster) schedule.Run {
-	t.Helper()
-	asked, err := c.RunSchedule(tc.Context(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var run schedule.Run
-	tc.Eventually(t, "the run asked for", func() error {
-		s, err := c.Schedule(tc.Context(t))
-		if err != nil {
-			return err
-		}
-		if l := s.State.Last; l.Started.Before(asked) || l.Result == schedule.Running {
-			return fmt.Errorf("last run %+v", l)
-		}
-		run = s.State.Last
-		return nil
-	})
-	if run.Result != schedule.OK {
-		t.Fatalf("the run asked for failed: %+v", run)
-	}
-	return run
-}
-
 func leaderOf(t *testing.T, c *client.Cluster) (id, name string) {
 	t.Helper()
 	tc.Eventually(t, "a leader", func() error {
@@ -444,7 +419,7 @@ func TestScheduledBackupEncrypted(t *testing.T) {
 	}
 	var paths []string
 	for range 2 {
-		r := runNow(t, c)
+		r := tc.RunScheduleNow(t, c)
 		if r.Warning != "" {
 			t.Fatalf("the scheduled run: %+v", r)
 		}

@@ -199,12 +199,12 @@ func (m *Manager) renewOnce(ctx context.Context) {
 	sent := bootNow()
 	g, err := m.leases.Renew(rctx, m.Report())
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err != nil {
 		if msg := err.Error(); msg != m.lastRenewErr && ctx.Err() == nil {
 			m.lastRenewErr = msg
 			m.log.Warn("cannot renew the group lease", "err", err, "fence_in", (m.fence - bootNow()).Round(time.Millisecond))
 		}
+		m.mu.Unlock()
 		return
 	}
 	if m.lastRenewErr != "" {
@@ -220,6 +220,8 @@ func (m *Manager) renewOnce(ctx context.Context) {
 	// half the margin, when the manager would have killed them), should
 	// the agent be frozen or stuck then.
 	hard := time.Now().Add(m.fence + g.Margin/2 - bootNow())
+	m.mu.Unlock()
+	// Told without the manager's lock: it writes to every shim's pipe.
 	for _, r := range m.cfg.Runners {
 		if f, ok := r.(resources.Fencer); ok {
 			f.Fence(hard)

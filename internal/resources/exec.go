@@ -2,7 +2,6 @@ package resources
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -58,43 +57,13 @@ func (c ExecConfig) shim() ([]string, error) {
 
 // NewExec returns the exec runner: each resource a command run under a
 // shim (see ShimMain), so that it ends with the agent.
-func NewExec(cfg ExecConfig) Runner { return &execRunner{cfg: cfg, live: map[*execInstance]bool{}} }
+func NewExec(cfg ExecConfig) Runner { return &execRunner{cfg: cfg} }
 
 type execRunner struct {
 	cfg ExecConfig
-
-	mu sync.Mutex
-	// deadline is the latest lease deadline (CLOCK_BOOTTIME ns; 0: none)
-	// and live the instances whose shims are told of each new one.
-	deadline int64
-	live     map[*execInstance]bool
-}
-
-// Fencer is a runner whose resources end by themselves at a deadline the
-// agent keeps extending: then a resource cannot outlive the node's lease
-// even when the agent is frozen or stuck.
-type Fencer interface {
-	// Fence sets the deadline of every resource the runner runs and will
-	// start (the zero time: none).
-	Fence(deadline time.Time)
-}
-
-// Fence tells every shim the new deadline: past it, a shim kills its
-// resource unless told a later one.
-func (x *execRunner) Fence(deadline time.Time) {
-	var d int64
-	if !deadline.IsZero() {
-		d = bootNow() + int64(time.Until(deadline))
-		if d <= 0 {
-			d = 1
-		}
-	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	x.deadline = d
-	for i := range x.live {
-		i.sendDeadline(d)
-	}
+	// fence tells every shim the lease deadline: past it, a shim kills
+	// its resource unless told a later one.
+	fence
 }
 
 func (*execRunner) Type() string { return "exec" }
@@ -169,12 +138,8 @@ func (x *execRunner) Start(ctx context.Context, r roles.Resource, env []string) 
 		i.log.Close()
 		return nil, fmt.Errorf("start %s: run the shim %s: %w", r.Name, shim[0], err)
 	}
-	i.cmd, i.pgid = cmd, cmd.Process.Pid
-	x.mu.Lock()
-	x.live[i] = true
-	i.sendDeadline(x.deadline)
-	i.runner = x
-	x.mu.Unlock()
+	i.cmd, i.pgid, i.fence = cmd, cmd.Process.Pid, &x.fence
+	x.fence.add(wr)
 	// A process group this agent does not record must not run: a later
 	// agent could not reap it. (The shim is not reaped before wait runs,
 	// so the record is of this group however soon it ends.)
@@ -261,10 +226,8 @@ type execInstance struct {
 	pgid     int
 	lifeline *os.File
 	cutOnce  sync.Once
-	// runner tells the shim each new lease deadline (under its mu);
-	// sentDeadline is the last one written.
-	runner       *execRunner
-	sentDeadline int64
+	// fence tells the shim each new lease deadline.
+	fence *fence
 
 	// exited closes when the shim has exited (not yet reaped); done when
 	// it is reaped and its group has no process left; own with done when
@@ -349,32 +312,11 @@ func (i *execInstance) signalGroup(sig unix.Signal) {
 // cut closes the lifeline: the shim kills all of the resource.
 func (i *execInstance) cut() {
 	i.cutOnce.Do(func() {
-		i.forget()
+		if i.fence != nil {
+			i.fence.remove(i.lifeline)
+		}
 		i.lifeline.Close()
 	})
-}
-
-// sendDeadline writes a lease deadline down the lifeline (the runner's mu
-// is held). A shim that is gone makes the write fail; nothing to do then.
-func (i *execInstance) sendDeadline(d int64) {
-	if d == 0 && i.sentDeadline == 0 {
-		return
-	}
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], uint64(d))
-	i.lifeline.SetWriteDeadline(time.Now().Add(time.Second))
-	if _, err := i.lifeline.Write(b[:]); err == nil {
-		i.sentDeadline = d
-	}
-}
-
-// forget takes the instance off its runner's list.
-func (i *execInstance) forget() {
-	if x := i.runner; x != nil {
-		x.mu.Lock()
-		delete(x.live, i)
-		x.mu.Unlock()
-	}
 }
 
 func describeExit(ps *os.ProcessState, err error) string {

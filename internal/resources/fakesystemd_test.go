@@ -1,8 +1,6 @@
 package resources
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -29,20 +27,7 @@ func startBus(t *testing.T) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	cmd := exec.Command(daemon, "--session", "--print-address", "--nofork", "--address=unix:dir="+dir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	addr, err := bufio.NewReader(out).ReadString('\n')
+	addr, stderr, err := firstLine(t, cmd)
 	if err != nil {
 		t.Fatalf("dbus-daemon gave no address: %v: %s", err, stderr.String())
 	}

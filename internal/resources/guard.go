@@ -2,10 +2,8 @@ package resources
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"syscall"
@@ -18,10 +16,6 @@ import (
 // GuardArg is the hidden first argument that makes the clusterkeep binary
 // the guard of one systemd unit (see GuardMain).
 const GuardArg = "__unit-guard"
-
-// disarm, written down a guard's lifeline, tells it the agent stopped the
-// unit itself: the guard leaves without acting.
-const disarm = -1
 
 // GuardMain is a systemd unit's guard: `clusterkeep __unit-guard BUS UNIT`,
 // started by the systemd runner with a lifeline on descriptor 3, as the
@@ -41,55 +35,19 @@ func GuardMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "clusterkeep unit guard: descriptor 3 is not the agent's lifeline pipe")
 		return exitShimFailed
 	}
-	lifeline := os.NewFile(lifelineFD, "lifeline")
-	msgs := make(chan int64, 1)
-	lost := make(chan struct{})
-	go func() {
-		var b [8]byte
-		for {
-			if _, err := io.ReadFull(lifeline, b[:]); err != nil {
-				close(lost)
-				return
-			}
-			select {
-			case <-msgs:
-			default:
-			}
-			msgs <- int64(binary.LittleEndian.Uint64(b[:]))
-		}
-	}()
-	var deadline int64
-	check := time.NewTicker(50 * time.Millisecond)
-	defer check.Stop()
-	for {
-		select {
-		case d := <-msgs:
-			if d == disarm {
-				return 0
-			}
-			deadline = d
-			continue
-		case <-check.C:
-			if deadline == 0 || bootNow() < deadline {
-				continue
-			}
-			fmt.Fprintf(os.Stderr, "clusterkeep unit guard: the node's lease ended without the agent stopping %s: stopping it\n", unit)
-		case <-lost:
-			select {
-			case d := <-msgs:
-				if d == disarm {
-					return 0
-				}
-			default:
-			}
-			fmt.Fprintf(os.Stderr, "clusterkeep unit guard: the agent is gone: stopping %s\n", unit)
-		}
-		if err := stopUnitNow(bus, unit); err != nil {
-			fmt.Fprintf(os.Stderr, "clusterkeep unit guard: %v\n", err)
-			return 1
-		}
+	switch <-watchLifeline(os.NewFile(lifelineFD, "lifeline")) {
+	case disarmed:
 		return 0
+	case leaseEnded:
+		fmt.Fprintf(os.Stderr, "clusterkeep unit guard: the node's lease ended without the agent stopping %s: stopping it\n", unit)
+	case agentGone:
+		fmt.Fprintf(os.Stderr, "clusterkeep unit guard: the agent is gone: stopping %s\n", unit)
 	}
+	if err := stopUnitNow(bus, unit); err != nil {
+		fmt.Fprintf(os.Stderr, "clusterkeep unit guard: %v\n", err)
+		return 1
+	}
+	return 0
 }
 
 // stopUnitNow kills every process of unit and has systemd stop it.
@@ -113,10 +71,11 @@ func stopUnitNow(bus, unit string) error {
 type guard struct {
 	cmd      *exec.Cmd
 	lifeline *os.File
+	fence    *fence
 }
 
-// startGuard starts the guard of unit, told the current deadline d.
-func (s *Systemd) startGuard(unit string, d int64) (*guard, error) {
+// startGuard starts the guard of unit; it is told every lease deadline.
+func (s *Systemd) startGuard(unit string) (*guard, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -138,9 +97,8 @@ func (s *Systemd) startGuard(unit string, d int64) (*guard, error) {
 		return nil, fmt.Errorf("start the guard of unit %s: %w", unit, err)
 	}
 	go cmd.Wait()
-	g := &guard{cmd: cmd, lifeline: wr}
-	g.send(d)
-	return g, nil
+	s.fence.add(wr)
+	return &guard{cmd: cmd, lifeline: wr, fence: &s.fence}, nil
 }
 
 func (s *Systemd) guardArgv(exe string) []string {
@@ -150,22 +108,12 @@ func (s *Systemd) guardArgv(exe string) []string {
 	return []string{exe, GuardArg}
 }
 
-// send writes a deadline (or disarm) to the guard.
-func (g *guard) send(d int64) {
-	if g == nil || d == 0 {
-		return
-	}
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], uint64(d))
-	g.lifeline.SetWriteDeadline(time.Now().Add(time.Second))
-	g.lifeline.Write(b[:])
-}
-
 // release tells the guard the unit was stopped, and lets it go.
 func (g *guard) release() {
 	if g == nil {
 		return
 	}
-	g.send(disarm)
+	g.fence.remove(g.lifeline)
+	writeDeadline(g.lifeline, disarm)
 	g.lifeline.Close()
 }

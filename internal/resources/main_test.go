@@ -192,6 +192,20 @@ func startTestAgent(t *testing.T, spec string) (*exec.Cmd, int) {
 	}
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), envTestAgent+"="+spec)
+	line, stderr, err := firstLine(t, cmd)
+	var pgid int
+	if _, err2 := fmt.Sscanf(line, "pgid %d", &pgid); err != nil || err2 != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("test agent: %q %v %v: %s", line, err, err2, stderr.String())
+	}
+	return cmd, pgid
+}
+
+// firstLine starts cmd, killed when the test ends, and reads the first
+// line it prints; stderr is what it wrote there meanwhile.
+func firstLine(t *testing.T, cmd *exec.Cmd) (string, *bytes.Buffer, error) {
+	t.Helper()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -206,11 +220,5 @@ func startTestAgent(t *testing.T, spec string) (*exec.Cmd, int) {
 		cmd.Wait()
 	})
 	line, err := bufio.NewReader(out).ReadString('\n')
-	var pgid int
-	if _, err2 := fmt.Sscanf(line, "pgid %d", &pgid); err != nil || err2 != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("test agent: %q %v %v: %s", line, err, err2, stderr.String())
-	}
-	return cmd, pgid
+	return line, &stderr, err
 }

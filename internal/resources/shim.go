@@ -1,10 +1,8 @@
 package resources
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -19,12 +17,6 @@ import (
 // ShimArg is the hidden first argument that makes the clusterkeep binary
 // the shim of one exec resource (see ShimMain).
 const ShimArg = "__resource-shim"
-
-// lifelineFD is where the shim finds the read end of its lifeline: a pipe
-// whose write end only the agent holds, so it reaches end of file when the
-// agent dies, however it dies, or when the agent closes it to force a
-// stop.
-const lifelineFD = 3
 
 // shimDeathSignal is the shim's parent-death signal, a second way to learn
 // that the agent died should the lifeline fail (a copy of its write end
@@ -110,29 +102,9 @@ func newShim(args []string) (*shim, error) {
 func (s *shim) run() int {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, shimDeathSignal)
-	lost := make(chan struct{})
-	deadlines := make(chan int64, 1)
-	go func() {
-		// The agent writes its lease deadlines down the lifeline (see
-		// Fence); end of file is its death.
-		var b [8]byte
-		for {
-			if _, err := io.ReadFull(s.lifeline, b[:]); err != nil {
-				close(lost)
-				return
-			}
-			select {
-			case <-deadlines:
-			default:
-			}
-			deadlines <- int64(binary.LittleEndian.Uint64(b[:]))
-		}
-	}()
-	// The deadline is on the boot clock, which counts a suspend; it is
-	// checked often rather than by a timer, whose clock does not.
-	var deadline int64
-	check := time.NewTicker(50 * time.Millisecond)
-	defer check.Stop()
+	// The agent writes its lease deadlines down the lifeline (see Fence);
+	// end of file is its death.
+	lifeline := watchLifeline(s.lifeline)
 
 	path, err := exec.LookPath(s.argv[0])
 	if err != nil {
@@ -158,17 +130,14 @@ func (s *shim) run() int {
 	cmdExited := s.cmdExited
 	for {
 		select {
-		case <-lost:
-			s.killAll()
-		case deadline = <-deadlines:
-		case <-check.C:
-			if deadline > 0 && bootNow() >= deadline {
+		case ev := <-lifeline:
+			if ev == leaseEnded {
 				// The agent did not extend its lease in time (it is
 				// frozen, or cannot reach the cluster and did not stop
 				// this in time): the resource must not outlive the lease.
 				fmt.Fprintln(os.Stderr, "clusterkeep shim: the node's lease ended without the agent stopping the resource: killing it")
-				s.killAll()
 			}
+			s.killAll()
 		case sig := <-sigs:
 			switch {
 			case sig == shimDeathSignal:
@@ -252,14 +221,6 @@ func (s *shim) killAll() {
 	s.killChildren()
 	unix.Kill(-s.pgid, unix.SIGKILL)
 	os.Exit(128 + int(unix.SIGKILL))
-}
-
-// bootNow is CLOCK_BOOTTIME in nanoseconds: the clock the agent and its
-// shims share, which goes on through a suspend.
-func bootNow() int64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
-	return ts.Nano()
 }
 
 func exitCode(ws unix.WaitStatus) int {

@@ -48,27 +48,9 @@ type Systemd struct {
 	Guard   []string
 	NoGuard bool
 
-	mu       sync.Mutex
-	deadline int64 // the latest lease deadline (CLOCK_BOOTTIME ns; 0: none)
-	guards   map[*guard]bool
-}
-
-// Fence tells every unit's guard the new lease deadline: past it, the
-// guard stops its unit unless told a later one.
-func (s *Systemd) Fence(deadline time.Time) {
-	var d int64
-	if !deadline.IsZero() {
-		d = bootNow() + int64(time.Until(deadline))
-		if d <= 0 {
-			d = 1
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.deadline = d
-	for g := range s.guards {
-		g.send(d)
-	}
+	// fence tells every unit's guard the lease deadline: past it, the
+	// guard stops its unit unless told a later one.
+	fence
 }
 
 // busTimeout bounds a call to the bus that has no context of its own.
@@ -196,16 +178,10 @@ func (s *Systemd) Start(ctx context.Context, r roles.Resource, env []string) (In
 		return nil, fmt.Errorf("start %s: record unit %s: %w", r.Name, i.unit, err)
 	}
 	if !s.NoGuard {
-		s.mu.Lock()
-		g, err := s.startGuard(i.unit, s.deadline)
-		if err == nil {
-			if s.guards == nil {
-				s.guards = map[*guard]bool{}
-			}
-			s.guards[g] = true
-			i.guard = g
-		}
-		s.mu.Unlock()
+		g, err := s.startGuard(i.unit)
+		i.mu.Lock()
+		i.guard = g
+		i.mu.Unlock()
 		if err != nil {
 			i.Stop(context.Background(), time.Duration(r.StopTimeout))
 			return nil, fmt.Errorf("start %s: %w", r.Name, err)
@@ -290,7 +266,7 @@ func runJob(ctx context.Context, verb, unit string, enqueue func(chan<- string) 
 type unitInstance struct {
 	s          *Systemd
 	name, unit string
-	// guard stops the unit should the agent die or freeze (Systemd.mu).
+	// guard stops the unit should the agent die or freeze (under mu).
 	guard *guard
 
 	mu       sync.Mutex
@@ -420,13 +396,11 @@ func (i *unitInstance) Stop(ctx context.Context, grace time.Duration) error {
 	err := i.stop(ctx, grace)
 	if err == nil {
 		i.s.forget(i.unit)
-		i.s.mu.Lock()
-		if i.guard != nil {
-			delete(i.s.guards, i.guard)
-			i.guard.release()
-			i.guard = nil
-		}
-		i.s.mu.Unlock()
+		i.mu.Lock()
+		g := i.guard
+		i.guard = nil
+		i.mu.Unlock()
+		g.release()
 	}
 	return err
 }

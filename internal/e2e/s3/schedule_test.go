@@ -1,7 +1,6 @@
 package s3
 
 import (
-	"fmt"
 	"path"
 	"strings"
 	"testing"
@@ -31,7 +30,7 @@ func TestScheduledBackupToS3(t *testing.T) {
 	}
 	var runs []schedule.Run
 	for range 2 {
-		runs = append(runs, runNow(t, c))
+		runs = append(runs, tc.RunScheduleNow(t, c))
 	}
 	env := append(s.Env(), client.EnvCluster+"="+nodes[0].API())
 	for _, r := range runs {
@@ -51,29 +50,4 @@ func TestScheduledBackupToS3(t *testing.T) {
 	if left := keys(t, tg, "scheduled/"+path.Base(runs[0].Path)+"/"); len(left) != 0 {
 		t.Fatalf("the pruned set left objects: %v", left)
 	}
-}
-
-// runNow asks for a scheduled run and waits for it to succeed.
-func runNow(t *testing.T, c *client.Cluster) schedule.Run {
-	t.Helper()
-	asked, err := c.RunSchedule(tc.Context(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var run schedule.Run
-	tc.Eventually(t, "the run asked for", func() error {
-		s, err := c.Schedule(tc.Context(t))
-		if err != nil {
-			return err
-		}
-		if l := s.State.Last; l.Started.Before(asked) || l.Result == schedule.Running {
-			return fmt.Errorf("last run %+v", l)
-		}
-		run = s.State.Last
-		return nil
-	})
-	if run.Result != schedule.OK {
-		t.Fatalf("the run asked for failed: %+v", run)
-	}
-	return run
 }
