@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -175,6 +176,9 @@ func (s *Server) groupAction(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch action {
 	case "online":
+		if err := s.runnable(g, rr, ""); err != nil {
+			return err
+		}
 		// Bringing a group online clears what held it offline.
 		if err := s.updatePlacement(r.Context(), g.Name, func(rec *placement.Record) error {
 			if rec.Held != "" {
@@ -195,7 +199,7 @@ func (s *Server) groupAction(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 		}
-		err = s.requestMove(r.Context(), g, req.Node)
+		err = s.requestMove(r.Context(), g, rr, req.Node)
 	default:
 		return fmt.Errorf("%w: unknown group action %q (want online, offline or move)", errInvalidRequest, action)
 	}
@@ -224,7 +228,7 @@ func (s *Server) setWanted(ctx context.Context, g roles.Group, wanted string) er
 }
 
 // requestMove checks a move and records it for the placement engine.
-func (s *Server) requestMove(ctx context.Context, g roles.Group, node string) error {
+func (s *Server) requestMove(ctx context.Context, g roles.Group, rr cluster.RolesRecord, node string) error {
 	if g.Wanted != roles.WantedOnline {
 		return fmt.Errorf("%w: group %s is offline: bring it online (group online) rather than move it", errInvalidRequest, g.Name)
 	}
@@ -240,6 +244,9 @@ func (s *Server) requestMove(ctx context.Context, g roles.Group, node string) er
 		if m.Paused {
 			return fmt.Errorf("%w: move group %s: node %s is paused", errInvalidRequest, g.Name, m.Name)
 		}
+		if err := s.runnable(g, rr, m.ID); err != nil {
+			return err
+		}
 		target = m.ID
 	}
 	return s.updatePlacement(ctx, g.Name, func(rec *placement.Record) error {
@@ -252,6 +259,43 @@ func (s *Server) requestMove(ctx context.Context, g roles.Group, node string) er
 		rec.Move, rec.Reason = target, "a move was asked for"
 		return nil
 	})
+}
+
+// runnable refuses group g when no node (or not node, when given) that
+// reported to this leader can run the types of its resources, as recorded
+// in rr. It says nothing before any node reported (a leader just elected).
+func (s *Server) runnable(g roles.Group, rr cluster.RolesRecord, node string) error {
+	if s.ops.placement == nil {
+		return nil
+	}
+	reports := s.ops.placement.Reports()
+	var why []string
+	for id, rep := range reports {
+		if node != "" && id != node {
+			continue
+		}
+		m, err := s.svc.Member(id)
+		if err != nil || (len(g.PossibleOwners) > 0 && !containsFold(g.PossibleOwners, m.Name)) {
+			continue
+		}
+		missing := ""
+		for _, name := range g.Resources {
+			for _, res := range rr.Resources {
+				if strings.EqualFold(res.Name, name) && rep.Unavailable[res.Type] != "" && missing == "" {
+					missing = fmt.Sprintf("%s cannot run %s resources (%s)", m.Name, res.Type, rep.Unavailable[res.Type])
+				}
+			}
+		}
+		if missing == "" {
+			return nil
+		}
+		why = append(why, missing)
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	sort.Strings(why)
+	return fmt.Errorf("%w: group %s: %s", errInvalidRequest, g.Name, strings.Join(why, "; "))
 }
 
 // updatePlacement changes a group's placement record with f, retrying

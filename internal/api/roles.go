@@ -177,6 +177,15 @@ func (s *Server) putGroup(w http.ResponseWriter, r *http.Request) error {
 	if err := nameFromPath(r, &g.Name); err != nil {
 		return err
 	}
+	if g.Wanted == roles.WantedOnline {
+		rr, err := s.svc.Roles()
+		if err != nil {
+			return err
+		}
+		if err := s.runnable(g, rr, ""); err != nil {
+			return err
+		}
+	}
 	if err := s.svc.PutGroup(r.Context(), g, mode); err != nil {
 		return err
 	}

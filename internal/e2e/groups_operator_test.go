@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -101,7 +102,19 @@ func TestGroupOperatorMoveOnlineOfflinePauseAndDrain(t *testing.T) {
 	e.resource("q")
 	e.resource("free")
 	e.must("group", "create", "goff", "--resources", "q", "--wanted", "offline")
+	_, noSystemd := os.Stat("/run/systemd/system")
+	if noSystemd != nil {
+		// No node here runs systemd: a group of a unit is recorded, but
+		// not brought online, nor created online.
+		e.must("resource", "add", "unit", "--type", "systemd", "--unit", "web.service")
+		e.must("resource", "add", "unit2", "--type", "systemd", "--unit", "web2.service")
+		e.must("group", "create", "gsd", "--resources", "unit")
+	}
 	groups, status := e.must("group", "list", "--json"), e.must("group", "status", "--json")
+	if noSystemd != nil {
+		e.refused("cannot run systemd resources", "group", "online", "gsd")
+		e.refused("cannot run systemd resources", "group", "create", "gsd2", "--resources", "unit2", "--wanted", "online")
+	}
 	e.refused("node9", "group", "move", "gm", "--node", "node9")
 	e.refused("not among its possible owners", "group", "move", "gm", "--node", "node2")
 	e.refused("offline", "group", "move", "goff")
