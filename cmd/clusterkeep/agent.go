@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/clusterkeep/clusterkeep/internal/fsutil"
 	"log/slog"
 	"os"
 
@@ -62,6 +63,9 @@ default.`,
 				h = slog.NewJSONHandler(os.Stderr, nil)
 			}
 			log := slog.New(h)
+			// Every file the agent writes holds cluster data: its owner's
+			// only, whatever the umask (raft's snapshots included).
+			fsutil.PrivateUmask()
 			a, err := agent.Start(cmd.Context(), cfg, log, os.Stderr)
 			if err != nil {
 				return err

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/clusterkeep/clusterkeep/internal/fsutil"
 	"io"
 	"log/slog"
 	"os"
@@ -141,6 +142,12 @@ func Open(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("open cluster service: %w", err)
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, lock: lock}
+	// What an earlier version or a looser umask left readable to others
+	// (raft's snapshots hold the secrets subtree) becomes the owner's only.
+	if err := fsutil.MakePrivate(cfg.DataDir); err != nil {
+		lock.Unlock()
+		return nil, fmt.Errorf("open cluster service: %w", err)
+	}
 	fail := func(err error) (*Service, error) {
 		if s.hive != nil {
 			s.hive.Close()

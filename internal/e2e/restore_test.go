@@ -176,6 +176,8 @@ func checkConverged(t *testing.T, lc *localcluster.Cluster, c *client.Cluster, g
 		if g := generationOf(t, nd); g != gen {
 			t.Fatalf("%s at generation %d", nd.Name, g)
 		}
+		// Raft's snapshots of the restored state hold the secrets.
+		checkPrivate(t, nd.DataDir)
 	}
 	// The stale members' state is kept aside whole: database, consensus
 	// log (which holds the later writes even where they were not applied

@@ -3,6 +3,7 @@ package resources
 import (
 	"errors"
 	"fmt"
+	"github.com/clusterkeep/clusterkeep/internal/fsutil"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -49,6 +50,9 @@ const (
 func ShimMain(args []string) int {
 	// The command's parent-death signal is tied to this thread.
 	runtime.LockOSThread()
+	// The agent creates its files private; the command, the operator's,
+	// creates its own with the umask the agent was started with.
+	fsutil.RestoreOperatorUmask()
 	s, err := newShim(args)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "clusterkeep shim: %v\n", err)
