@@ -8,7 +8,6 @@ package localcluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -63,51 +62,6 @@ type Cluster struct {
 	AgentArgs []string `json:"agent_args,omitempty"`
 
 	mu sync.Mutex // nodes may be started and stopped concurrently
-}
-
-// Load reads the state of the local cluster in dir.
-func Load(dir string) (*Cluster, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, StateFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("no local cluster in %s (run `clusterkeep local up --dir %s`)", dir, dir)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var c Cluster
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, StateFile), err)
-	}
-	return &c, nil
-}
-
-func (c *Cluster) save() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.saveLocked()
-}
-
-func (c *Cluster) saveLocked() error {
-	raw, _ := json.MarshalIndent(c, "", "  ")
-	tmp, err := os.CreateTemp(c.Dir, StateFile+".tmp-")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(raw); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	tmp.Close()
-	return os.Rename(tmp.Name(), filepath.Join(c.Dir, StateFile))
-}
-
-// setPID records a node's process and saves the state.
-func (c *Cluster) setPID(nd *Node, pid int) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	nd.PID = pid
-	return c.saveLocked()
 }
 
 // Node finds a node by name.
@@ -231,6 +185,7 @@ func create(dir string, n int, binary string, agentArgs []string) (*Cluster, err
 		}
 	}
 	c := &Cluster{Dir: dir, Binary: bin, AgentArgs: agentArgs}
+	nodes := make([]Node, 0, n)
 	for i := range n {
 		name := fmt.Sprintf("node%d", i+1)
 		nd := Node{Name: name, API: ports[2*i], Raft: ports[2*i+1], DataDir: filepath.Join(dir, name),
@@ -238,9 +193,9 @@ func create(dir string, n int, binary string, agentArgs []string) (*Cluster, err
 		if i > 0 {
 			nd.Join = ports[0]
 		}
-		c.Nodes = append(c.Nodes, nd)
+		nodes = append(nodes, nd)
 	}
-	return c, c.save()
+	return c, c.update(func(d *Cluster) { *d = Cluster{Dir: dir, Binary: bin, AgentArgs: agentArgs, Nodes: nodes} })
 }
 
 func copyExecutable(src, dst string) error {
