@@ -27,7 +27,7 @@ func localCmd(g *globals) *cobra.Command {
 			}
 			ctx, cancel := g.context(cmd)
 			defer cancel()
-			c, err := localcluster.Up(ctx, dir, nodes, self)
+			c, err := localcluster.UpSaying(ctx, dir, nodes, self, nil, func(line string) { g.out.Infof("%s", line) })
 			if err != nil {
 				return err
 			}

@@ -350,4 +350,18 @@ func TestLocalUpFromNothing(t *testing.T) {
 	if len(own) == 0 || bytes.Equal(own, shared) {
 		t.Fatal("local up did not make the cluster's own authority")
 	}
+
+	// On a terminal (no --json) it says what it is doing as it goes.
+	if _, errOut, code := cliAs(t, "local", "stop", "node2", "--dir", dir); code != 0 {
+		t.Fatalf("local stop node2: %s", errOut)
+	}
+	_, errOut, code = cliAs(t, "local", "up", "--dir", dir)
+	if code != 0 {
+		t.Fatalf("local up again: %s", errOut)
+	}
+	for _, want := range []string{"node1 already runs", "starting node2", "waiting until every node is Up"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("local up said %q, nothing of %q", errOut, want)
+		}
+	}
 }

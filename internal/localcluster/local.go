@@ -123,6 +123,12 @@ func Up(ctx context.Context, dir string, n int, binary string) (*Cluster, error)
 // UpWith is Up whose agents, when it creates the cluster, get agentArgs as
 // extra flags (kept in the state file for every later start).
 func UpWith(ctx context.Context, dir string, n int, binary string, agentArgs []string) (*Cluster, error) {
+	return UpSaying(ctx, dir, n, binary, agentArgs, func(string) {})
+}
+
+// UpSaying is UpWith that tells say what it is doing, a line at a time,
+// for an operator who would otherwise wait on a silent command.
+func UpSaying(ctx context.Context, dir string, n int, binary string, agentArgs []string, say func(string)) (*Cluster, error) {
 	if n < 1 || n > 9 {
 		return nil, fmt.Errorf("local up: --nodes must be 1 to 9, not %d", n)
 	}
@@ -132,6 +138,7 @@ func UpWith(ctx context.Context, dir string, n int, binary string, agentArgs []s
 	}
 	c, err := Load(dir)
 	if err != nil {
+		say(fmt.Sprintf("creating a local cluster of %d nodes in %s", n, dir))
 		if c, err = create(dir, n, binary, agentArgs); err != nil {
 			return nil, err
 		}
@@ -140,22 +147,30 @@ func UpWith(ctx context.Context, dir string, n int, binary string, agentArgs []s
 		return nil, fmt.Errorf("local up: copy %s: %w", binary, err)
 	}
 	for i := range c.Nodes {
-		if c.alive(&c.Nodes[i]) {
+		nd := &c.Nodes[i]
+		if c.alive(nd) {
+			say(fmt.Sprintf("%s already runs (pid %d)", nd.Name, nd.PID))
 			continue
 		}
-		if err := c.start(&c.Nodes[i]); err != nil {
+		how := "joins " + nd.Join
+		if nd.Join == "" {
+			how = fmt.Sprintf("creates cluster %q", ClusterName)
+		}
+		say(fmt.Sprintf("starting %s (API %s, data %s; it %s; log %s)", nd.Name, nd.API, nd.DataDir, how, nd.Log))
+		if err := c.start(nd); err != nil {
 			return nil, err
 		}
 		if i == 0 {
 			// The first node creates the cluster; the others join it.
-			if err := waitRunning(ctx, &c.Nodes[0]); err != nil {
+			if err := waitRunning(ctx, nd); err != nil {
 				return nil, err
 			}
-			if err := c.keepCA(&c.Nodes[0]); err != nil {
+			if err := c.keepCA(nd); err != nil {
 				return nil, err
 			}
 		}
 	}
+	say("waiting until every node is Up")
 	return c, c.WaitAllUp(ctx)
 }
 
