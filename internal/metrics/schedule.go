@@ -27,7 +27,7 @@ type ScheduleRecord func() (config, state, runNow string, err error)
 // AttachSchedule reports the scheduled backups.
 func (m *Metrics) AttachSchedule(record ScheduleRecord) error {
 	return m.reg.Register(&scheduleCollector{record: record,
-		runs:         desc("schedule_runs_total", "Scheduled backup runs since the schedule began, by result (ok, failed), whichever node took them.", "target", "result"),
+		runs:         desc("schedule_runs_total", "Scheduled backup runs since the schedule began, by target and result (ok, failed), whichever node took them.", "target", "result"),
 		lastSuccess:  desc("schedule_last_success_timestamp_seconds", "When the last successful scheduled backup ended (Unix time).", "target"),
 		lastEnd:      desc("schedule_last_run_timestamp_seconds", "When the last scheduled run ended (Unix time).", "target"),
 		lastSeconds:  desc("schedule_last_run_duration_seconds", "Duration of the last scheduled run.", "target"),
@@ -63,8 +63,10 @@ func (c *scheduleCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	t := cfg.Target
-	counter(ch, c.runs, float64(st.Succeeded), t, schedule.OK)
-	counter(ch, c.runs, float64(st.FailedRuns), t, schedule.Failed)
+	for target, n := range st.RunsByTarget(t) {
+		counter(ch, c.runs, float64(n.OK), target, schedule.OK)
+		counter(ch, c.runs, float64(n.Failed), target, schedule.Failed)
+	}
 	gauge(ch, c.failing, float64(st.Failures), t)
 	if !st.LastSuccess.IsZero() {
 		gauge(ch, c.lastSuccess, unix(st.LastSuccess), t)

@@ -136,3 +136,54 @@ func TestScheduledBackupMetricsPerTarget(t *testing.T) {
 		t.Errorf("%d series, want %d: %v", len(got), len(want), got)
 	}
 }
+
+// Runs are counted per target: a schedule moved to another target starts
+// that target's count at zero, and the old target keeps its own; counts
+// recorded before they were kept per target are the last run's target's.
+func TestScheduleRunsCountedPerTarget(t *testing.T) {
+	for _, tt := range []struct {
+		name, state string
+		want        map[string]float64
+	}{
+		{"moved", `{"last":{"target":"/new","result":"ok"},"succeeded":7,"failed_runs":1,"by_target":{"/old":{"ok":5,"failed":1},"/new":{"ok":2}}}`,
+			map[string]float64{"/old/ok": 5, "/old/failed": 1, "/new/ok": 2, "/new/failed": 0}},
+		{"recorded before", `{"last":{"target":"/old","result":"ok"},"succeeded":4,"failed_runs":2}`,
+			map[string]float64{"/old/ok": 4, "/old/failed": 2}},
+		{"partly before", `{"last":{"target":"/new","result":"ok"},"succeeded":4,"failed_runs":2,"by_target":{"/new":{"ok":1}}}`,
+			map[string]float64{"/new/ok": 4, "/new/failed": 2}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := New()
+			if err := m.AttachSchedule(func() (string, string, string, error) {
+				return `{"spec":"@every 1h","target":"/new"}`, tt.state, "", nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			families, err := m.Registry().Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]float64{}
+			for _, f := range families {
+				if f.GetName() != "clusterkeep_schedule_runs_total" {
+					continue
+				}
+				for _, mm := range f.Metric {
+					var target, result string
+					for _, l := range mm.Label {
+						switch l.GetName() {
+						case "target":
+							target = l.GetValue()
+						case "result":
+							result = l.GetValue()
+						}
+					}
+					got[target+"/"+result] = value(mm)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("runs_total %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

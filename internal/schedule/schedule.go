@@ -94,10 +94,61 @@ type State struct {
 	// whichever node took it.
 	Succeeded  int64 `json:"succeeded,omitempty"`
 	FailedRuns int64 `json:"failed_runs,omitempty"`
+	// ByTarget counts the same runs per target: a schedule that moves to
+	// another target starts that target's counts at zero.
+	ByTarget map[string]Counts `json:"by_target,omitempty"`
 	// RunNowTaken is the run-now request last taken (its recorded text):
 	// a request is taken once, whatever the clocks of the nodes say.
 	RunNowTaken string `json:"run_now_taken,omitempty"`
 	History     []Run  `json:"history,omitempty"`
+}
+
+// Counts are a target's ended runs by result.
+type Counts struct {
+	OK     int64 `json:"ok,omitempty"`
+	Failed int64 `json:"failed,omitempty"`
+}
+
+// count counts an ended run, in all and for its target.
+func (st *State) count(r Run) {
+	c := st.ByTarget[r.Target]
+	if r.Result == OK {
+		st.Succeeded++
+		c.OK++
+	} else {
+		st.FailedRuns++
+		c.Failed++
+	}
+	if r.Target == "" {
+		return // a run claimed before runs named their target
+	}
+	if st.ByTarget == nil {
+		st.ByTarget = map[string]Counts{}
+	}
+	st.ByTarget[r.Target] = c
+}
+
+// RunsByTarget are the ended runs' counts per target. Counts recorded
+// before they were kept per target are the target's of the last run
+// (else the schedule's, current).
+func (st State) RunsByTarget(current string) map[string]Counts {
+	out := map[string]Counts{}
+	var ok, failed int64
+	for t, c := range st.ByTarget {
+		out[t] = c
+		ok, failed = ok+c.OK, failed+c.Failed
+	}
+	if ok < st.Succeeded || failed < st.FailedRuns {
+		t := st.Last.Target
+		if t == "" {
+			t = current
+		}
+		c := out[t]
+		c.OK += st.Succeeded - ok
+		c.Failed += st.FailedRuns - failed
+		out[t] = c
+	}
+	return out
 }
 
 func (st State) encode() string {
@@ -279,7 +330,7 @@ func (r *Runner) Once(ctx context.Context) error {
 		st.Last.Result, st.Last.Error, st.Last.Ended = Failed, "did not finish: its node stopped leading or restarted", now
 		st.History = appendRun(st.History, st.Last)
 		st.Failures++
-		st.FailedRuns++
+		st.count(st.Last)
 		st.RetryAt = now.Add(backoff(st.Failures))
 		r.Log.Warn("scheduled backup did not finish", "slot", a.Slot, "why", a.Why, "retry_at", st.RetryAt)
 		return r.Store.SwapScheduleState(ctx, cs, ss, st.encode())
@@ -316,13 +367,13 @@ func (r *Runner) Once(ctx context.Context) error {
 	if berr != nil {
 		done.Last.Result, done.Last.Error = Failed, berr.Error()
 		done.Failures++
-		done.FailedRuns++
+		done.count(done.Last)
 		done.RetryAt = done.Last.Ended.Add(backoff(done.Failures))
 		r.Log.Error("scheduled backup failed", "slot", a.Slot, "err", berr, "failures", done.Failures, "retry_at", done.RetryAt)
 	} else {
 		done.Last.Result = OK
 		done.Failures, done.RetryAt, done.LastSuccess = 0, time.Time{}, done.Last.Ended
-		done.Succeeded++
+		done.count(done.Last)
 		if out.Warning != "" {
 			r.Log.Warn("scheduled backup made its set, then", "warning", out.Warning)
 		}

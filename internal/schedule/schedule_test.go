@@ -167,6 +167,9 @@ func TestRunnerRecordsRunsFailuresAndRetries(t *testing.T) {
 			t.Fatalf("a run does not record its target: %+v", h)
 		}
 	}
+	if c := s.ByTarget["/b"]; c.OK != 1 || c.Failed != 1 || len(s.ByTarget) != 1 {
+		t.Fatalf("runs counted per target: %+v, want /b: 1 ok, 1 failed", s.ByTarget)
+	}
 	// A follower takes nothing.
 	st.leader = false
 	clock = clock.Add(2 * time.Hour)
