@@ -270,7 +270,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 	handler := api.NewServer(svc, coord, log, api.WithMetrics(reg.Handler()), api.WithBackupSource(scheduleRuns{svc}),
 		api.WithPlacement(a.engine))
 	if err := errors.Join(reg.Attach(metrics.Sources{Cluster: svc, Shadow: coord, Members: handler.Members, Groups: svc}),
-		reg.AttachSchedule(svc.ScheduleRecord)); err != nil {
+		reg.AttachSchedule(svc.ScheduleRecord), reg.AttachAside(cfg.DataDir)); err != nil {
 		coord.Close(ctx)
 		svc.Close()
 		closeListeners()

@@ -5,15 +5,14 @@ package cluster
 // a crash.
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/clusterkeep/clusterkeep/internal/aside"
 	"github.com/clusterkeep/clusterkeep/internal/fsutil"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
@@ -154,26 +153,22 @@ func (s *Service) forget(reason string) error {
 	if err := s.stopRaft(); err != nil {
 		s.log.Warn("stop raft before moving data aside", "err", err)
 	}
-	aside := filepath.Join(s.cfg.DataDir, "aside", fmt.Sprintf("%s-%s", time.Now().UTC().Format("20060102T150405.000000000Z"), reason))
-	if err := os.MkdirAll(aside, 0o700); err != nil {
+	// Everything is moved by rename, as it is: the copy costs no writes
+	// and reads offline as any stopped node's (--data-dir).
+	dir := aside.NewPath(s.cfg.DataDir, reason, time.Now())
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("move cluster data aside: %w", err)
 	}
 	// The intent is written first: a node that dies half way finishes the
 	// job at its next start, rather than starting with half its state.
-	if err := fsutil.WriteFileAtomic(filepath.Join(s.cfg.DataDir, forgetMarker), strings.NewReader(aside)); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(s.cfg.DataDir, forgetMarker), strings.NewReader(dir)); err != nil {
 		return fmt.Errorf("move cluster data aside: %w", err)
 	}
-	if err := exportFile(s.hive, filepath.Join(aside, "clusdb.export")); err != nil {
-		s.log.Warn("text export of the state moved aside", "err", err)
-	}
-	if err := os.Rename(s.raftDir(), filepath.Join(aside, "raft")); err != nil && !os.IsNotExist(err) {
+	if err := os.Rename(s.raftDir(), filepath.Join(dir, "raft")); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("move raft data aside: %w", err)
 	}
-	if err := copyFile(s.hive, filepath.Join(aside, hive.FileName)); err != nil {
+	if err := s.hive.MoveAside(filepath.Join(dir, hive.FileName)); err != nil {
 		return fmt.Errorf("move hive aside: %w", err)
-	}
-	if err := s.hive.Clear(); err != nil {
-		return fmt.Errorf("reset hive: %w", err)
 	}
 	id, err := noderegistry.Update(s.cfg.DataDir, func(i *noderegistry.Identity) error {
 		i.ClusterID, i.ClusterName, i.Generation = "", "", 0
@@ -187,12 +182,12 @@ func (s *Service) forget(reason string) error {
 	s.mu.Unlock()
 	os.Remove(filepath.Join(s.cfg.DataDir, forgetMarker))
 	fsutil.SyncDir(s.cfg.DataDir)
-	s.log.Warn("cluster data moved aside", "dir", aside, "reason", reason)
+	s.log.Warn("cluster data moved aside", "dir", dir, "reason", reason)
 	return nil
 }
 
 // forgetMarker names the file that records a move aside in progress.
-const forgetMarker = "forgetting"
+const forgetMarker = aside.Marker
 
 // finishForget completes a move aside that a crash interrupted: the raft
 // state and the database go to the recorded place (unless they are there
@@ -205,17 +200,17 @@ func finishForget(dataDir string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	aside := string(raw)
-	if err := os.MkdirAll(aside, 0o700); err != nil {
+	dir := string(raw)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return false, err
 	}
-	moves := [][2]string{{filepath.Join(dataDir, "raft"), filepath.Join(aside, "raft")}}
-	if _, err := os.Stat(filepath.Join(aside, hive.FileName)); err == nil {
-		// The database was copied aside whole; what is in place is that
-		// database still, or the empty one that replaced it.
-		moves = append(moves, [2]string{filepath.Join(dataDir, hive.FileName), filepath.Join(aside, hive.FileName+".at-restart")})
+	moves := [][2]string{{filepath.Join(dataDir, "raft"), filepath.Join(dir, "raft")}}
+	if _, err := os.Stat(filepath.Join(dir, hive.FileName)); err == nil {
+		// The database was moved aside; what is in place is the new,
+		// empty one made after it, kept too.
+		moves = append(moves, [2]string{filepath.Join(dataDir, hive.FileName), filepath.Join(dir, hive.FileName+".at-restart")})
 	} else {
-		moves = append(moves, [2]string{filepath.Join(dataDir, hive.FileName), filepath.Join(aside, hive.FileName)})
+		moves = append(moves, [2]string{filepath.Join(dataDir, hive.FileName), filepath.Join(dir, hive.FileName)})
 	}
 	for _, m := range moves {
 		if _, err := os.Stat(m[1]); err == nil {
@@ -233,45 +228,4 @@ func finishForget(dataDir string) (bool, error) {
 	}
 	os.Remove(filepath.Join(dataDir, forgetMarker))
 	return true, fsutil.SyncDir(dataDir)
-}
-
-// copyFile copies the hive to dst, whole or not at all.
-// exportFile writes the hive's text form to dst, streamed (the text of a
-// large hive is larger than its database and is not held in memory), under
-// a temporary name until it is whole.
-func exportFile(h *hive.Hive, dst string) error {
-	tmp := dst + ".partial"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("export %s: %w", dst, err)
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	err = h.Export(bw, "")
-	if err == nil {
-		err = bw.Flush()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("export %s: %w", dst, err)
-	}
-	return os.Rename(tmp, dst)
-}
-
-func copyFile(h *hive.Hive, dst string) error {
-	snap, err := h.Snapshot()
-	if err != nil {
-		return err
-	}
-	defer snap.Close()
-	pr, pw := io.Pipe()
-	go func() {
-		_, err := snap.WriteTo(pw)
-		pw.CloseWithError(err)
-	}()
-	err = fsutil.WriteFileAtomic(dst, pr)
-	pr.Close()
-	return err
 }

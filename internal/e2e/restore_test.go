@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clusterkeep/clusterkeep/internal/aside"
 	"github.com/clusterkeep/clusterkeep/internal/backup"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
@@ -179,24 +180,34 @@ func checkConverged(t *testing.T, lc *localcluster.Cluster, c *client.Cluster, g
 		// Raft's snapshots of the restored state hold the secrets.
 		checkPrivate(t, nd.DataDir)
 	}
-	// The stale members' state is kept aside whole: database, consensus
-	// log (which holds the later writes even where they were not applied
-	// yet), and a readable export.
+	// The stale members' state is kept aside whole, moved as it was
+	// (database, consensus log, which holds the later writes even where
+	// they were not applied yet), listed with its size.
 	for _, nd := range lc.Nodes[1:] {
-		for _, f := range []string{"clusdb", "clusdb.export", "raft/raft.db"} {
+		for _, f := range []string{"clusdb", "raft"} {
 			if m, _ := filepath.Glob(filepath.Join(nd.DataDir, "aside", "*-stale-generation", f)); len(m) != 1 {
 				t.Fatalf("%s: stale %s not moved aside: %v", nd.Name, f, m)
 			}
 		}
+		var list []aside.Copy
+		out, errOut, code := cli(t, nil, "aside", "list", "--data-dir", nd.DataDir, "--json")
+		if code != 0 || json.Unmarshal([]byte(out), &list) != nil {
+			t.Fatalf("%s: aside list: exit %d: %s %s", nd.Name, code, errOut, out)
+		}
+		if len(list) != 1 || list[0].Reason != "stale-generation" || list[0].Bytes == 0 {
+			t.Fatalf("%s: aside list: %+v, want one stale-generation copy", nd.Name, list)
+		}
 	}
 }
 
-// asideHolds reports whether any stale member's moved-aside export holds key.
-func asideHolds(lc *localcluster.Cluster, key string) bool {
+// asideHolds reports whether any stale member's copy set aside holds key,
+// read offline with --data-dir as any stopped node's database.
+func asideHolds(t *testing.T, lc *localcluster.Cluster, key string) bool {
+	t.Helper()
 	for _, nd := range lc.Nodes[1:] {
-		m, _ := filepath.Glob(filepath.Join(nd.DataDir, "aside", "*-stale-generation", "clusdb.export"))
-		for _, f := range m {
-			if b, _ := os.ReadFile(f); strings.Contains(string(b), fmt.Sprintf("key %q", key)) {
+		m, _ := filepath.Glob(filepath.Join(nd.DataDir, "aside", "*-stale-generation"))
+		for _, dir := range m {
+			if _, _, code := cli(t, nil, "config", "get", key, "v", "--data-dir", dir); code == 0 {
 				return true
 			}
 		}
@@ -266,8 +277,17 @@ func TestStaleMajorityCannotOverwriteTheRestoredState(t *testing.T) {
 	}
 	// The stale leader applied the write before acknowledging it: it is in
 	// the state that leader moved aside.
-	if !asideHolds(lc, "W") {
+	if !asideHolds(t, lc, "W") {
 		t.Fatal("the stale majority's write is not kept in the moved-aside data")
+	}
+	// The operator removes the copies no longer wanted, with one command.
+	for _, nd := range lc.Nodes[1:] {
+		if _, errOut, code := cli(t, nil, "aside", "remove", "--all", "--data-dir", nd.DataDir); code != 0 {
+			t.Fatalf("%s: aside remove --all: %s", nd.Name, errOut)
+		}
+		if m, _ := filepath.Glob(filepath.Join(nd.DataDir, "aside", "*")); len(m) != 0 {
+			t.Fatalf("%s: still kept aside after remove --all: %v", nd.Name, m)
+		}
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/clusterkeep/clusterkeep/internal/aside"
 	"github.com/clusterkeep/clusterkeep/internal/fsutil"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
@@ -32,7 +33,7 @@ const (
 	PendingDir = "restore-pending"
 	planFile   = "plan.json"
 	raftDir    = "raft"
-	AsideDir   = "aside"
+	AsideDir   = aside.Dir
 )
 
 // Plan is what a staged restore will do.
@@ -131,20 +132,20 @@ func Apply(dataDir string) (*Plan, error) {
 			return nil, fmt.Errorf("apply restore: the staged database is gone and none is in place: stage the restore again")
 		}
 	}
-	aside := filepath.Join(dataDir, AsideDir, "restore-"+p.ID)
-	if err := os.MkdirAll(aside, 0o700); err != nil {
+	kept := filepath.Join(dataDir, AsideDir, "restore-"+p.ID)
+	if err := os.MkdirAll(kept, 0o700); err != nil {
 		return nil, fmt.Errorf("apply restore: %w", err)
 	}
 	// Each move happens once: a repeated Apply finds it done.
 	moves := [][2]string{}
 	if p.HasClusterDB {
-		moves = append(moves, [2]string{filepath.Join(dataDir, hive.FileName), filepath.Join(aside, hive.FileName)},
+		moves = append(moves, [2]string{filepath.Join(dataDir, hive.FileName), filepath.Join(kept, hive.FileName)},
 			[2]string{filepath.Join(pending, hive.FileName), filepath.Join(dataDir, hive.FileName)})
 	}
 	if p.Authoritative {
-		moves = append([][2]string{{filepath.Join(dataDir, raftDir), filepath.Join(aside, raftDir)}}, moves...)
+		moves = append([][2]string{{filepath.Join(dataDir, raftDir), filepath.Join(kept, raftDir)}}, moves...)
 	}
-	if err := copyIfMissing(noderegistry.Path(dataDir), filepath.Join(aside, noderegistry.FileName)); err != nil {
+	if err := copyIfMissing(noderegistry.Path(dataDir), filepath.Join(kept, noderegistry.FileName)); err != nil {
 		return nil, fmt.Errorf("apply restore: keep the old registry: %w", err)
 	}
 	for _, m := range moves {

@@ -129,11 +129,11 @@ func TestAuthoritativeRestoreWithTheOthersStopped(t *testing.T) {
 	}
 	t.Logf("restore to three nodes converged: %v", time.Since(began).Round(time.Millisecond))
 	// The stale members moved their old state aside whole (database,
-	// consensus log, export): nothing was deleted.
+	// consensus log): nothing was deleted.
 	for _, n := range c.nodes[1:] {
 		dir := t.TempDir()
 		c.docker("cp", n.container+":/data/aside", dir)
-		for _, f := range []string{"clusdb", "clusdb.export", filepath.Join("raft", "raft.db")} {
+		for _, f := range []string{"clusdb", "raft"} {
 			if m, _ := filepath.Glob(filepath.Join(dir, "aside", "*-stale-generation", f)); len(m) != 1 {
 				t.Errorf("%s: its stale %s was not moved aside: %v", n.name, f, m)
 			}
