@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/clusterkeep/clusterkeep/bench/benchutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,9 +15,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/clusterkeep/clusterkeep/bench/benchutil"
+
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/localcluster"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // ours is the clusterkeep side: the binary, the local cluster and where
@@ -100,11 +102,11 @@ func (u *ours) load(ctx context.Context, n, size int) time.Duration {
 				if from >= n {
 					return
 				}
-				ops := make([]hive.Op, 0, batch)
+				ops := make([]wire.Op, 0, batch)
 				for k := from; k < min(from+batch, n); k++ {
-					ops = append(ops, hive.SetValue(fmt.Sprintf("Load/%03d/k%07d", k%1000, k), hive.BinaryValue("v", val)))
+					ops = append(ops, wire.SetValue(fmt.Sprintf("Load/%03d/k%07d", k%1000, k), wire.BinaryValue("v", val)))
 				}
-				if _, err := c.Txn(ctx, hive.Txn{Ops: ops}); err != nil {
+				if _, err := c.Txn(ctx, wire.Txn{Ops: ops}); err != nil {
 					fatalf("load clusterkeep: %v", err)
 				}
 			}
@@ -207,7 +209,7 @@ func (u *ours) writeLoad(ctx context.Context, writers, size int, d time.Duration
 			var mine []time.Duration
 			for i := 0; !stop.Load(); i++ {
 				t0 := time.Now()
-				_, err := c.SetValue(ctx, fmt.Sprintf("Bench/w%d/k%d", w, i%1000), hive.BinaryValue("v", val))
+				_, err := c.SetValue(ctx, fmt.Sprintf("Bench/w%d/k%d", w, i%1000), wire.BinaryValue("v", val))
 				if err != nil {
 					failed.Add(1)
 					continue
@@ -272,7 +274,7 @@ func (u *ours) writeDuringBackups(ctx context.Context, bin string, writers, size
 
 // mark sets Bench/Mark to v through the cluster.
 func (u *ours) mark(ctx context.Context, v uint64) {
-	if _, err := u.cluster(ctx).SetValue(ctx, "Bench/Mark", hive.Uint64Value("v", v)); err != nil {
+	if _, err := u.cluster(ctx).SetValue(ctx, "Bench/Mark", wire.Uint64Value("v", v)); err != nil {
 		fatalf("mark: %v", err)
 	}
 }

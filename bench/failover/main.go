@@ -26,9 +26,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/localcluster"
+	"github.com/clusterkeep/clusterkeep/internal/placement"
 )
 
 type setting struct {
@@ -181,18 +181,18 @@ func measure(dir, bin, res string, s setting, rounds int) (follower, leader []ti
 	return follower, leader, nil
 }
 
-func waitOnline(ctx context.Context, cli func(...string) (string, error), not string) (api.GroupStatus, error) {
+func waitOnline(ctx context.Context, cli func(...string) (string, error), not string) (placement.GroupStatus, error) {
 	for {
 		out, err := cli("group", "status", "--json")
 		if err == nil {
-			var list []api.GroupStatus
+			var list []placement.GroupStatus
 			if err := json.Unmarshal([]byte(out), &list); err == nil && len(list) == 1 && list[0].State == "Online" && list[0].Owner != not {
 				return list[0], nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return api.GroupStatus{}, fmt.Errorf("group not online: %w (last: %v)", ctx.Err(), err)
+			return placement.GroupStatus{}, fmt.Errorf("group not online: %w (last: %v)", ctx.Err(), err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

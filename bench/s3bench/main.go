@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/clusterkeep/clusterkeep/bench/benchutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,10 +25,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/clusterkeep/clusterkeep/bench/benchutil"
+
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/localcluster"
 	"github.com/clusterkeep/clusterkeep/internal/s3server"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 func main() {
@@ -157,11 +159,11 @@ func load(ctx context.Context, c *client.Cluster, n, size int) {
 				if from >= n {
 					return
 				}
-				var ops []hive.Op
+				var ops []wire.Op
 				for k := from; k < min(from+batch, n); k++ {
-					ops = append(ops, hive.SetValue(fmt.Sprintf("Load/%03d/k%07d", k%1000, k), hive.BinaryValue("v", val)))
+					ops = append(ops, wire.SetValue(fmt.Sprintf("Load/%03d/k%07d", k%1000, k), wire.BinaryValue("v", val)))
 				}
-				if _, err := c.Txn(ctx, hive.Txn{Ops: ops}); err != nil {
+				if _, err := c.Txn(ctx, wire.Txn{Ops: ops}); err != nil {
 					fatalf("load: %v", err)
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"filippo.io/age"
 	"github.com/clusterkeep/clusterkeep/internal/backup"
 	"github.com/clusterkeep/clusterkeep/internal/backupset"
+	"github.com/clusterkeep/clusterkeep/internal/backupset/offline"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
@@ -142,12 +143,12 @@ func backupList(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use: "list DIR|s3://BUCKET/PREFIX", Short: "List the backup sets in a directory or an S3 bucket and prefix", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sets, errs := backup.List(args[0])
+			sets, errs := offline.List(args[0])
 			for _, err := range errs {
 				g.out.Infof("warning: %v", err)
 			}
 			if sets == nil {
-				sets = []backup.Summary{}
+				sets = []offline.Summary{}
 			}
 			return g.out.Result(map[string]any{"backups": sets}, func(w io.Writer) {
 				var rows [][]string
@@ -181,7 +182,7 @@ an age identity file that decrypts it.`,
 			if err != nil {
 				return err
 			}
-			in, err := backup.Inspect(args[0], ids...)
+			in, err := offline.Inspect(args[0], ids...)
 			if err != nil {
 				return err
 			}
@@ -242,7 +243,7 @@ a set that is not encrypted is refused.`,
 			}
 			p := g.out.NewProgress()
 			p.Phase("verify", 0)
-			v, err := backup.VerifySet(args[0], p.Add, ids...)
+			v, err := offline.VerifySet(args[0], p.Add, ids...)
 			p.Done()
 			if err != nil {
 				return err
@@ -280,7 +281,7 @@ func backupDiff(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := backup.Export(args[0], ids...)
+			a, err := offline.Export(args[0], ids...)
 			if err != nil {
 				return err
 			}
@@ -295,15 +296,15 @@ func backupDiff(g *globals) *cobra.Command {
 				if b, err = backup.LiveExport(ctx, c); err != nil {
 					return err
 				}
-			} else if b, err = backup.Export(args[1], ids...); err != nil {
+			} else if b, err = offline.Export(args[1], ids...); err != nil {
 				return err
 			}
-			changes, err := backup.Diff(a, b)
+			changes, err := offline.Diff(a, b)
 			if err != nil {
 				return err
 			}
 			if changes == nil {
-				changes = []backup.Change{}
+				changes = []offline.Change{}
 			}
 			return g.out.Result(map[string]any{"changes": changes}, func(w io.Writer) {
 				if len(changes) == 0 {

@@ -6,9 +6,9 @@ import (
 	"io"
 	"strings"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 	"github.com/spf13/cobra"
 )
 
@@ -42,7 +42,7 @@ func orDash(s string) string {
 	return s
 }
 
-func nodeTable(w io.Writer, nodes []api.NodeInfo) {
+func nodeTable(w io.Writer, nodes []wire.NodeInfo) {
 	var rows [][]string
 	for _, n := range nodes {
 		role := ""
@@ -73,7 +73,7 @@ func nodeCmd(g *globals) *cobra.Command {
 			return g.out.Result(map[string]any{"nodes": info.Nodes}, func(w io.Writer) { nodeTable(w, info.Nodes) })
 		},
 	}
-	action := func(name, short string, call func(*client.Cluster, context.Context, string) (api.Member, error)) *cobra.Command {
+	action := func(name, short string, call func(*client.Cluster, context.Context, string) (wire.Member, error)) *cobra.Command {
 		return &cobra.Command{
 			Use: name + " NODE", Short: short, Args: exactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
@@ -107,7 +107,7 @@ func nodeCmd(g *globals) *cobra.Command {
 	leave.Flags().StringVar(&leaveAddr, "node-api", "127.0.0.1:7400", "API address of the node that leaves")
 	var drain bool
 	pause := action("pause", "Pause a node: it stays a member and keeps the groups it runs, but is given no new one (--drain: its groups move away)",
-		func(c *client.Cluster, ctx context.Context, node string) (api.Member, error) {
+		func(c *client.Cluster, ctx context.Context, node string) (wire.Member, error) {
 			if drain {
 				return c.DrainNode(ctx, node)
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
+	"github.com/clusterkeep/clusterkeep/internal/wire/hiveconv"
 	"github.com/spf13/cobra"
 )
 
@@ -31,10 +32,12 @@ type clusterReader struct {
 }
 
 func (r clusterReader) GetKey(ctx context.Context, p string) (hive.Key, error) {
-	return r.c.GetKey(ctx, p, r.opts...)
+	k, err := r.c.GetKey(ctx, p, r.opts...)
+	return hiveconv.HiveKey(k), err
 }
 func (r clusterReader) GetValue(ctx context.Context, p, n string) (hive.Value, error) {
-	return r.c.GetValue(ctx, p, n, r.opts...)
+	v, err := r.c.GetValue(ctx, p, n, r.opts...)
+	return hiveconv.HiveValue(v), err
 }
 func (r clusterReader) Export(ctx context.Context, p string, w io.Writer) error {
 	return r.c.Export(ctx, p, w, r.opts...)
@@ -213,7 +216,7 @@ the strings, or one JSON array), uint32, uint64 (decimal or 0x hex) or binary
 			if err != nil {
 				return err
 			}
-			seq, err := c.Txn(ctx, hive.Txn{Ops: []hive.Op{op}})
+			seq, err := c.Txn(ctx, hiveconv.Txn(hive.Txn{Ops: []hive.Op{op}}))
 			if err != nil {
 				return err
 			}

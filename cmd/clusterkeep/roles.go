@@ -13,10 +13,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/placement"
 	"github.com/clusterkeep/clusterkeep/internal/roles"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 	"github.com/spf13/cobra"
 )
 
@@ -126,9 +127,9 @@ redirections (run ["sh", "-c", "..."] for those). systemd runs a unit
 				if err != nil {
 					return err
 				}
-				r, mode := roles.Resource{Name: args[0]}, api.PutCreate
+				r, mode := roles.Resource{Name: args[0]}, wire.PutCreate
 				if !add {
-					mode = api.PutReplace
+					mode = wire.PutReplace
 					list, err := c.Resources(ctx)
 					if err != nil {
 						return fmt.Errorf("read the resources: %w", err)
@@ -284,9 +285,9 @@ func groupCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				grp, mode := roles.Group{Name: args[0]}, api.PutCreate
+				grp, mode := roles.Group{Name: args[0]}, wire.PutCreate
 				if !create {
-					mode = api.PutReplace
+					mode = wire.PutReplace
 					list, err := c.Groups(ctx)
 					if err != nil {
 						return fmt.Errorf("read the groups: %w", err)
@@ -440,7 +441,7 @@ func groupEventsCmd(g *globals) *cobra.Command {
 	}
 }
 
-func groupStatusText(w io.Writer, st []api.GroupStatus) {
+func groupStatusText(w io.Writer, st []placement.GroupStatus) {
 	var rows [][]string
 	for _, s := range st {
 		owner := orDash(s.Owner)
@@ -480,7 +481,7 @@ func groupActionCmd(g *globals, action, short string) *cobra.Command {
 		Use: action + " NAME", Short: short, Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withCluster(cmd, func(ctx context.Context, c *client.Cluster) error {
-				var st api.GroupStatus
+				var st placement.GroupStatus
 				var err error
 				if action == "move" {
 					st, err = c.MoveGroup(ctx, args[0], node)
@@ -518,7 +519,7 @@ func groupActionCmd(g *globals, action, short string) *cobra.Command {
 // waitGroup polls the group's status until the action is done: online
 // (on another node than before, for a move) or offline; a group that
 // failed meanwhile is an error.
-func waitGroup(ctx context.Context, g *globals, c *client.Cluster, from api.GroupStatus, action, node string) (api.GroupStatus, error) {
+func waitGroup(ctx context.Context, g *globals, c *client.Cluster, from placement.GroupStatus, action, node string) (placement.GroupStatus, error) {
 	g.out.Infof("waiting for group %s to be %s", from.Name, map[string]string{"online": "online", "offline": "offline", "move": "online elsewhere"}[action])
 	for {
 		list, err := c.GroupsStatus(ctx)

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/schedule"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
@@ -142,7 +141,7 @@ func showSchedule(g *globals, cmd *cobra.Command, c *client.Cluster) error {
 	return g.out.Result(s, func(w io.Writer) { printSchedule(w, s) })
 }
 
-func printSchedule(w io.Writer, s api.Schedule) {
+func printSchedule(w io.Writer, s schedule.Status) {
 	c, st := s.Config, s.State
 	fmt.Fprintf(w, "schedule:  %s\ntarget:    %s\n", c.Spec, c.Target)
 	if c.KeepLast+c.KeepDaily+c.KeepWeekly+c.KeepMonthly > 0 {

@@ -5,9 +5,9 @@ import (
 	"io"
 	"strings"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 	"github.com/spf13/cobra"
 )
 
@@ -59,7 +59,7 @@ func writersCmd(g *globals) *cobra.Command {
 }
 
 // nodeAPI finds a member's API address by name or id.
-func nodeAPI(info api.ClusterInfo, node string) (string, error) {
+func nodeAPI(info wire.ClusterInfo, node string) (string, error) {
 	var names []string
 	for _, n := range info.Nodes {
 		if strings.EqualFold(n.Name, node) || n.ID == node {

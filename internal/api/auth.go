@@ -15,6 +15,7 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
 	"github.com/clusterkeep/clusterkeep/internal/security"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // Errors of authentication.
@@ -102,7 +103,7 @@ func (s *Server) identify(r *http.Request) (caller, error) {
 			return c, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 		}
 		c.roles, c.name = t.Roles, "token "+t.Name
-	case strings.EqualFold(scheme, JoinScheme):
+	case strings.EqualFold(scheme, wire.JoinScheme):
 		if !s.svc.CheckJoinSecret(strings.TrimSpace(cred)) {
 			return c, fmt.Errorf("%w: wrong join token", ErrUnauthenticated)
 		}
@@ -186,7 +187,7 @@ func callerOf(r *http.Request) caller { c, _ := r.Context().Value(callerKey{}).(
 // join secret over the joiner's nonce, the authority and its own TLS
 // certificate, so the joiner can trust the authority it is given.
 func (s *Server) joinHello(w http.ResponseWriter, r *http.Request) {
-	var req JoinHello
+	var req wire.JoinHello
 	if err := decodeBody(r, &req); err != nil {
 		writeError(w, err)
 		return
@@ -210,8 +211,8 @@ func (s *Server) joinHello(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, JoinWelcome{Info: info, CA: ca.Cert.Raw,
-		MAC: JoinHelloMAC(secret, req.Nonce, ca.Cert.Raw, leaf, info)})
+	writeJSON(w, http.StatusOK, wire.JoinWelcome{Info: info, CA: ca.Cert.Raw,
+		MAC: security.JoinHelloMAC(secret, req.Nonce, ca.Cert.Raw, leaf, info)})
 }
 
 // servingCert is the certificate this node served on the connection.
@@ -223,16 +224,9 @@ func (s *Server) servingCert(st *tls.ConnectionState) ([]byte, error) {
 	return cfg.Certificates[0].Certificate[0], nil
 }
 
-// JoinHelloMAC binds the member's answer to the joiner's nonce, the
-// authority, the member's TLS certificate and the cluster it names.
-func JoinHelloMAC(secret string, nonce, caDER, leafDER []byte, info cluster.JoinInfo) []byte {
-	return security.JoinMAC(secret, []byte("clusterkeep join hello"), nonce, caDER, leafDER,
-		[]byte(info.ClusterID), []byte(info.ClusterName), fmt.Appendf(nil, "%d", info.Generation))
-}
-
 // issueCert gives a joining node its certificate (join secret required).
 func (s *Server) issueCert(w http.ResponseWriter, r *http.Request) error {
-	var req CertRequest
+	var req wire.CertRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
@@ -257,7 +251,7 @@ func (s *Server) issueCert(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", errInvalidRequest, err)
 	}
-	writeJSON(w, http.StatusOK, Certificate{CA: ca, Cert: cert})
+	writeJSON(w, http.StatusOK, wire.Certificate{CA: ca, Cert: cert})
 	return nil
 }
 
@@ -271,7 +265,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
-	var req TokenRequest
+	var req wire.TokenRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
@@ -291,7 +285,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, NewToken{Name: req.Name, Roles: roles, Token: token})
+	writeJSON(w, http.StatusOK, wire.NewToken{Name: req.Name, Roles: roles, Token: token})
 	return nil
 }
 
@@ -326,7 +320,7 @@ func (s *Server) catchUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var ri ReadIndexResult
+	var ri wire.ReadIndexResult
 	if err := s.call(ctx, http.MethodGet, leader, "/v1/read-index", &ri); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // Every request body the API decodes besides transactions: whatever a
@@ -24,9 +25,9 @@ func FuzzRequestBodies(f *testing.F) {
 		var v any
 		switch kind % 4 {
 		case 0:
-			v = &Member{}
+			v = &wire.Member{}
 		case 1:
-			v = &ComponentRequest{}
+			v = &wire.ComponentRequest{}
 		case 2:
 			v = &shadow.BackupComponents{}
 		default:
@@ -48,10 +49,10 @@ func FuzzRequestBodies(f *testing.F) {
 		r = httptest.NewRequest("POST", "/v1/x", bytes.NewReader(again))
 		w := v
 		switch v.(type) {
-		case *Member:
-			w = &Member{}
-		case *ComponentRequest:
-			w = &ComponentRequest{}
+		case *wire.Member:
+			w = &wire.Member{}
+		case *wire.ComponentRequest:
+			w = &wire.ComponentRequest{}
 		case *shadow.BackupComponents:
 			w = &shadow.BackupComponents{}
 		default:

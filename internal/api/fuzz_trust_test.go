@@ -35,6 +35,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/roles"
 	"github.com/clusterkeep/clusterkeep/internal/schedule"
 	"github.com/clusterkeep/clusterkeep/internal/security"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // fuzzNode is a one-node cluster and its API handler, made once per
@@ -108,9 +109,9 @@ func (n *fuzzNode) post(path string, body []byte, auth string) *httptest.Respons
 // wantInvalid fails t unless w is a 400 with the invalid code.
 func wantInvalid(t *testing.T, w *httptest.ResponseRecorder, body []byte) {
 	t.Helper()
-	var e Error
-	if w.Code != http.StatusBadRequest || json.Unmarshal(w.Body.Bytes(), &e) != nil || e.Code != CodeInvalid {
-		t.Fatalf("body %q: %d %s, want 400 %s", body, w.Code, w.Body.Bytes(), CodeInvalid)
+	var e wire.Error
+	if w.Code != http.StatusBadRequest || json.Unmarshal(w.Body.Bytes(), &e) != nil || e.Code != wire.CodeInvalid {
+		t.Fatalf("body %q: %d %s, want 400 %s", body, w.Code, w.Body.Bytes(), wire.CodeInvalid)
 	}
 }
 
@@ -135,9 +136,9 @@ func mustJSON(v any) []byte {
 func FuzzJoinHello(f *testing.F) {
 	n := newFuzzNode(f)
 	nonce := bytes.Repeat([]byte{7}, 32)
-	f.Add(mustJSON(JoinHello{Nonce: nonce}))
-	f.Add(mustJSON(JoinHello{Nonce: nonce[:16]}))
-	f.Add(mustJSON(JoinHello{Nonce: nonce[:15]}))
+	f.Add(mustJSON(wire.JoinHello{Nonce: nonce}))
+	f.Add(mustJSON(wire.JoinHello{Nonce: nonce[:16]}))
+	f.Add(mustJSON(wire.JoinHello{Nonce: nonce[:15]}))
 	f.Add([]byte(`{"nonce":null}`))
 	f.Add([]byte(`{"nonce":"not base64!"}`))
 	f.Add([]byte(`{"nonce":"BwcHBwcHBwcHBwcHBwcHBw==","info":{}}`))
@@ -145,7 +146,7 @@ func FuzzJoinHello(f *testing.F) {
 	f.Add([]byte(``))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		w := n.post("/v1/join/hello", body, "")
-		var hello JoinHello
+		var hello wire.JoinHello
 		good := decodes(body, &hello) && len(hello.Nonce) >= 16
 		if !good {
 			wantInvalid(t, w, body)
@@ -154,17 +155,17 @@ func FuzzJoinHello(f *testing.F) {
 		if w.Code != http.StatusOK {
 			t.Fatalf("hello %q: %d %s, want a welcome", body, w.Code, w.Body.Bytes())
 		}
-		var wel JoinWelcome
+		var wel wire.JoinWelcome
 		if err := json.Unmarshal(w.Body.Bytes(), &wel); err != nil {
 			t.Fatalf("welcome %s: %v", w.Body.Bytes(), err)
 		}
 		if !bytes.Equal(wel.CA, n.ca.Raw) || wel.Info.ClusterName != "fuzz" || wel.Info.ClusterID != n.svc.Identity().ClusterID {
 			t.Fatalf("welcome names another cluster: %+v", wel.Info)
 		}
-		if !hmac.Equal(wel.MAC, JoinHelloMAC(n.secret, hello.Nonce, wel.CA, n.leaf, wel.Info)) {
+		if !hmac.Equal(wel.MAC, security.JoinHelloMAC(n.secret, hello.Nonce, wel.CA, n.leaf, wel.Info)) {
 			t.Fatalf("hello %q: the member's proof does not verify with the join token", body)
 		}
-		if hmac.Equal(wel.MAC, JoinHelloMAC(n.secret+"x", hello.Nonce, wel.CA, n.leaf, wel.Info)) {
+		if hmac.Equal(wel.MAC, security.JoinHelloMAC(n.secret+"x", hello.Nonce, wel.CA, n.leaf, wel.Info)) {
 			t.Fatalf("hello %q: the member's proof verifies with another token", body)
 		}
 	})
@@ -186,16 +187,16 @@ func FuzzCertRequest(f *testing.F) {
 	}
 	ecDER, _ := x509.MarshalPKIXPublicKey(ec.Public())
 	edDER, _ := x509.MarshalPKIXPublicKey(edPub)
-	m := Member{ID: "6f1f4a3e-1d2b-4c5d-8e9f-0a1b2c3d4e5f", Name: "newcomer", RaftAddr: "127.0.0.1:7001", APIAddr: "127.0.0.1:7000"}
-	f.Add(mustJSON(CertRequest{Member: m, PublicKey: ecDER}))
-	f.Add(mustJSON(CertRequest{Member: m, PublicKey: edDER}))
-	f.Add(mustJSON(CertRequest{Member: m, PublicKey: ecDER[:len(ecDER)-1]}))
-	f.Add(mustJSON(CertRequest{Member: Member{ID: n.svc.Identity().NodeID, Name: "impostor"}, PublicKey: ecDER}))
-	f.Add(mustJSON(CertRequest{Member: Member{}, PublicKey: ecDER}))
+	m := wire.Member{ID: "6f1f4a3e-1d2b-4c5d-8e9f-0a1b2c3d4e5f", Name: "newcomer", RaftAddr: "127.0.0.1:7001", APIAddr: "127.0.0.1:7000"}
+	f.Add(mustJSON(wire.CertRequest{Member: m, PublicKey: ecDER}))
+	f.Add(mustJSON(wire.CertRequest{Member: m, PublicKey: edDER}))
+	f.Add(mustJSON(wire.CertRequest{Member: m, PublicKey: ecDER[:len(ecDER)-1]}))
+	f.Add(mustJSON(wire.CertRequest{Member: wire.Member{ID: n.svc.Identity().NodeID, Name: "impostor"}, PublicKey: ecDER}))
+	f.Add(mustJSON(wire.CertRequest{Member: wire.Member{}, PublicKey: ecDER}))
 	f.Add([]byte(`{"member":{"id":"x"},"public_key":"AA=="}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		w := n.post("/v1/join/cert", body, JoinScheme+" "+n.secret)
-		var req CertRequest
+		w := n.post("/v1/join/cert", body, wire.JoinScheme+" "+n.secret)
+		var req wire.CertRequest
 		if !decodes(body, &req) {
 			wantInvalid(t, w, body)
 			return
@@ -216,7 +217,7 @@ func FuzzCertRequest(f *testing.F) {
 		if n.svc.IsMember(req.Member.ID) {
 			t.Fatalf("request %q: a certificate for member %q", body, req.Member.ID)
 		}
-		var c Certificate
+		var c wire.Certificate
 		if err := json.Unmarshal(w.Body.Bytes(), &c); err != nil {
 			t.Fatal(err)
 		}
@@ -252,7 +253,7 @@ func FuzzTokenRequest(f *testing.F) {
 	f.Add([]byte(`{"name":"x","roles":["bac\u212aup"]}`))
 	f.Add([]byte(`{"name":"x","roles":null,"token":"ckt_x"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var req TokenRequest
+		var req wire.TokenRequest
 		if !decodes(body, &req) {
 			return
 		}
@@ -274,7 +275,7 @@ func FuzzTokenRequest(f *testing.F) {
 				t.Fatalf("an operator granting %s", r)
 			}
 		}
-		var again TokenRequest
+		var again wire.TokenRequest
 		if !decodes(mustJSON(req), &again) || !reflect.DeepEqual(again, req) {
 			t.Fatalf("a token request changes when sent again: %+v -> %+v", req, again)
 		}

@@ -16,39 +16,8 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
 	"github.com/clusterkeep/clusterkeep/internal/placement"
 	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
-
-// GroupStatus is a group as `group status` shows it.
-type GroupStatus struct {
-	Name   string `json:"name"`
-	Wanted string `json:"wanted"`
-	State  string `json:"state"`
-	Reason string `json:"reason,omitempty"`
-	// Owner is the node that runs it (or stops it); Next where it moves.
-	Owner string `json:"owner,omitempty"`
-	Next  string `json:"next,omitempty"`
-	Epoch uint64 `json:"epoch"`
-	// OwnerReport is what the owner last said of the group at this epoch
-	// ("" when it has not yet).
-	OwnerReport string                     `json:"owner_report,omitempty"`
-	Resources   []placement.ResourceReport `json:"resources,omitempty"`
-	// Failovers in the current period, against the threshold.
-	Failovers         int            `json:"failovers"`
-	FailoverThreshold int            `json:"failover_threshold"`
-	FailoverPeriod    roles.Duration `json:"failover_period"`
-	Held              string         `json:"held,omitempty"`
-	LastFailure       string         `json:"last_failure,omitempty"`
-	LastFailureAt     time.Time      `json:"last_failure_at,omitzero"`
-	Changed           time.Time      `json:"changed,omitzero"`
-	// ownerID is the owner's node id, which its reports name.
-	ownerID string
-}
-
-// MoveRequest is the body of POST /v1/groups/{name}/move: the node to move
-// to ("" for the best other node).
-type MoveRequest struct {
-	Node string `json:"node,omitempty"`
-}
 
 func (s *Server) groupsRoutes() []route {
 	return []route{
@@ -98,18 +67,18 @@ func (s *Server) groupsStatus(w http.ResponseWriter, r *http.Request) error {
 
 // groupStatuses composes every group's status from the recorded
 // configuration and placements and the owners' reports. Leader only.
-func (s *Server) groupStatuses(ctx context.Context) ([]GroupStatus, error) {
+func (s *Server) groupStatuses(ctx context.Context) ([]placement.GroupStatus, error) {
 	if _, err := s.svc.ReadIndex(ctx); err != nil {
 		return nil, err
 	}
-	out, err := s.recordedGroups()
+	out, owners, err := s.recordedGroups()
 	if err != nil {
 		return nil, err
 	}
 	reports := s.ops.placement.Reports()
 	for i, st := range out {
-		rep, ok := reports[st.ownerID]
-		if !ok || st.ownerID == "" {
+		rep, ok := reports[owners[i]]
+		if !ok || owners[i] == "" {
 			continue
 		}
 		for _, gr := range rep.Groups {
@@ -123,26 +92,27 @@ func (s *Server) groupStatuses(ctx context.Context) ([]GroupStatus, error) {
 
 // recordedGroups are the groups as this node's hive records them: their
 // configuration and placements, without what the owners report (they
-// report to the leader only).
-func (s *Server) recordedGroups() ([]GroupStatus, error) {
+// report to the leader only); owners are their owners' node ids, which
+// the reports name.
+func (s *Server) recordedGroups() (out []placement.GroupStatus, owners []string, err error) {
 	rr, err := s.svc.Roles()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	texts, err := s.svc.Placements()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := []GroupStatus{}
+	out = []placement.GroupStatus{}
 	for _, g := range rr.Groups {
 		g.Normalize()
 		rec, err := placement.ParseRecord(texts[strings.ToLower(g.Name)])
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		st := GroupStatus{Name: g.Name, Wanted: g.Wanted, State: rec.State, Reason: rec.Reason, Owner: rec.OwnerName,
+		st := placement.GroupStatus{Name: g.Name, Wanted: g.Wanted, State: rec.State, Reason: rec.Reason, Owner: rec.OwnerName,
 			Next: rec.NextName, Epoch: rec.Epoch, FailoverThreshold: g.FailoverThreshold, FailoverPeriod: g.FailoverPeriod,
-			Held: rec.Held, LastFailure: rec.LastFailure, LastFailureAt: rec.LastFailureAt, Changed: rec.Changed, ownerID: rec.Owner}
+			Held: rec.Held, LastFailure: rec.LastFailure, LastFailureAt: rec.LastFailureAt, Changed: rec.Changed}
 		since := time.Now().Add(-time.Duration(g.FailoverPeriod))
 		for _, t := range rec.Failovers {
 			if t.After(since) {
@@ -150,8 +120,9 @@ func (s *Server) recordedGroups() ([]GroupStatus, error) {
 			}
 		}
 		out = append(out, st)
+		owners = append(owners, rec.Owner)
 	}
-	return out, nil
+	return out, owners, nil
 }
 
 // groupAction is online, offline or move.
@@ -193,7 +164,7 @@ func (s *Server) groupAction(w http.ResponseWriter, r *http.Request) error {
 	case "offline":
 		err = s.setWanted(r.Context(), g, roles.WantedOffline)
 	case "move":
-		var req MoveRequest
+		var req wire.MoveRequest
 		if r.ContentLength != 0 {
 			if err := decodeBody(r, &req); err != nil {
 				return err

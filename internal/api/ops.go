@@ -19,6 +19,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/placement"
 	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // Option configures a Server.
@@ -89,7 +90,7 @@ func (s *Server) uiStatic(w http.ResponseWriter, r *http.Request) { s.ops.ui.Sta
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	if s.ops.metrics == nil {
-		writeJSON(w, http.StatusNotFound, Error{Code: CodeNotFound, Message: "this node serves no metrics"})
+		writeJSON(w, http.StatusNotFound, wire.Error{Code: wire.CodeNotFound, Message: "this node serves no metrics"})
 		return
 	}
 	s.ops.metrics.ServeHTTP(w, r)
@@ -212,7 +213,7 @@ func (s *Server) Members(ctx context.Context) (total, up int, err error) {
 		return 0, 0, err
 	}
 	for _, n := range info.Nodes {
-		if n.State == NodeUp {
+		if n.State == wire.NodeUp {
 			up++
 		}
 	}
@@ -235,7 +236,7 @@ func (u uiSource) Cluster(ctx context.Context) (dashboard.Cluster, error) {
 	c := dashboard.Cluster{Name: info.Name, ID: info.ID, Generation: info.Generation, Leader: info.Leader,
 		Commit: info.Commit, Seq: info.Seq, AnsweredBy: info.AnsweredBy, Nodes: make([]dashboard.Node, 0, len(info.Nodes))}
 	for _, n := range info.Nodes {
-		c.Nodes = append(c.Nodes, dashboard.Node{Name: n.Name, ID: n.ID, State: string(n.State), Why: n.Why, Leader: n.Leader && n.State != NodeDown,
+		c.Nodes = append(c.Nodes, dashboard.Node{Name: n.Name, ID: n.ID, State: string(n.State), Why: n.Why, Leader: n.Leader && n.State != wire.NodeDown,
 			APIAddr: n.APIAddr, Applied: n.Applied, Seq: n.Seq})
 	}
 	return c, nil
@@ -261,7 +262,7 @@ func (u uiSource) Groups(ctx context.Context) (dashboard.Groups, error) {
 		out.Leader = leader
 	} else {
 		out.Note = err.Error()
-		if list, err = u.s.recordedGroups(); err != nil {
+		if list, _, err = u.s.recordedGroups(); err != nil {
 			return out, err
 		}
 	}
@@ -280,7 +281,7 @@ func (u uiSource) Groups(ctx context.Context) (dashboard.Groups, error) {
 
 // leaderGroups asks the leader (this node, or another as this node) for
 // the groups' status, and names it.
-func (u uiSource) leaderGroups(ctx context.Context) ([]GroupStatus, string, error) {
+func (u uiSource) leaderGroups(ctx context.Context) ([]placement.GroupStatus, string, error) {
 	s := u.s
 	if s.svc.ReadyTerm() != 0 && s.ops.placement != nil {
 		list, err := s.groupStatuses(ctx)
@@ -298,7 +299,7 @@ func (u uiSource) leaderGroups(ctx context.Context) ([]GroupStatus, string, erro
 			}
 		}
 	}
-	var list []GroupStatus
+	var list []placement.GroupStatus
 	if err := s.call(ctx, http.MethodGet, addr, "/v1/groups/status", &list); err != nil {
 		return nil, "", fmt.Errorf("ask the leader %s: %w", leader, err)
 	}

@@ -11,24 +11,7 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
 	"github.com/clusterkeep/clusterkeep/internal/roles"
-)
-
-// ResourceInfo is a recorded resource, the group holding it, and whether
-// the node that answered can run its type.
-type ResourceInfo struct {
-	roles.Resource
-	Group string `json:"group,omitempty"`
-	// Unavailable says why the answering node cannot run the resource's
-	// type ("" when it can).
-	Unavailable string `json:"unavailable_here,omitempty"`
-}
-
-// Put modes of PUT /v1/resources/{name} and PUT /v1/groups/{name}
-// (query parameter "mode"): create refuses an existing one, replace a
-// missing one; without it, either.
-const (
-	PutCreate  = "create"
-	PutReplace = "replace"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 func (s *Server) rolesRoutes() []route {
@@ -53,11 +36,11 @@ func rolesErrors(h func(w http.ResponseWriter, r *http.Request) error) func(w ht
 		case errors.Is(err, roles.ErrInvalid):
 			return fmt.Errorf("%w: %w", errInvalidRequest, err)
 		case errors.Is(err, cluster.ErrNoResource), errors.Is(err, cluster.ErrNoGroup):
-			writeJSON(w, http.StatusNotFound, Error{Code: CodeNotFound, Message: err.Error()})
+			writeJSON(w, http.StatusNotFound, wire.Error{Code: wire.CodeNotFound, Message: err.Error()})
 			return nil
 		case errors.Is(err, cluster.ErrResourceExists), errors.Is(err, cluster.ErrGroupExists),
 			errors.Is(err, cluster.ErrResourceInUse), errors.Is(err, cluster.ErrRolesBusy):
-			writeJSON(w, http.StatusConflict, Error{Code: CodeConflict, Message: err.Error()})
+			writeJSON(w, http.StatusConflict, wire.Error{Code: wire.CodeConflict, Message: err.Error()})
 			return nil
 		}
 		return err
@@ -68,12 +51,12 @@ func putMode(r *http.Request) (cluster.PutMode, error) {
 	switch m := r.URL.Query().Get("mode"); m {
 	case "":
 		return cluster.PutAny, nil
-	case PutCreate:
+	case wire.PutCreate:
 		return cluster.PutCreate, nil
-	case PutReplace:
+	case wire.PutReplace:
 		return cluster.PutReplace, nil
 	default:
-		return 0, fmt.Errorf("%w: mode %q: use %s or %s", errInvalidRequest, m, PutCreate, PutReplace)
+		return 0, fmt.Errorf("%w: mode %q: use %s or %s", errInvalidRequest, m, wire.PutCreate, wire.PutReplace)
 	}
 }
 
@@ -98,7 +81,7 @@ func (s *Server) listResources(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	out := []ResourceInfo{}
+	out := []roles.ResourceInfo{}
 	for _, res := range rr.Resources {
 		out = append(out, resourceInfo(res, rr))
 	}
@@ -107,8 +90,8 @@ func (s *Server) listResources(w http.ResponseWriter, r *http.Request) {
 
 // resourceInfo describes res as recorded in rr, and says whether this
 // node can run its type.
-func resourceInfo(res roles.Resource, rr cluster.RolesRecord) ResourceInfo {
-	ri := ResourceInfo{Resource: res, Group: rr.GroupOf(res.Name)}
+func resourceInfo(res roles.Resource, rr cluster.RolesRecord) roles.ResourceInfo {
+	ri := roles.ResourceInfo{Resource: res, Group: rr.GroupOf(res.Name)}
 	if t, err := roles.Lookup(res.Type); err != nil {
 		ri.Unavailable = err.Error()
 	} else if err := t.Available(); err != nil {

@@ -13,17 +13,6 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/schedule"
 )
 
-// Schedule is the schedule, its state and its next run.
-type Schedule struct {
-	Config  schedule.Config `json:"config"`
-	State   schedule.State  `json:"state"`
-	NextRun time.Time       `json:"next_run,omitzero"`
-	// RunNow is when a run was last asked for.
-	RunNow string `json:"run_now,omitempty"`
-	// Nodes names the members by id (runs record the id of their node).
-	Nodes map[string]string `json:"nodes,omitempty"`
-}
-
 func (s *Server) scheduleRoutes() []route {
 	return []route{
 		{"GET /v1/schedule", accessRead, s.getSchedule},
@@ -46,7 +35,7 @@ func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {
 		writeError(w, cluster.ErrNoSchedule)
 		return
 	}
-	out := Schedule{RunNow: rn, Nodes: map[string]string{}}
+	out := schedule.Status{RunNow: rn, Nodes: map[string]string{}}
 	if ms, err := s.svc.Members(); err == nil {
 		for _, m := range ms {
 			out.Nodes[m.ID] = m.Name

@@ -24,6 +24,8 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
 	"github.com/clusterkeep/clusterkeep/internal/version"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
+	"github.com/clusterkeep/clusterkeep/internal/wire/hiveconv"
 )
 
 // maxBody bounds a request body: the largest transaction plus its framing.
@@ -131,41 +133,41 @@ var errorCodes = []struct {
 	status int
 	code   string
 }{
-	{[]error{ErrUnauthenticated}, http.StatusUnauthorized, CodeUnauthenticated},
-	{[]error{ErrForbidden}, http.StatusForbidden, CodeForbidden},
-	{[]error{shadow.ErrBusy}, http.StatusConflict, CodeBusy},
-	{[]error{shadow.ErrSessionEnded}, http.StatusNotFound, CodeNoSession},
-	{[]error{shadow.ErrWrongState}, http.StatusConflict, CodeOutOfSequence},
-	{[]error{shadow.ErrNoComponent, shadow.ErrNoWriter, shadow.ErrNothingSelected}, http.StatusBadRequest, CodeInvalid},
-	{[]error{shadow.ErrFreezeTimeout}, http.StatusGatewayTimeout, CodeFreezeTimeout},
-	{[]error{hive.ErrKeyNotFound}, http.StatusNotFound, CodeKeyNotFound},
-	{[]error{hive.ErrValueNotFound}, http.StatusNotFound, CodeValueNotFound},
-	{[]error{cluster.ErrUnknownNode}, http.StatusNotFound, CodeNodeNotFound},
-	{[]error{cluster.ErrUnknownToken}, http.StatusNotFound, CodeNotFound},
-	{[]error{cluster.ErrTokenExists}, http.StatusConflict, CodeConflict},
-	{[]error{cluster.ErrNoAuthority}, http.StatusServiceUnavailable, CodeNotConfigured},
-	{[]error{cluster.ErrNoSchedule}, http.StatusNotFound, CodeNotFound},
-	{[]error{placement.ErrNotMember}, http.StatusForbidden, CodeForbidden},
-	{[]error{placement.ErrNotLeader}, http.StatusServiceUnavailable, CodeNotLeader},
-	{[]error{cluster.ErrPlacementChanged}, http.StatusConflict, CodeConflict},
-	{[]error{schedule.ErrBadSpec}, http.StatusBadRequest, CodeInvalid},
-	{[]error{hive.ErrPreconditionFailed}, http.StatusConflict, CodePrecondition},
-	{[]error{hive.ErrCompacted}, http.StatusGone, CodeCompacted},
-	{[]error{cluster.ErrNameTaken, cluster.ErrLastMember, cluster.ErrAlreadyMember}, http.StatusConflict, CodeConflict},
-	{[]error{cluster.ErrEvicted}, http.StatusForbidden, CodeEvicted},
-	{[]error{cluster.ErrNotConfigured}, http.StatusServiceUnavailable, CodeNotConfigured},
-	{[]error{cluster.ErrNotLeader, cluster.ErrNoLeader, cluster.ErrNotReady}, http.StatusServiceUnavailable, CodeNotLeader},
-	{[]error{cluster.ErrServiceStopped, hive.ErrClosed}, http.StatusServiceUnavailable, CodeUnavailable},
-	{[]error{errUncertain, cluster.ErrUncertain}, http.StatusBadGateway, CodeUncertain},
+	{[]error{ErrUnauthenticated}, http.StatusUnauthorized, wire.CodeUnauthenticated},
+	{[]error{ErrForbidden}, http.StatusForbidden, wire.CodeForbidden},
+	{[]error{shadow.ErrBusy}, http.StatusConflict, wire.CodeBusy},
+	{[]error{shadow.ErrSessionEnded}, http.StatusNotFound, wire.CodeNoSession},
+	{[]error{shadow.ErrWrongState}, http.StatusConflict, wire.CodeOutOfSequence},
+	{[]error{shadow.ErrNoComponent, shadow.ErrNoWriter, shadow.ErrNothingSelected}, http.StatusBadRequest, wire.CodeInvalid},
+	{[]error{shadow.ErrFreezeTimeout}, http.StatusGatewayTimeout, wire.CodeFreezeTimeout},
+	{[]error{hive.ErrKeyNotFound}, http.StatusNotFound, wire.CodeKeyNotFound},
+	{[]error{hive.ErrValueNotFound}, http.StatusNotFound, wire.CodeValueNotFound},
+	{[]error{cluster.ErrUnknownNode}, http.StatusNotFound, wire.CodeNodeNotFound},
+	{[]error{cluster.ErrUnknownToken}, http.StatusNotFound, wire.CodeNotFound},
+	{[]error{cluster.ErrTokenExists}, http.StatusConflict, wire.CodeConflict},
+	{[]error{cluster.ErrNoAuthority}, http.StatusServiceUnavailable, wire.CodeNotConfigured},
+	{[]error{cluster.ErrNoSchedule}, http.StatusNotFound, wire.CodeNotFound},
+	{[]error{placement.ErrNotMember}, http.StatusForbidden, wire.CodeForbidden},
+	{[]error{placement.ErrNotLeader}, http.StatusServiceUnavailable, wire.CodeNotLeader},
+	{[]error{cluster.ErrPlacementChanged}, http.StatusConflict, wire.CodeConflict},
+	{[]error{schedule.ErrBadSpec}, http.StatusBadRequest, wire.CodeInvalid},
+	{[]error{hive.ErrPreconditionFailed}, http.StatusConflict, wire.CodePrecondition},
+	{[]error{hive.ErrCompacted}, http.StatusGone, wire.CodeCompacted},
+	{[]error{cluster.ErrNameTaken, cluster.ErrLastMember, cluster.ErrAlreadyMember}, http.StatusConflict, wire.CodeConflict},
+	{[]error{cluster.ErrEvicted}, http.StatusForbidden, wire.CodeEvicted},
+	{[]error{cluster.ErrNotConfigured}, http.StatusServiceUnavailable, wire.CodeNotConfigured},
+	{[]error{cluster.ErrNotLeader, cluster.ErrNoLeader, cluster.ErrNotReady}, http.StatusServiceUnavailable, wire.CodeNotLeader},
+	{[]error{cluster.ErrServiceStopped, hive.ErrClosed}, http.StatusServiceUnavailable, wire.CodeUnavailable},
+	{[]error{errUncertain, cluster.ErrUncertain}, http.StatusBadGateway, wire.CodeUncertain},
 	{[]error{hive.ErrInvalidPath, hive.ErrInvalidName, hive.ErrInvalidType, hive.ErrInvalidValue, hive.ErrValueTooLarge,
-		hive.ErrInvalidTxn, hive.ErrReserved, hive.ErrBadExport, errInvalidRequest, cluster.ErrInvalidInput}, http.StatusBadRequest, CodeInvalid},
+		hive.ErrInvalidTxn, hive.ErrReserved, hive.ErrBadExport, errInvalidRequest, cluster.ErrInvalidInput}, http.StatusBadRequest, wire.CodeInvalid},
 }
 
 // classify finds an error's status and code.
 func classify(err error) (int, string) {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return http.StatusBadRequest, CodeInvalid
+		return http.StatusBadRequest, wire.CodeInvalid
 	}
 	for _, ec := range errorCodes {
 		for _, e := range ec.errs {
@@ -176,21 +178,21 @@ func classify(err error) (int, string) {
 	}
 	var we *shadow.WriterError
 	if errors.As(err, &we) {
-		return http.StatusInternalServerError, CodeWriterFailed
+		return http.StatusInternalServerError, wire.CodeWriterFailed
 	}
-	return http.StatusInternalServerError, CodeInternal
+	return http.StatusInternalServerError, wire.CodeInternal
 }
 
 // writeError answers an error with its status and code.
 func writeError(w http.ResponseWriter, err error) {
 	status, code := classify(err)
-	writeJSON(w, status, Error{Code: code, Message: err.Error()})
+	writeJSON(w, status, wire.Error{Code: code, Message: err.Error()})
 }
 
 // isInvalid reports whether err is the caller's fault.
 func isInvalid(err error) bool {
 	_, code := classify(err)
-	return code == CodeInvalid
+	return code == wire.CodeInvalid
 }
 
 func decodeBody(r *http.Request, v any) error {
@@ -221,7 +223,7 @@ func (s *Server) leaderOnly(h func(w http.ResponseWriter, r *http.Request) error
 		if err == nil {
 			return
 		}
-		if errors.Is(err, cluster.ErrNotLeader) && r.Header.Get(ForwardedHeader) == "" {
+		if errors.Is(err, cluster.ErrNotLeader) && r.Header.Get(wire.ForwardedHeader) == "" {
 			s.forward(w, r, body)
 			return
 		}
@@ -242,7 +244,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 		return
 	}
 	req.Header = r.Header.Clone()
-	req.Header.Set(ForwardedHeader, s.svc.Identity().NodeName)
+	req.Header.Set(wire.ForwardedHeader, s.svc.Identity().NodeName)
 	resp, err := s.http.Do(req)
 	if err != nil {
 		var op *net.OpError
@@ -293,7 +295,7 @@ func (s *Server) readIndex(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	writeJSON(w, http.StatusOK, ReadIndexResult{Index: idx})
+	writeJSON(w, http.StatusOK, wire.ReadIndexResult{Index: idx})
 	return nil
 }
 
@@ -311,7 +313,7 @@ func (s *Server) joinInfo(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) addMember(w http.ResponseWriter, r *http.Request) error {
-	var m Member
+	var m wire.Member
 	if err := decodeBody(r, &m); err != nil {
 		return err
 	}
@@ -391,14 +393,14 @@ func (s *Server) call(ctx context.Context, method, addr, path string, out any) e
 	if err != nil {
 		return err
 	}
-	req.Header.Set(ForwardedHeader, s.svc.Identity().NodeName)
+	req.Header.Set(wire.ForwardedHeader, s.svc.Identity().NodeName)
 	resp, err := s.http.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		var e Error
+		var e wire.Error
 		json.NewDecoder(resp.Body).Decode(&e)
 		return fmt.Errorf("%s %s: %s (%s)", addr, path, e.Message, resp.Status)
 	}
@@ -422,7 +424,7 @@ func (s *Server) consistent(w http.ResponseWriter, r *http.Request) bool {
 		switch {
 		case err == nil:
 			return true
-		case errors.Is(err, cluster.ErrNotLeader) && r.Header.Get(ForwardedHeader) == "":
+		case errors.Is(err, cluster.ErrNotLeader) && r.Header.Get(wire.ForwardedHeader) == "":
 			s.forward(w, r, nil)
 			return false
 		case errors.Is(err, cluster.ErrNotReady):
@@ -474,7 +476,7 @@ func (s *Server) txn(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, TxnResult{Seq: seq})
+	writeJSON(w, http.StatusOK, wire.TxnResult{Seq: seq})
 	return nil
 }
 
@@ -537,7 +539,7 @@ func (s *Server) importText(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	writeJSON(w, http.StatusOK, ImportResult{Seq: seq, Keys: keys, Ops: len(ops), SkippedReserved: skipped})
+	writeJSON(w, http.StatusOK, wire.ImportResult{Seq: seq, Keys: keys, Ops: len(ops), SkippedReserved: skipped})
 	return nil
 }
 
@@ -568,8 +570,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 			kept = append(kept, ev)
 		}
 	}
-	evs = kept
-	writeJSON(w, http.StatusOK, WatchResult{Events: evs, Seq: seen})
+	writeJSON(w, http.StatusOK, wire.WatchResult{Events: hiveconv.Events(kept), Seq: seen})
 }
 
 // clusterInfo answers GetClusterInformation: the identity from this node,
@@ -593,14 +594,14 @@ func (s *Server) clusterInfo(w http.ResponseWriter, r *http.Request) {
 
 // gatherClusterInfo is the cluster as this node's hive records it, each
 // member's state from asking it.
-func (s *Server) gatherClusterInfo(ctx context.Context) (ClusterInfo, error) {
+func (s *Server) gatherClusterInfo(ctx context.Context) (wire.ClusterInfo, error) {
 	st := s.svc.Status()
 	members, err := s.svc.Members()
 	if err != nil {
-		return ClusterInfo{}, err
+		return wire.ClusterInfo{}, err
 	}
-	info := ClusterInfo{Name: st.ClusterName, ID: st.ClusterID, Generation: st.Generation, Version: version.Version,
-		LeaderID: st.LeaderID, Commit: st.Commit, Seq: st.Seq, AnsweredBy: st.NodeName, Nodes: make([]NodeInfo, len(members))}
+	info := wire.ClusterInfo{Name: st.ClusterName, ID: st.ClusterID, Generation: st.Generation, Version: version.Version,
+		LeaderID: st.LeaderID, Commit: st.Commit, Seq: st.Seq, AnsweredBy: st.NodeName, Nodes: make([]wire.NodeInfo, len(members))}
 	var wg sync.WaitGroup
 	for i, m := range members {
 		wg.Add(1)
@@ -614,16 +615,16 @@ func (s *Server) gatherClusterInfo(ctx context.Context) (ClusterInfo, error) {
 	info.LeaderID = ""
 	for _, n := range info.Nodes {
 		// A leader that does not answer is no leader any more.
-		if n.Leader && n.State != NodeDown {
+		if n.Leader && n.State != wire.NodeDown {
 			info.Leader, info.LeaderID = n.Name, n.ID
 		}
 	}
 	return info, nil
 }
 
-func (s *Server) nodeInfo(ctx context.Context, m Member, self LocalStatus) NodeInfo {
-	n := NodeInfo{ID: m.ID, Name: m.Name, APIAddr: m.APIAddr, RaftAddr: m.RaftAddr, Paused: m.Paused, Voter: m.Voter, Leader: m.ID == self.LeaderID}
-	var peer LocalStatus
+func (s *Server) nodeInfo(ctx context.Context, m wire.Member, self wire.LocalStatus) wire.NodeInfo {
+	n := wire.NodeInfo{ID: m.ID, Name: m.Name, APIAddr: m.APIAddr, RaftAddr: m.RaftAddr, Paused: m.Paused, Voter: m.Voter, Leader: m.ID == self.LeaderID}
+	var peer wire.LocalStatus
 	var err error
 	if m.ID == self.NodeID {
 		peer = self
@@ -632,21 +633,21 @@ func (s *Server) nodeInfo(ctx context.Context, m Member, self LocalStatus) NodeI
 	}
 	switch {
 	case err != nil:
-		n.State, n.Why = NodeDown, err.Error()
+		n.State, n.Why = wire.NodeDown, err.Error()
 	case peer.NodeID != m.ID:
-		n.State, n.Why = NodeDown, fmt.Sprintf("%s answers as node %s", m.APIAddr, peer.NodeID)
+		n.State, n.Why = wire.NodeDown, fmt.Sprintf("%s answers as node %s", m.APIAddr, peer.NodeID)
 	case peer.ClusterID != self.ClusterID || peer.Generation != self.Generation:
-		n.State, n.Why = NodeDown, fmt.Sprintf("node is in cluster %s generation %d", peer.ClusterID, peer.Generation)
+		n.State, n.Why = wire.NodeDown, fmt.Sprintf("node is in cluster %s generation %d", peer.ClusterID, peer.Generation)
 	case peer.RaftState == "" || peer.RaftState == "Shutdown":
-		n.State, n.Why = NodeDown, "cluster service not running"
+		n.State, n.Why = wire.NodeDown, "cluster service not running"
 	case !peer.Voter:
-		n.State, n.Why = NodeJoining, "not yet in the consensus configuration"
+		n.State, n.Why = wire.NodeJoining, "not yet in the consensus configuration"
 	case self.Commit > 0 && peer.Applied == 0:
-		n.State, n.Why = NodeJoining, "has applied nothing yet"
+		n.State, n.Why = wire.NodeJoining, "has applied nothing yet"
 	case m.Paused:
-		n.State = NodePaused
+		n.State = wire.NodePaused
 	default:
-		n.State = NodeUp
+		n.State = wire.NodeUp
 	}
 	n.Applied, n.Seq, n.RestorePending = peer.Applied, peer.Seq, peer.RestorePending
 	if peer.RaftState == "Leader" {
@@ -655,10 +656,10 @@ func (s *Server) nodeInfo(ctx context.Context, m Member, self LocalStatus) NodeI
 	return n
 }
 
-func (s *Server) probe(ctx context.Context, addr string) (LocalStatus, error) {
+func (s *Server) probe(ctx context.Context, addr string) (wire.LocalStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	var st LocalStatus
+	var st wire.LocalStatus
 	if err := s.call(ctx, http.MethodGet, addr, "/v1/local/status", &st); err != nil {
 		return st, fmt.Errorf("no answer: %s", strings.TrimPrefix(err.Error(), "Get "))
 	}

@@ -9,45 +9,12 @@ import (
 	"strings"
 
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // The requester's sequence over HTTP, so a backup program on another host
 // can drive this node's coordinator. These calls are this node's own: they
 // are never forwarded.
-
-// BackupStarted answers POST /v1/shadow/backups.
-type BackupStarted struct {
-	ID       string                  `json:"id"`
-	Writers  []shadow.WriterMetadata `json:"writers"`
-	Node     LocalStatus             `json:"node"`
-	Document shadow.BackupComponents `json:"document"`
-}
-
-// ComponentRequest selects a component (POST .../components and .../select).
-type ComponentRequest struct {
-	All           bool   `json:"all,omitempty"`
-	WriterID      string `json:"writer_id,omitempty"`
-	LogicalPath   string `json:"logical_path,omitempty"`
-	Name          string `json:"name,omitempty"`
-	Selected      bool   `json:"selected,omitempty"`
-	Authoritative bool   `json:"authoritative,omitempty"`
-	RestoreTarget string `json:"restore_target,omitempty"`
-}
-
-// WritersResult answers GET /v1/shadow/writers.
-type WritersResult struct {
-	Node    string                `json:"node"`
-	Writers []shadow.WriterStatus `json:"writers"`
-}
-
-// Codes of shadow-copy errors.
-const (
-	CodeBusy          = "busy"
-	CodeNoSession     = "no-session"
-	CodeOutOfSequence = "out-of-sequence"
-	CodeWriterFailed  = "writer-failed"
-	CodeFreezeTimeout = "freeze-timeout"
-)
 
 func (s *Server) shadowRoutes() []route {
 	return []route{
@@ -75,7 +42,7 @@ func (s *Server) writers(w http.ResponseWriter, r *http.Request) {
 		s.coord.GatherWriterMetadata(r.Context())
 		st = s.coord.GatherWriterStatus()
 	}
-	writeJSON(w, http.StatusOK, WritersResult{Node: s.svc.Identity().NodeName, Writers: st})
+	writeJSON(w, http.StatusOK, shadow.WritersResult{Node: s.svc.Identity().NodeName, Writers: st})
 }
 
 func (s *Server) startBackup(w http.ResponseWriter, r *http.Request) {
@@ -101,7 +68,7 @@ func (s *Server) startBackup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, BackupStarted{ID: b.ID(), Writers: b.Metadata(), Node: s.svc.Status(), Document: b.Document()})
+	writeJSON(w, http.StatusOK, shadow.BackupStarted{ID: b.ID(), Writers: b.Metadata(), Node: s.svc.Status(), Document: b.Document()})
 }
 
 func (s *Server) backupStep(fixed string) http.HandlerFunc {
@@ -119,7 +86,7 @@ func (s *Server) backupStep(fixed string) http.HandlerFunc {
 		switch step {
 		case "document":
 		case "components":
-			var req ComponentRequest
+			var req wire.ComponentRequest
 			if err = decodeBody(r, &req); err == nil {
 				if req.All {
 					err = b.AddAllComponents()
@@ -168,7 +135,7 @@ func (s *Server) backupItem(w http.ResponseWriter, r *http.Request) {
 	}
 	it, err := set.Item(r.URL.Query().Get("name"))
 	if err != nil {
-		writeJSON(w, http.StatusNotFound, Error{Code: CodeInvalid, Message: err.Error()})
+		writeJSON(w, http.StatusNotFound, wire.Error{Code: wire.CodeInvalid, Message: err.Error()})
 		return
 	}
 	rc, err := it.Open()
@@ -210,7 +177,7 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, BackupStarted{ID: rs.ID(), Writers: rs.Metadata(), Node: s.svc.Status(), Document: rs.Document()})
+	writeJSON(w, http.StatusOK, shadow.BackupStarted{ID: rs.ID(), Writers: rs.Metadata(), Node: s.svc.Status(), Document: rs.Document()})
 }
 
 func (s *Server) restoreStep(fixed string) http.HandlerFunc {
@@ -227,7 +194,7 @@ func (s *Server) restoreStep(fixed string) http.HandlerFunc {
 		switch step {
 		case "document":
 		case "select":
-			var req ComponentRequest
+			var req wire.ComponentRequest
 			if err = decodeBody(r, &req); err == nil {
 				err = rs.SetSelectedForRestore(req.WriterID, req.LogicalPath, req.Name, req.Selected)
 				if err == nil {

@@ -12,9 +12,11 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/agent"
 	"github.com/clusterkeep/clusterkeep/internal/backup"
 	"github.com/clusterkeep/clusterkeep/internal/backupset"
+	"github.com/clusterkeep/clusterkeep/internal/backupset/offline"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 	"github.com/clusterkeep/clusterkeep/internal/writers"
 )
 
@@ -31,7 +33,7 @@ func TestDetectionOutcomes(t *testing.T) {
 	nodes := tc.InProcess(t, 3)
 	ctx := tc.Context(t)
 	c := tc.Open(t, nodes[0].API())
-	if _, err := c.SetValue(ctx, "Apps/Web", hive.Uint32Value("Port", 80)); err != nil {
+	if _, err := c.SetValue(ctx, "Apps/Web", wire.Uint32Value("Port", 80)); err != nil {
 		t.Fatal(err)
 	}
 	to := t.TempDir()
@@ -58,11 +60,11 @@ func TestDetectionOutcomes(t *testing.T) {
 	if off.Mode != backup.ModeOffline || off.Node != nodes[2].Cfg.Name || off.Files != 2 {
 		t.Fatalf("offline: %+v", off)
 	}
-	m, err := backup.Verify(off.Path, nil)
+	m, err := offline.Verify(off.Path, nil)
 	if err != nil || !m.Offline || m.Cluster.Name != "inproc" {
 		t.Fatalf("offline verify: %+v %v", m, err)
 	}
-	in, err := backup.Inspect(off.Path)
+	in, err := offline.Inspect(off.Path)
 	if err != nil || in.Keys < 3 {
 		t.Fatalf("inspect: %+v %v", in, err)
 	}
@@ -71,7 +73,7 @@ func TestDetectionOutcomes(t *testing.T) {
 	if remote.Mode != backup.ModeCluster {
 		t.Fatalf("remote: %+v", remote)
 	}
-	list, errs := backup.List(to)
+	list, errs := offline.List(to)
 	if len(list) != 3 || len(errs) != 0 {
 		t.Fatalf("list: %+v %v", list, errs)
 	}
@@ -120,7 +122,7 @@ func TestBackupContinuesWhenItsNodeStops(t *testing.T) {
 	})
 	ctx := tc.Context(t)
 	c := tc.Open(t, nodes[0].API())
-	if _, err := c.SetValue(ctx, "K", hive.Uint32Value("V", 7)); err != nil {
+	if _, err := c.SetValue(ctx, "K", wire.Uint32Value("V", 7)); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -139,7 +141,7 @@ func TestBackupContinuesWhenItsNodeStops(t *testing.T) {
 	if res.Node == nodes[0].Cfg.Name || len(res.Retried) == 0 {
 		t.Fatalf("result: %+v", res)
 	}
-	if _, err := backup.Verify(res.Path, nil); err != nil {
+	if _, err := offline.Verify(res.Path, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -153,10 +155,10 @@ func TestBackupHoldsTheAcknowledgedHistory(t *testing.T) {
 	began := time.Now()
 	res := create(t, backup.Options{DataDir: t.TempDir(), Cluster: []string{nodes[0].API()}, To: t.TempDir(), Compress: true})
 	acks := stop()
-	if _, err := backup.Verify(res.Path, nil); err != nil {
+	if _, err := offline.Verify(res.Path, nil); err != nil {
 		t.Fatal(err)
 	}
-	err := backup.WithHive(mustOpen(t, res.Path), func(h *hive.Hive) error {
+	err := offline.WithHive(mustOpen(t, res.Path), func(h *hive.Hive) error {
 		return tc.CheckPointInTime(acks, began, res.HiveSeq, func(key string) (uint64, error) {
 			v, err := h.GetValue(key, "n")
 			return v.Uint64, err
@@ -173,77 +175,4 @@ func mustOpen(t *testing.T, path string) *backupset.Set {
 		t.Fatal(err)
 	}
 	return s
-}
-
-func TestVerifyCatchesEveryCorruption(t *testing.T) {
-	nodes := tc.InProcess(t, 1)
-	ctx := tc.Context(t)
-	c := tc.Open(t, nodes[0].API())
-	c.SetValue(ctx, "Apps/Web", hive.StringValue("Name", strings.Repeat("web", 1000)))
-	for _, compress := range []bool{false, true} {
-		res := create(t, backup.Options{DataDir: t.TempDir(), Cluster: []string{nodes[0].API()}, To: t.TempDir(), Compress: compress})
-		if _, err := backup.Verify(res.Path, nil); err != nil {
-			t.Fatal(err)
-		}
-		s, _ := backupset.Open(res.Path)
-		db := filepath.Join(res.Path, filepath.FromSlash(s.Manifest.Files[0].StoredName()))
-		reg := filepath.Join(res.Path, filepath.FromSlash(s.Manifest.Files[1].StoredName()))
-		manifest := filepath.Join(res.Path, backupset.ManifestName)
-		cases := map[string]func(string){
-			"flipped byte in the database": func(dir string) { flip(t, rebase(db, res.Path, dir), 4096+100) },
-			"flipped byte in the registry": func(dir string) { flip(t, rebase(reg, res.Path, dir), 50) },
-			"truncated database":           func(dir string) { truncate(t, rebase(db, res.Path, dir)) },
-			"missing registry":             func(dir string) { os.Remove(rebase(reg, res.Path, dir)) },
-			"extra file":                   func(dir string) { os.WriteFile(filepath.Join(dir, "data", "extra"), []byte("x"), 0o600) },
-			"edited manifest": func(dir string) {
-				p := rebase(manifest, res.Path, dir)
-				b, _ := os.ReadFile(p)
-				os.WriteFile(p, []byte(strings.Replace(string(b), `"hive_seq": `, `"hive_seq": 1`, 1)), 0o600)
-			},
-			"flipped byte in the manifest": func(dir string) { flip(t, rebase(manifest, res.Path, dir), 30) },
-			"missing manifest":             func(dir string) { os.Remove(rebase(manifest, res.Path, dir)) },
-		}
-		for name, corrupt := range cases {
-			dir := filepath.Join(t.TempDir(), "set")
-			copyDir(t, res.Path, dir)
-			corrupt(dir)
-			if _, err := backup.Verify(dir, nil); err == nil {
-				t.Errorf("compress=%v: %s passed verify", compress, name)
-			} else {
-				t.Logf("compress=%v: %s: %v", compress, name, err)
-			}
-		}
-	}
-}
-
-func rebase(p, from, to string) string { return filepath.Join(to, strings.TrimPrefix(p, from)) }
-
-func flip(t *testing.T, p string, at int64) {
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	at = min(at, fi.Size()-1)
-	b := make([]byte, 1)
-	f.ReadAt(b, at)
-	b[0] ^= 0x40
-	f.WriteAt(b, at)
-}
-
-func truncate(t *testing.T, p string) {
-	fi, _ := os.Stat(p)
-	os.Truncate(p, fi.Size()/2)
-}
-
-func copyDir(t *testing.T, from, to string) {
-	filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
-		dst := rebase(p, from, to)
-		if d.IsDir() {
-			return os.MkdirAll(dst, 0o700)
-		}
-		b, _ := os.ReadFile(p)
-		return os.WriteFile(dst, b, 0o600)
-	})
 }

@@ -11,8 +11,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // Errors callers branch on.
@@ -37,7 +37,7 @@ type Detection struct {
 	Local client.NodeState
 	// Cluster and Info are set in ModeCluster.
 	Cluster *client.Cluster
-	Info    api.ClusterInfo
+	Info    wire.ClusterInfo
 	// Why says how the mode was decided, for people.
 	Why string
 }

@@ -9,6 +9,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/clusterkeep/clusterkeep/internal/backupset"
+	"github.com/clusterkeep/clusterkeep/internal/backupset/offline"
 	"github.com/clusterkeep/clusterkeep/internal/retention"
 	"github.com/clusterkeep/clusterkeep/internal/target"
 )
@@ -122,7 +123,7 @@ func Prune(ctx context.Context, o PruneOptions) (*PruneResult, error) {
 			if s.Encrypted() {
 				ids = o.Identities
 			}
-			if _, err := VerifySet(s.Location, o.Progress, ids...); err != nil {
+			if _, err := offline.VerifySet(s.Location, o.Progress, ids...); err != nil {
 				o.Log.Warn("a newer backup does not verify", "set", s.Location, "err", err)
 				res.Unverified = append(res.Unverified, fmt.Sprintf("%s: %v", s.Location, err))
 				continue

@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // DefaultMaxLag is how many consensus entries a node may trail the
@@ -20,16 +20,16 @@ type Skip struct {
 
 // Choice is the node selected for a backup, and why.
 type Choice struct {
-	Node    api.NodeInfo `json:"node"`
-	Why     string       `json:"why"`
-	Skipped []Skip       `json:"skipped,omitempty"`
+	Node    wire.NodeInfo `json:"node"`
+	Why     string        `json:"why"`
+	Skipped []Skip        `json:"skipped,omitempty"`
 }
 
 // disqualified says why n cannot take a backup, or "".
-func disqualified(info api.ClusterInfo, n api.NodeInfo, maxLag uint64) string {
+func disqualified(info wire.ClusterInfo, n wire.NodeInfo, maxLag uint64) string {
 	switch n.State {
-	case api.NodeUp:
-	case api.NodePaused:
+	case wire.NodeUp:
+	case wire.NodePaused:
 		return "Paused"
 	default:
 		why := string(n.State)
@@ -49,8 +49,8 @@ func disqualified(info api.ClusterInfo, n api.NodeInfo, maxLag uint64) string {
 // follower, else the leader. override (a node name or id) is taken if it
 // qualifies and refused, with its reason, if not. exclude lists nodes
 // that failed during this backup.
-func Select(info api.ClusterInfo, localID, override string, maxLag uint64, exclude map[string]bool) (Choice, error) {
-	var ok []api.NodeInfo
+func Select(info wire.ClusterInfo, localID, override string, maxLag uint64, exclude map[string]bool) (Choice, error) {
+	var ok []wire.NodeInfo
 	var skips []Skip
 	for _, n := range info.Nodes {
 		if exclude[n.ID] {
@@ -114,7 +114,7 @@ func Select(info api.ClusterInfo, localID, override string, maxLag uint64, exclu
 	return Choice{Node: n, Why: why, Skipped: skips}, nil
 }
 
-func localName(info api.ClusterInfo, id string) string {
+func localName(info wire.ClusterInfo, id string) string {
 	for _, n := range info.Nodes {
 		if n.ID == id {
 			return n.Name

@@ -5,17 +5,17 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 func TestSelect(t *testing.T) {
-	info := api.ClusterInfo{Name: "c", Commit: 1000, Nodes: []api.NodeInfo{
-		{ID: "1", Name: "leader", State: api.NodeUp, Leader: true, Applied: 1000},
-		{ID: "2", Name: "down", State: api.NodeDown, Why: "no answer"},
-		{ID: "3", Name: "paused", State: api.NodePaused, Applied: 1000},
-		{ID: "4", Name: "lagging", State: api.NodeUp, Applied: 500},
-		{ID: "5", Name: "follower", State: api.NodeUp, Applied: 990},
-		{ID: "6", Name: "joining", State: api.NodeJoining, Applied: 0},
+	info := wire.ClusterInfo{Name: "c", Commit: 1000, Nodes: []wire.NodeInfo{
+		{ID: "1", Name: "leader", State: wire.NodeUp, Leader: true, Applied: 1000},
+		{ID: "2", Name: "down", State: wire.NodeDown, Why: "no answer"},
+		{ID: "3", Name: "paused", State: wire.NodePaused, Applied: 1000},
+		{ID: "4", Name: "lagging", State: wire.NodeUp, Applied: 500},
+		{ID: "5", Name: "follower", State: wire.NodeUp, Applied: 990},
+		{ID: "6", Name: "joining", State: wire.NodeJoining, Applied: 0},
 	}}
 	cases := []struct {
 		name, local, override, want, err string

@@ -13,9 +13,9 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/client"
-	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/security"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // Every endpoint checks its caller, walking api.Routes() so that a new
@@ -48,7 +48,7 @@ func TestEveryEndpointChecksItsRole(t *testing.T) {
 	// Bodies that would change something: the hive, a session, a token.
 	// ({name} in a path is the read token's name: a revocation let through
 	// would show.)
-	if _, err := admin.SetValue(ctx, "Refused/Probe", hive.Uint32Value("x", 1)); err != nil {
+	if _, err := admin.SetValue(ctx, "Refused/Probe", wire.Uint32Value("x", 1)); err != nil {
 		t.Fatal(err)
 	}
 	var export bytes.Buffer
@@ -320,7 +320,7 @@ func TestTokensRolesAndSecrets(t *testing.T) {
 		t.Fatalf("an unknown role: %v", err)
 	}
 	ops := open(op.Token)
-	if _, err := ops.SetValue(ctx, "Apps/Web", hive.Uint32Value("Port", 80)); err != nil {
+	if _, err := ops.SetValue(ctx, "Apps/Web", wire.Uint32Value("Port", 80)); err != nil {
 		t.Fatalf("operator write: %v", err)
 	}
 	// An operator cannot get a node certificate (a member may do anything).
@@ -332,7 +332,7 @@ func TestTokensRolesAndSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := json.Marshal(api.CertRequest{Member: api.Member{ID: "6f1f4a3e-1d2b-4c5d-8e9f-0a1b2c3d4e5f", Name: "sneak", RaftAddr: "127.0.0.1:1"}, PublicKey: st.PublicKeyDER()})
+	body, _ := json.Marshal(wire.CertRequest{Member: wire.Member{ID: "6f1f4a3e-1d2b-4c5d-8e9f-0a1b2c3d4e5f", Name: "sneak", RaftAddr: "127.0.0.1:1"}, PublicKey: st.PublicKeyDER()})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+nodes[0].API()+"/v1/join/cert", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+op.Token)
 	hc := &http.Client{Transport: security.HTTPTransport(func() (*tls.Config, error) { return security.ClientConfig(ca, nil), nil })}
@@ -357,7 +357,7 @@ func TestTokensRolesAndSecrets(t *testing.T) {
 	if v, err := reader.GetValue(ctx, "Apps/Web", "Port"); err != nil || v.Uint32 != 80 {
 		t.Fatalf("read token read: %+v %v", v, err)
 	}
-	if _, err := reader.SetValue(ctx, "Apps/Web", hive.Uint32Value("Port", 81)); !errors.Is(err, client.ErrForbidden) {
+	if _, err := reader.SetValue(ctx, "Apps/Web", wire.Uint32Value("Port", 81)); !errors.Is(err, client.ErrForbidden) {
 		t.Fatalf("read token write: %v", err)
 	}
 	// The cluster's secrets are never served, not even to an admin.
@@ -426,11 +426,11 @@ func TestCertificatesOnlyForNewNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	member := info.Nodes[1]
-	pose := api.Member{ID: member.ID, Name: "impostor", RaftAddr: "127.0.0.1:1", APIAddr: "127.0.0.1:2"}
+	pose := wire.Member{ID: member.ID, Name: "impostor", RaftAddr: "127.0.0.1:1", APIAddr: "127.0.0.1:2"}
 	if _, err := client.RequestCert(ctx, nodes[0].API(), ca, tr.JoinToken, pose, st.PublicKeyDER()); !errors.Is(err, client.ErrConflict) {
 		t.Fatalf("a certificate naming member %s: %v", member.Name, err)
 	}
-	fresh := api.Member{ID: "6f1f4a3e-1d2b-4c5d-8e9f-0a1b2c3d4e5f", Name: "newcomer", RaftAddr: "127.0.0.1:1", APIAddr: "127.0.0.1:2"}
+	fresh := wire.Member{ID: "6f1f4a3e-1d2b-4c5d-8e9f-0a1b2c3d4e5f", Name: "newcomer", RaftAddr: "127.0.0.1:1", APIAddr: "127.0.0.1:2"}
 	if _, err := client.RequestCert(ctx, nodes[0].API(), ca, "ckt_wrong-token-of-some-length", fresh, st.PublicKeyDER()); !errors.Is(err, client.ErrUnauthenticated) {
 		t.Fatalf("a certificate with a wrong join token: %v", err)
 	}
@@ -447,10 +447,10 @@ func TestCertificatesOnlyForNewNodes(t *testing.T) {
 	if _, err := nc.GetClusterInformation(ctx); err != nil {
 		t.Fatalf("a joining node reads: %v", err)
 	}
-	if _, err := nc.SetValue(ctx, "X", hive.Uint32Value("y", 1)); !errors.Is(err, client.ErrForbidden) {
+	if _, err := nc.SetValue(ctx, "X", wire.Uint32Value("y", 1)); !errors.Is(err, client.ErrForbidden) {
 		t.Fatalf("a joining node writes: %v", err)
 	}
-	if err := nc.AddMember(ctx, api.Member{ID: "0f1f4a3e-1d2b-4c5d-8e9f-0a1b2c3d4e5f", Name: "other", RaftAddr: "127.0.0.1:3"}); !errors.Is(err, client.ErrForbidden) {
+	if err := nc.AddMember(ctx, wire.Member{ID: "0f1f4a3e-1d2b-4c5d-8e9f-0a1b2c3d4e5f", Name: "other", RaftAddr: "127.0.0.1:3"}); !errors.Is(err, client.ErrForbidden) {
 		t.Fatalf("a joining node adds another node: %v", err)
 	}
 }

@@ -24,10 +24,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
-	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/schedule"
 	"github.com/clusterkeep/clusterkeep/internal/security"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 	"github.com/google/uuid"
 )
 
@@ -59,7 +58,7 @@ var (
 // APIError is an error answer from a node.
 type APIError struct {
 	Status int
-	Body   api.Error
+	Body   wire.Error
 	Node   string
 }
 
@@ -67,39 +66,39 @@ func (e *APIError) Error() string { return e.Body.Message }
 
 func (e *APIError) Unwrap() error {
 	switch e.Body.Code {
-	case api.CodeKeyNotFound:
+	case wire.CodeKeyNotFound:
 		return ErrKeyNotFound
-	case api.CodeValueNotFound:
+	case wire.CodeValueNotFound:
 		return ErrValueNotFound
-	case api.CodeNodeNotFound:
+	case wire.CodeNodeNotFound:
 		return ErrNodeNotFound
-	case api.CodePrecondition:
+	case wire.CodePrecondition:
 		return ErrPrecondition
-	case api.CodeInvalid:
+	case wire.CodeInvalid:
 		return ErrInvalid
-	case api.CodeConflict:
+	case wire.CodeConflict:
 		return ErrConflict
-	case api.CodeUncertain:
+	case wire.CodeUncertain:
 		return ErrUncertain
-	case api.CodeNotConfigured:
+	case wire.CodeNotConfigured:
 		return ErrNotConfigured
-	case api.CodeCompacted:
+	case wire.CodeCompacted:
 		return ErrCompacted
-	case api.CodeBusy:
+	case wire.CodeBusy:
 		return ErrBusy
-	case api.CodeNoSession:
+	case wire.CodeNoSession:
 		return ErrNoSession
-	case api.CodeWriterFailed:
+	case wire.CodeWriterFailed:
 		return ErrWriterFailed
-	case api.CodeFreezeTimeout:
+	case wire.CodeFreezeTimeout:
 		return ErrFreezeTimeout
-	case api.CodeOutOfSequence:
+	case wire.CodeOutOfSequence:
 		return ErrConflict
-	case api.CodeUnauthenticated:
+	case wire.CodeUnauthenticated:
 		return ErrUnauthenticated
-	case api.CodeForbidden:
+	case wire.CodeForbidden:
 		return ErrForbidden
-	case api.CodeNotFound:
+	case wire.CodeNotFound:
 		return ErrNotFound
 	}
 	return nil
@@ -120,7 +119,7 @@ type Cluster struct {
 	retries time.Duration
 	single  bool // a Node handle: no failover
 	broken  error
-	opened  api.ClusterInfo
+	opened  wire.ClusterInfo
 }
 
 // Option configures OpenCluster.
@@ -180,7 +179,7 @@ func OpenClusterWith(ctx context.Context, nodeAddrs []string, opts ...Option) (*
 
 // Info is the cluster information the handle learnt when it was opened:
 // a caller that needs it at once need not ask again.
-func (c *Cluster) Info() api.ClusterInfo { return c.opened }
+func (c *Cluster) Info() wire.ClusterInfo { return c.opened }
 
 // Node returns a handle on one node that never fails over: every call goes
 // to addr. For reading one node's own copy (with Stale) and for tests.
@@ -208,7 +207,7 @@ func splitAddrs(s string) []string {
 }
 
 // learn adds every member's address, keeping the one in use first.
-func (c *Cluster) learn(info api.ClusterInfo) {
+func (c *Cluster) learn(info wire.ClusterInfo) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.name = info.Name
@@ -331,7 +330,7 @@ func (c *Cluster) once(ctx context.Context, addr string, rq request) (*http.Resp
 	case c.creds.Token != "":
 		req.Header.Set("Authorization", "Bearer "+c.creds.Token)
 	case c.creds.JoinSecret != "":
-		req.Header.Set("Authorization", api.JoinScheme+" "+c.creds.JoinSecret)
+		req.Header.Set("Authorization", wire.JoinScheme+" "+c.creds.JoinSecret)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -353,14 +352,14 @@ func (c *Cluster) once(ctx context.Context, addr string, rq request) (*http.Resp
 	ae := &APIError{Status: resp.StatusCode, Node: addr}
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if json.Unmarshal(raw, &ae.Body) != nil || ae.Body.Code == "" {
-		ae.Body.Code, ae.Body.Message = api.CodeInternal, fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(raw))
+		ae.Body.Code, ae.Body.Message = wire.CodeInternal, fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(raw))
 	}
 	// A node that is no leader and knows none, or is stopping, or is in no
 	// cluster: another member may answer.
 	switch ae.Body.Code {
-	case api.CodeNotLeader, api.CodeUnavailable, api.CodeNotConfigured:
+	case wire.CodeNotLeader, wire.CodeUnavailable, wire.CodeNotConfigured:
 		return nil, fmt.Errorf("%w: %s: %s", errRetryElsewhere, addr, ae.Body.Message)
-	case api.CodeUncertain:
+	case wire.CodeUncertain:
 		if rq.idempotent {
 			return nil, fmt.Errorf("%w: %s: %s", errRetryElsewhere, addr, ae.Body.Message)
 		}
@@ -405,8 +404,8 @@ func (c *Cluster) postJSON(ctx context.Context, path string, in, out any, idempo
 
 // GetClusterInformation returns the cluster's name, id, generation,
 // version, leader and members with their states.
-func (c *Cluster) GetClusterInformation(ctx context.Context) (api.ClusterInfo, error) {
-	var info api.ClusterInfo
+func (c *Cluster) GetClusterInformation(ctx context.Context) (wire.ClusterInfo, error) {
+	var info wire.ClusterInfo
 	if err := c.getJSON(ctx, "/v1/cluster", &info); err != nil {
 		return info, fmt.Errorf("get cluster information: %w", err)
 	}
@@ -414,8 +413,8 @@ func (c *Cluster) GetClusterInformation(ctx context.Context) (api.ClusterInfo, e
 }
 
 // NodeAction pauses, resumes or evicts a node, named by name or id.
-func (c *Cluster) NodeAction(ctx context.Context, node, action string) (api.Member, error) {
-	var m api.Member
+func (c *Cluster) NodeAction(ctx context.Context, node, action string) (wire.Member, error) {
+	var m wire.Member
 	err := c.postJSON(ctx, "/v1/nodes/"+url.PathEscape(node)+"/"+action, nil, &m, action != "evict")
 	if err != nil {
 		return m, fmt.Errorf("%s node %s: %w", action, node, err)
@@ -425,13 +424,13 @@ func (c *Cluster) NodeAction(ctx context.Context, node, action string) (api.Memb
 
 // PauseNode pauses a node: it stays a member, keeps the groups it runs
 // and is given no new one.
-func (c *Cluster) PauseNode(ctx context.Context, node string) (api.Member, error) {
+func (c *Cluster) PauseNode(ctx context.Context, node string) (wire.Member, error) {
 	return c.NodeAction(ctx, node, "pause")
 }
 
 // DrainNode pauses a node and moves its groups to other nodes.
-func (c *Cluster) DrainNode(ctx context.Context, node string) (api.Member, error) {
-	var m api.Member
+func (c *Cluster) DrainNode(ctx context.Context, node string) (wire.Member, error) {
+	var m wire.Member
 	if err := c.postJSON(ctx, "/v1/nodes/"+url.PathEscape(node)+"/pause?drain=true", nil, &m, true); err != nil {
 		return m, fmt.Errorf("pause node %s with drain: %w", node, err)
 	}
@@ -439,12 +438,12 @@ func (c *Cluster) DrainNode(ctx context.Context, node string) (api.Member, error
 }
 
 // ResumeNode resumes a paused node.
-func (c *Cluster) ResumeNode(ctx context.Context, node string) (api.Member, error) {
+func (c *Cluster) ResumeNode(ctx context.Context, node string) (wire.Member, error) {
 	return c.NodeAction(ctx, node, "resume")
 }
 
 // EvictNode removes a node from the cluster for good.
-func (c *Cluster) EvictNode(ctx context.Context, node string) (api.Member, error) {
+func (c *Cluster) EvictNode(ctx context.Context, node string) (wire.Member, error) {
 	return c.NodeAction(ctx, node, "evict")
 }
 
@@ -472,8 +471,8 @@ func readQuery(opts []ReadOption) url.Values {
 
 // GetKey reads a key with its values and subkey names. Reads are
 // linearizable unless Stale is given.
-func (c *Cluster) GetKey(ctx context.Context, path string, opts ...ReadOption) (hive.Key, error) {
-	var k hive.Key
+func (c *Cluster) GetKey(ctx context.Context, path string, opts ...ReadOption) (wire.Key, error) {
+	var k wire.Key
 	if err := c.getJSON(ctx, keyURL("/v1/keys", path, readQuery(opts)), &k); err != nil {
 		return k, fmt.Errorf("get key %q: %w", path, err)
 	}
@@ -481,10 +480,10 @@ func (c *Cluster) GetKey(ctx context.Context, path string, opts ...ReadOption) (
 }
 
 // GetValue reads one value of a key.
-func (c *Cluster) GetValue(ctx context.Context, path, name string, opts ...ReadOption) (hive.Value, error) {
+func (c *Cluster) GetValue(ctx context.Context, path, name string, opts ...ReadOption) (wire.Value, error) {
 	q := readQuery(opts)
 	q.Set("value", name)
-	var v hive.Value
+	var v wire.Value
 	if err := c.getJSON(ctx, keyURL("/v1/keys", path, q), &v); err != nil {
 		return v, fmt.Errorf("get value %q of %q: %w", name, path, err)
 	}
@@ -492,17 +491,14 @@ func (c *Cluster) GetValue(ctx context.Context, path, name string, opts ...ReadO
 }
 
 // Txn applies a transaction atomically and returns its sequence number.
-func (c *Cluster) Txn(ctx context.Context, t hive.Txn) (uint64, error) {
+func (c *Cluster) Txn(ctx context.Context, t wire.Txn) (uint64, error) {
 	if t.RequestID == "" {
 		// With a request id the cluster applies the transaction once
 		// however often it is sent, so a retry after an unknown outcome
 		// (a node that died holding the request) is safe.
 		t.RequestID = uuid.NewString()
 	}
-	if err := t.Validate(false); err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	var r api.TxnResult
+	var r wire.TxnResult
 	if err := c.postJSON(ctx, "/v1/txn", t, &r, true); err != nil {
 		return 0, fmt.Errorf("transaction: %w", err)
 	}
@@ -511,17 +507,17 @@ func (c *Cluster) Txn(ctx context.Context, t hive.Txn) (uint64, error) {
 
 // CreateKey creates a key and any missing ancestors.
 func (c *Cluster) CreateKey(ctx context.Context, path string) (uint64, error) {
-	return c.Txn(ctx, hive.Txn{Ops: []hive.Op{hive.CreateKey(path)}})
+	return c.Txn(ctx, wire.Txn{Ops: []wire.Op{wire.CreateKey(path)}})
 }
 
 // SetValue sets a value, creating the key if needed.
-func (c *Cluster) SetValue(ctx context.Context, path string, v hive.Value) (uint64, error) {
-	return c.Txn(ctx, hive.Txn{Ops: []hive.Op{hive.SetValue(path, v)}})
+func (c *Cluster) SetValue(ctx context.Context, path string, v wire.Value) (uint64, error) {
+	return c.Txn(ctx, wire.Txn{Ops: []wire.Op{wire.SetValue(path, v)}})
 }
 
 // DeleteKey deletes a key and its subtree; ErrKeyNotFound if it is not there.
 func (c *Cluster) DeleteKey(ctx context.Context, path string) (uint64, error) {
-	seq, err := c.Txn(ctx, hive.Txn{Conds: []hive.Cond{{Kind: hive.CondKeyExists, Key: path}}, Ops: []hive.Op{hive.DeleteKey(path)}})
+	seq, err := c.Txn(ctx, wire.Txn{Conds: []wire.Cond{{Kind: wire.CondKeyExists, Key: path}}, Ops: []wire.Op{wire.DeleteKey(path)}})
 	if errors.Is(err, ErrPrecondition) {
 		return 0, fmt.Errorf("delete key %q: %w", path, ErrKeyNotFound)
 	}
@@ -530,7 +526,7 @@ func (c *Cluster) DeleteKey(ctx context.Context, path string) (uint64, error) {
 
 // DeleteValue deletes a value; ErrValueNotFound if it is not there.
 func (c *Cluster) DeleteValue(ctx context.Context, path, name string) (uint64, error) {
-	seq, err := c.Txn(ctx, hive.Txn{Conds: []hive.Cond{{Kind: hive.CondValueExists, Key: path, Name: name}}, Ops: []hive.Op{hive.DeleteValue(path, name)}})
+	seq, err := c.Txn(ctx, wire.Txn{Conds: []wire.Cond{{Kind: wire.CondValueExists, Key: path, Name: name}}, Ops: []wire.Op{wire.DeleteValue(path, name)}})
 	if errors.Is(err, ErrPrecondition) {
 		return 0, fmt.Errorf("delete value %q of %q: %w", name, path, ErrValueNotFound)
 	}
@@ -550,14 +546,11 @@ func (c *Cluster) Export(ctx context.Context, path string, w io.Writer, opts ...
 
 // Import applies an export atomically. With replace, the subtree at path is
 // deleted first (every key of the import must lie in it).
-func (c *Cluster) Import(ctx context.Context, path string, r io.Reader, replace bool) (api.ImportResult, error) {
-	var res api.ImportResult
+func (c *Cluster) Import(ctx context.Context, path string, r io.Reader, replace bool) (wire.ImportResult, error) {
+	var res wire.ImportResult
 	body, err := io.ReadAll(r)
 	if err != nil {
 		return res, err
-	}
-	if _, err := hive.ParseExport(bytes.NewReader(body)); err != nil {
-		return res, fmt.Errorf("import: %w: %w", ErrInvalid, err)
 	}
 	q := url.Values{}
 	if replace {
@@ -573,9 +566,9 @@ func (c *Cluster) Import(ctx context.Context, path string, r io.Reader, replace 
 
 // Watch blocks until a change after sequence number after touches the
 // subtree at path, or wait passes (then it returns no events).
-func (c *Cluster) Watch(ctx context.Context, path string, after uint64, wait time.Duration) (api.WatchResult, error) {
+func (c *Cluster) Watch(ctx context.Context, path string, after uint64, wait time.Duration) (wire.WatchResult, error) {
 	q := url.Values{"after": {strconv.FormatUint(after, 10)}, "wait": {wait.String()}}
-	var r api.WatchResult
+	var r wire.WatchResult
 	if err := c.getJSON(ctx, keyURL("/v1/watch", path, q), &r); err != nil {
 		return r, fmt.Errorf("watch %q: %w", path, err)
 	}
@@ -584,28 +577,28 @@ func (c *Cluster) Watch(ctx context.Context, path string, after uint64, wait tim
 
 // LocalStatus asks one node for its own status, without failing over.
 // The caller bounds the wait with ctx.
-func LocalStatus(ctx context.Context, addr string, opts ...Option) (api.LocalStatus, error) {
-	var st api.LocalStatus
+func LocalStatus(ctx context.Context, addr string, opts ...Option) (wire.LocalStatus, error) {
+	var st wire.LocalStatus
 	err := Node(addr, opts...).getJSON(ctx, "/v1/local/status", &st)
 	return st, err
 }
 
 // JoinInfo asks a member what a joining node needs to know.
-func (c *Cluster) JoinInfo(ctx context.Context) (api.JoinInfo, error) {
-	var ji api.JoinInfo
+func (c *Cluster) JoinInfo(ctx context.Context) (wire.JoinInfo, error) {
+	var ji wire.JoinInfo
 	err := c.getJSON(ctx, "/v1/join-info", &ji)
 	return ji, err
 }
 
 // AddMember asks the leader to add a prepared node.
-func (c *Cluster) AddMember(ctx context.Context, m api.Member) error {
+func (c *Cluster) AddMember(ctx context.Context, m wire.Member) error {
 	return c.postJSON(ctx, "/v1/members", m, nil, true)
 }
 
 // Leave makes the node at addr leave its cluster gracefully: it is removed
 // through the leader and its cluster data is moved aside.
-func Leave(ctx context.Context, addr string, opts ...Option) (api.LocalStatus, error) {
-	var st api.LocalStatus
+func Leave(ctx context.Context, addr string, opts ...Option) (wire.LocalStatus, error) {
+	var st wire.LocalStatus
 	if err := Node(addr, opts...).postJSON(ctx, "/v1/local/leave", nil, &st, false); err != nil {
 		return st, fmt.Errorf("leave: %w", err)
 	}
@@ -615,7 +608,7 @@ func Leave(ctx context.Context, addr string, opts ...Option) (api.LocalStatus, e
 // ReadIndex asks the leader for the commit index a consistent read must
 // see applied.
 func (c *Cluster) ReadIndex(ctx context.Context) (uint64, error) {
-	var r api.ReadIndexResult
+	var r wire.ReadIndexResult
 	if err := c.getJSON(ctx, "/v1/read-index", &r); err != nil {
 		return 0, fmt.Errorf("read index: %w", err)
 	}
@@ -623,17 +616,17 @@ func (c *Cluster) ReadIndex(ctx context.Context) (uint64, error) {
 }
 
 // Tokens lists the cluster's API tokens (never their secrets).
-func (c *Cluster) Tokens(ctx context.Context) ([]api.Token, error) {
-	var out []api.Token
+func (c *Cluster) Tokens(ctx context.Context) ([]wire.Token, error) {
+	var out []wire.Token
 	err := c.getJSON(ctx, "/v1/tokens", &out)
 	return out, err
 }
 
 // CreateToken makes an API token named name with roles; the answer is the
 // only place the token itself appears.
-func (c *Cluster) CreateToken(ctx context.Context, name string, roles []string) (api.NewToken, error) {
-	var out api.NewToken
-	err := c.postJSON(ctx, "/v1/tokens", api.TokenRequest{Name: name, Roles: roles}, &out, false)
+func (c *Cluster) CreateToken(ctx context.Context, name string, roles []string) (wire.NewToken, error) {
+	var out wire.NewToken
+	err := c.postJSON(ctx, "/v1/tokens", wire.TokenRequest{Name: name, Roles: roles}, &out, false)
 	return out, err
 }
 
@@ -648,8 +641,8 @@ func (c *Cluster) RevokeToken(ctx context.Context, name string) error {
 }
 
 // Schedule reads the scheduled backups' configuration and state.
-func (c *Cluster) Schedule(ctx context.Context) (api.Schedule, error) {
-	var out api.Schedule
+func (c *Cluster) Schedule(ctx context.Context) (schedule.Status, error) {
+	var out schedule.Status
 	err := c.getJSON(ctx, "/v1/schedule", &out)
 	return out, err
 }

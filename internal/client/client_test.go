@@ -8,10 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/client"
-	"github.com/clusterkeep/clusterkeep/internal/hive"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // One in-process cluster serves these subtests, so the API server, the
@@ -35,7 +34,7 @@ func TestAPIAndClientInProcess(t *testing.T) {
 	fc := client.Node(follower.API())
 
 	t.Run("writes through a follower reach the leader", func(t *testing.T) {
-		seq, err := fc.SetValue(ctx, "Apps/Db", hive.StringValue("Conn", "postgres://x"))
+		seq, err := fc.SetValue(ctx, "Apps/Db", wire.StringValue("Conn", "postgres://x"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -63,10 +62,10 @@ func TestAPIAndClientInProcess(t *testing.T) {
 			{func() error { _, err := c.DeleteKey(ctx, "Nope"); return err }(), client.ErrKeyNotFound},
 			{func() error { _, err := c.DeleteValue(ctx, "Apps/Db", "nope"); return err }(), client.ErrValueNotFound},
 			{func() error {
-				_, err := c.Txn(ctx, hive.Txn{Conds: []hive.Cond{{Kind: hive.CondKeyMissing, Key: "Apps/Db"}}, Ops: []hive.Op{hive.CreateKey("X")}})
+				_, err := c.Txn(ctx, wire.Txn{Conds: []wire.Cond{{Kind: wire.CondKeyMissing, Key: "Apps/Db"}}, Ops: []wire.Op{wire.CreateKey("X")}})
 				return err
 			}(), client.ErrPrecondition},
-			{func() error { _, err := c.SetValue(ctx, "a//b", hive.StringValue("x", "y")); return err }(), client.ErrInvalid},
+			{func() error { _, err := c.SetValue(ctx, "a//b", wire.StringValue("x", "y")); return err }(), client.ErrInvalid},
 			{func() error { _, err := c.GetKey(ctx, "a/../b"); return err }(), client.ErrInvalid},
 			{func() error { _, err := c.EvictNode(ctx, "ghost"); return err }(), client.ErrNodeNotFound},
 			{func() error { _, err := c.Watch(ctx, "a//b", 0, time.Second); return err }(), client.ErrInvalid},
@@ -88,7 +87,7 @@ func TestAPIAndClientInProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 		info, _ := c.GetClusterInformation(ctx)
-		got := make(chan api.WatchResult, 1)
+		got := make(chan wire.WatchResult, 1)
 		go func() {
 			r, err := fc.Watch(ctx, "Apps/Web", info.Seq, 30*time.Second)
 			if err != nil {
@@ -96,10 +95,10 @@ func TestAPIAndClientInProcess(t *testing.T) {
 			}
 			got <- r
 		}()
-		if _, err := c.SetValue(ctx, "Other", hive.Uint32Value("x", 1)); err != nil {
+		if _, err := c.SetValue(ctx, "Other", wire.Uint32Value("x", 1)); err != nil {
 			t.Fatal(err)
 		}
-		seq, err := c.SetValue(ctx, "Apps/Web/Conf", hive.Uint32Value("Port", 80))
+		seq, err := c.SetValue(ctx, "Apps/Web/Conf", wire.Uint32Value("Port", 80))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,10 +114,10 @@ func TestAPIAndClientInProcess(t *testing.T) {
 	})
 
 	t.Run("export and import round trip", func(t *testing.T) {
-		if _, err := c.Txn(ctx, hive.Txn{Ops: []hive.Op{
-			hive.SetValue("Roles/Web", hive.MultiStringValue("Owners", []string{"n1", "n2"})),
-			hive.SetValue("Roles/Web", hive.BinaryValue("Blob", []byte{0, 1, 2})),
-			hive.SetValue("Roles/Web/Res", hive.Uint64Value("Timeout", 1<<40)),
+		if _, err := c.Txn(ctx, wire.Txn{Ops: []wire.Op{
+			wire.SetValue("Roles/Web", wire.MultiStringValue("Owners", []string{"n1", "n2"})),
+			wire.SetValue("Roles/Web", wire.BinaryValue("Blob", []byte{0, 1, 2})),
+			wire.SetValue("Roles/Web/Res", wire.Uint64Value("Timeout", 1<<40)),
 		}}); err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +125,7 @@ func TestAPIAndClientInProcess(t *testing.T) {
 		if err := c.Export(ctx, "Roles", &first); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.SetValue(ctx, "Roles/Web/Res", hive.Uint64Value("Extra", 1)); err != nil {
+		if _, err := c.SetValue(ctx, "Roles/Web/Res", wire.Uint64Value("Extra", 1)); err != nil {
 			t.Fatal(err)
 		}
 		res, err := c.Import(ctx, "Roles", bytes.NewReader(first.Bytes()), true)
@@ -156,7 +155,7 @@ func TestAPIAndClientInProcess(t *testing.T) {
 		}
 		info, _ := c.GetClusterInformation(ctx)
 		for _, n := range info.Nodes {
-			if n.Name == nodes[2].Cfg.Name && n.State != api.NodePaused {
+			if n.Name == nodes[2].Cfg.Name && n.State != wire.NodePaused {
 				t.Fatalf("paused node is %s", n.State)
 			}
 		}
@@ -165,7 +164,7 @@ func TestAPIAndClientInProcess(t *testing.T) {
 		}
 		info, _ = c.GetClusterInformation(ctx)
 		for _, n := range info.Nodes {
-			if n.State != api.NodeUp {
+			if n.State != wire.NodeUp {
 				t.Fatalf("after resume: %+v", info.Nodes)
 			}
 		}
@@ -187,7 +186,7 @@ func TestAPIAndClientInProcess(t *testing.T) {
 		if err != nil || len(info.Nodes) != 2 {
 			t.Fatalf("after leave: %+v %v", info.Nodes, err)
 		}
-		if _, err := c.SetValue(ctx, "After", hive.Uint32Value("Leave", 1)); err != nil {
+		if _, err := c.SetValue(ctx, "After", wire.Uint32Value("Leave", 1)); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -13,8 +13,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/security"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // ErrWrongJoinSecret: the member could not prove it knows the join token
@@ -25,15 +25,15 @@ var ErrWrongJoinSecret = errors.New("the member did not prove it knows the join 
 // the member's proof that it knows the join secret, bound to a fresh nonce
 // and to the certificate the member served: only then is the authority
 // trusted. It returns the cluster to join and its authority.
-func JoinHello(ctx context.Context, addr, secret string) (api.JoinInfo, *x509.Certificate, error) {
-	fail := func(err error) (api.JoinInfo, *x509.Certificate, error) {
-		return api.JoinInfo{}, nil, fmt.Errorf("join through %s: %w", addr, err)
+func JoinHello(ctx context.Context, addr, secret string) (wire.JoinInfo, *x509.Certificate, error) {
+	fail := func(err error) (wire.JoinInfo, *x509.Certificate, error) {
+		return wire.JoinInfo{}, nil, fmt.Errorf("join through %s: %w", addr, err)
 	}
 	nonce := make([]byte, 32)
 	if _, err := rand.Read(nonce); err != nil {
 		return fail(err)
 	}
-	body, _ := json.Marshal(api.JoinHello{Nonce: nonce})
+	body, _ := json.Marshal(wire.JoinHello{Nonce: nonce})
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+"/v1/join/hello", bytes.NewReader(body))
@@ -50,11 +50,11 @@ func JoinHello(ctx context.Context, addr, secret string) (api.JoinInfo, *x509.Ce
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		var e api.Error
+		var e wire.Error
 		json.NewDecoder(resp.Body).Decode(&e)
 		return fail(&APIError{Status: resp.StatusCode, Body: e, Node: addr})
 	}
-	var w api.JoinWelcome
+	var w wire.JoinWelcome
 	if err := json.NewDecoder(resp.Body).Decode(&w); err != nil {
 		return fail(err)
 	}
@@ -62,7 +62,7 @@ func JoinHello(ctx context.Context, addr, secret string) (api.JoinInfo, *x509.Ce
 		return fail(errors.New("the member presented no certificate"))
 	}
 	leaf := resp.TLS.PeerCertificates[0]
-	if !hmac.Equal(w.MAC, api.JoinHelloMAC(secret, nonce, w.CA, leaf.Raw, w.Info)) {
+	if !hmac.Equal(w.MAC, security.JoinHelloMAC(secret, nonce, w.CA, leaf.Raw, w.Info)) {
 		return fail(ErrWrongJoinSecret)
 	}
 	ca, err := x509.ParseCertificate(w.CA)
@@ -78,10 +78,10 @@ func JoinHello(ctx context.Context, addr, secret string) (api.JoinInfo, *x509.Ce
 // RequestCert asks the member at addr, trusted by the authority ca, for a
 // certificate for the node m holding the public key pubDER (PKIX DER),
 // proving the join secret.
-func RequestCert(ctx context.Context, addr string, ca *x509.Certificate, secret string, m api.Member, pubDER []byte) (api.Certificate, error) {
-	var out api.Certificate
+func RequestCert(ctx context.Context, addr string, ca *x509.Certificate, secret string, m wire.Member, pubDER []byte) (wire.Certificate, error) {
+	var out wire.Certificate
 	err := Node(addr, WithCredentials(Credentials{CA: ca, JoinSecret: secret})).
-		postJSON(ctx, "/v1/join/cert", api.CertRequest{Member: m, PublicKey: pubDER}, &out, true)
+		postJSON(ctx, "/v1/join/cert", wire.CertRequest{Member: m, PublicKey: pubDER}, &out, true)
 	if err != nil {
 		return out, fmt.Errorf("certificate from %s: %w", addr, err)
 	}

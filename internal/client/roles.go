@@ -8,24 +8,24 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/placement"
 	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // Resources lists the recorded resources, each with the group holding it.
-func (c *Cluster) Resources(ctx context.Context) ([]api.ResourceInfo, error) {
-	var out []api.ResourceInfo
+func (c *Cluster) Resources(ctx context.Context) ([]roles.ResourceInfo, error) {
+	var out []roles.ResourceInfo
 	err := c.getJSON(ctx, "/v1/resources", &out)
 	return out, err
 }
 
 // PutResource records a resource; mode is "" (create or replace),
-// api.PutCreate or api.PutReplace. It returns the resource as recorded
+// wire.PutCreate or wire.PutReplace. It returns the resource as recorded
 // (with the defaults filled in), and whether the node that recorded it
 // (the leader) can run its type.
-func (c *Cluster) PutResource(ctx context.Context, r roles.Resource, mode string) (api.ResourceInfo, error) {
-	var out api.ResourceInfo
+func (c *Cluster) PutResource(ctx context.Context, r roles.Resource, mode string) (roles.ResourceInfo, error) {
+	var out roles.ResourceInfo
 	err := c.putJSON(ctx, "/v1/resources/"+url.PathEscape(r.Name), mode, r, &out)
 	return out, err
 }
@@ -65,7 +65,7 @@ func (c *Cluster) putJSON(ctx context.Context, path, mode string, in, out any) e
 	if mode != "" {
 		path += "?mode=" + url.QueryEscape(mode)
 	}
-	resp, err := c.do(ctx, request{method: http.MethodPut, path: path, body: body, ctype: "application/json", idempotent: mode != api.PutCreate})
+	resp, err := c.do(ctx, request{method: http.MethodPut, path: path, body: body, ctype: "application/json", idempotent: mode != wire.PutCreate})
 	if err != nil {
 		return err
 	}
@@ -84,25 +84,25 @@ func (c *Cluster) deleteJSON(ctx context.Context, path string) error {
 
 // GroupsStatus returns every group's status as the leader sees it: owner,
 // state, each resource's state on the owner, last failure, failovers.
-func (c *Cluster) GroupsStatus(ctx context.Context) ([]api.GroupStatus, error) {
-	var out []api.GroupStatus
+func (c *Cluster) GroupsStatus(ctx context.Context) ([]placement.GroupStatus, error) {
+	var out []placement.GroupStatus
 	err := c.getJSON(ctx, "/v1/groups/status", &out)
 	return out, err
 }
 
 // GroupAction brings a group online or takes it offline (action "online"
 // or "offline"); it returns the group's status after the change.
-func (c *Cluster) GroupAction(ctx context.Context, name, action string) (api.GroupStatus, error) {
-	var out api.GroupStatus
+func (c *Cluster) GroupAction(ctx context.Context, name, action string) (placement.GroupStatus, error) {
+	var out placement.GroupStatus
 	err := c.postJSON(ctx, "/v1/groups/"+url.PathEscape(name)+"/"+action, nil, &out, true)
 	return out, err
 }
 
 // MoveGroup asks for group name to move to node ("" for the best other
 // node); the move itself follows (GroupsStatus shows it).
-func (c *Cluster) MoveGroup(ctx context.Context, name, node string) (api.GroupStatus, error) {
-	var out api.GroupStatus
-	err := c.postJSON(ctx, "/v1/groups/"+url.PathEscape(name)+"/move", api.MoveRequest{Node: node}, &out, true)
+func (c *Cluster) MoveGroup(ctx context.Context, name, node string) (placement.GroupStatus, error) {
+	var out placement.GroupStatus
+	err := c.postJSON(ctx, "/v1/groups/"+url.PathEscape(name)+"/move", wire.MoveRequest{Node: node}, &out, true)
 	return out, err
 }
 

@@ -6,10 +6,10 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/roles"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // The roles' configuration through the client and a follower: what is
@@ -40,7 +40,7 @@ func TestRolesInProcess(t *testing.T) {
 		}
 		return i.Seq
 	}
-	snapshot := func() ([]api.ResourceInfo, []roles.Group) {
+	snapshot := func() ([]roles.ResourceInfo, []roles.Group) {
 		t.Helper()
 		rs, err := c.Resources(ctx)
 		if err != nil {
@@ -56,7 +56,7 @@ func TestRolesInProcess(t *testing.T) {
 	web := roles.Resource{Name: "web", Type: "exec", Params: map[string]string{"start": `["/usr/bin/web", "--port", "8080"]`, "http": "http://127.0.0.1:8080/health"}, RestartLimit: 2}
 	db := roles.Resource{Name: "db", Type: "exec", Params: map[string]string{"start": "/usr/bin/db --data '/var/lib/db'", "tcp": "127.0.0.1:5432"}}
 	for _, r := range []roles.Resource{web, db} {
-		out, err := fc.PutResource(ctx, r, api.PutCreate)
+		out, err := fc.PutResource(ctx, r, wire.PutCreate)
 		if err != nil {
 			t.Fatalf("add %s: %v", r.Name, err)
 		}
@@ -66,7 +66,7 @@ func TestRolesInProcess(t *testing.T) {
 	}
 	grp := roles.Group{Name: "shop", Resources: []string{"db", "web"}, PreferredOwners: []string{nodes[1].Cfg.Name, nodes[0].Cfg.Name},
 		FailoverThreshold: 2, Failback: roles.Failback{Policy: roles.FailbackWindow, WindowStart: "22:00", WindowEnd: "06:00"}, Wanted: roles.WantedOnline}
-	if _, err := fc.PutGroup(ctx, grp, api.PutCreate); err != nil {
+	if _, err := fc.PutGroup(ctx, grp, wire.PutCreate); err != nil {
 		t.Fatalf("create the group: %v", err)
 	}
 	rs, gs := snapshot()
@@ -86,7 +86,7 @@ func TestRolesInProcess(t *testing.T) {
 		{"an owner that is not a member", func() error {
 			g := grp
 			g.Name, g.Resources, g.PreferredOwners = "other", nil, []string{"n9"}
-			_, err := fc.PutGroup(ctx, g, api.PutCreate)
+			_, err := fc.PutGroup(ctx, g, wire.PutCreate)
 			return err
 		}, client.ErrInvalid},
 		{"an unknown resource in a group", func() error {
@@ -118,13 +118,13 @@ func TestRolesInProcess(t *testing.T) {
 			return err
 		}, client.ErrInvalid},
 		{"adding a resource that exists", func() error {
-			_, err := fc.PutResource(ctx, db, api.PutCreate)
+			_, err := fc.PutResource(ctx, db, wire.PutCreate)
 			return err
 		}, client.ErrConflict},
 		{"changing a group that does not exist", func() error {
 			g := grp
 			g.Name, g.Resources = "nosuch", nil
-			_, err := fc.PutGroup(ctx, g, api.PutReplace)
+			_, err := fc.PutGroup(ctx, g, wire.PutReplace)
 			return err
 		}, client.ErrNotFound},
 		{"removing a group that does not exist", func() error { return fc.RemoveGroup(ctx, "nosuch") }, client.ErrNotFound},

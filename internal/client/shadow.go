@@ -7,14 +7,14 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // Writers gathers the writers of the node the handle talks to, with their
 // states and last errors (GatherWriterStatus; refresh runs Identify first).
-func (c *Cluster) Writers(ctx context.Context, refresh bool) (api.WritersResult, error) {
-	var r api.WritersResult
+func (c *Cluster) Writers(ctx context.Context, refresh bool) (shadow.WritersResult, error) {
+	var r shadow.WritersResult
 	q := ""
 	if refresh {
 		q = "?refresh=true"
@@ -27,7 +27,7 @@ func (c *Cluster) Writers(ctx context.Context, refresh bool) (api.WritersResult,
 // API. Its calls go to that node only: a backup is that node's.
 type RemoteBackup struct {
 	node    *Cluster
-	Started api.BackupStarted
+	Started shadow.BackupStarted
 }
 
 // StartBackup begins a backup on the node at addr (InitializeForBackup,
@@ -64,12 +64,12 @@ func (b *RemoteBackup) step(ctx context.Context, step string, in, out any) error
 
 // AddComponent selects one component (AddComponent).
 func (b *RemoteBackup) AddComponent(ctx context.Context, writerID, logicalPath, name string) error {
-	return b.step(ctx, "components", api.ComponentRequest{WriterID: writerID, LogicalPath: logicalPath, Name: name}, nil)
+	return b.step(ctx, "components", wire.ComponentRequest{WriterID: writerID, LogicalPath: logicalPath, Name: name}, nil)
 }
 
 // AddAllComponents selects every component of every writer.
 func (b *RemoteBackup) AddAllComponents(ctx context.Context) error {
-	return b.step(ctx, "components", api.ComponentRequest{All: true}, nil)
+	return b.step(ctx, "components", wire.ComponentRequest{All: true}, nil)
 }
 
 // PrepareForBackup runs PrepareForBackup on the node's writers.
@@ -128,7 +128,7 @@ func (b *RemoteBackup) Document(ctx context.Context) (shadow.BackupComponents, e
 // RemoteRestore is a restore a requester drives on one node.
 type RemoteRestore struct {
 	node    *Cluster
-	Started api.BackupStarted
+	Started shadow.BackupStarted
 }
 
 // StartRestore begins a restore of a backup with components document doc
@@ -151,7 +151,7 @@ func (r *RemoteRestore) step(ctx context.Context, step string, in, out any) erro
 
 // Select selects a component for restore (SetSelectedForRestore), marks it
 // authoritative or not (SetAuthoritativeRestore) and sets its target.
-func (r *RemoteRestore) Select(ctx context.Context, req api.ComponentRequest) error {
+func (r *RemoteRestore) Select(ctx context.Context, req wire.ComponentRequest) error {
 	return r.step(ctx, "select", req, nil)
 }
 

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
-	"github.com/clusterkeep/clusterkeep/internal/staging"
+	"github.com/clusterkeep/clusterkeep/internal/staging/plan"
 )
 
 // NodeClusterState is what GetNodeClusterState finds on a host.
@@ -69,7 +69,7 @@ func GetNodeState(ctx context.Context, dataDir string) (NodeState, error) {
 		return st, fmt.Errorf("get node cluster state: %w", err)
 	}
 	st.NodeID, st.NodeName, st.APIAddr, st.Addr = id.NodeID, id.NodeName, id.APIAddr, id.APIAddr
-	if p, _ := staging.Pending(dataDir); p != nil {
+	if p, _ := plan.Pending(dataDir); p != nil {
 		st.RestorePending = p.BackupID
 	}
 	if !id.Configured() {

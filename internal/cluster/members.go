@@ -8,23 +8,13 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/staging"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 	"github.com/hashicorp/raft"
 )
 
 // Member is a node of the cluster as recorded in the hive, under
 // Cluster/Nodes/<id>.
-type Member struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	RaftAddr string `json:"raft_addr"`
-	APIAddr  string `json:"api_addr"`
-	Paused   bool   `json:"paused"`
-	// Drain: paused, with its groups moved away.
-	Drain bool `json:"drain,omitempty"`
-	// Voter is whether the node is in the consensus configuration this
-	// node knows; a recorded node that is not yet is still joining.
-	Voter bool `json:"voter"`
-}
+type Member = wire.Member
 
 func nodePath(id string) string    { return hive.ReservedKey + "/Nodes/" + id }
 func evictedPath(id string) string { return hive.ReservedKey + "/Evicted/" + id }
@@ -108,27 +98,7 @@ func (s *Service) Member(idOrName string) (Member, error) {
 }
 
 // LocalStatus is this node's own view, served to probes and clients.
-type LocalStatus struct {
-	NodeID      string `json:"node_id"`
-	NodeName    string `json:"node_name"`
-	ClusterID   string `json:"cluster_id,omitempty"`
-	ClusterName string `json:"cluster_name,omitempty"`
-	Generation  uint64 `json:"generation"`
-	// RaftState is Leader, Follower, Candidate or Shutdown; empty when the
-	// node is in no cluster.
-	RaftState string `json:"raft_state,omitempty"`
-	LeaderID  string `json:"leader_id,omitempty"`
-	Applied   uint64 `json:"applied_index"`
-	Commit    uint64 `json:"commit_index"`
-	LastIndex uint64 `json:"last_index"`
-	Seq       uint64 `json:"seq"`
-	Voter     bool   `json:"voter"`
-	Evicted   bool   `json:"evicted,omitempty"`
-	APIAddr   string `json:"api_addr"`
-	RaftAddr  string `json:"raft_addr,omitempty"`
-	// RestorePending is the backup id of a restore staged for the next start.
-	RestorePending string `json:"restore_pending,omitempty"`
-}
+type LocalStatus = wire.LocalStatus
 
 // Status returns this node's own view.
 func (s *Service) Status() LocalStatus {

@@ -12,6 +12,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
 	"github.com/clusterkeep/clusterkeep/internal/security"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 	"github.com/google/uuid"
 	"github.com/hashicorp/raft"
 )
@@ -103,11 +104,7 @@ func (s *Service) raftAdvertise() string {
 }
 
 // JoinInfo is what a joining node learns from a member before it joins.
-type JoinInfo struct {
-	ClusterID   string `json:"cluster_id"`
-	ClusterName string `json:"cluster_name"`
-	Generation  uint64 `json:"generation"`
-}
+type JoinInfo = wire.JoinInfo
 
 // PrepareJoin records the cluster this node is about to join and starts
 // raft without a configuration; the leader then adds it (AddMember).

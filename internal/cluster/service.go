@@ -36,7 +36,7 @@ import (
 var (
 	ErrNotLeader      = errors.New("this node is not the leader")
 	ErrNoLeader       = errors.New("the cluster has no leader")
-	ErrNotConfigured  = errors.New("this node is not a member of a cluster")
+	ErrNotConfigured  = noderegistry.ErrNotConfigured
 	ErrAlreadyMember  = errors.New("this node is already a member of a cluster")
 	ErrUnknownNode    = errors.New("no such node in the cluster")
 	ErrEvicted        = errors.New("node was evicted from the cluster")

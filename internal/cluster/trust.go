@@ -19,6 +19,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/fsutil"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/security"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // SecurityKey is the subtree that holds the cluster's secrets. The API
@@ -200,11 +201,7 @@ func (s *Service) CheckJoinSecret(secret string) bool {
 }
 
 // Token is a recorded API token (never the token itself).
-type Token struct {
-	Name    string          `json:"name"`
-	Roles   []security.Role `json:"roles"`
-	Created string          `json:"created"`
-}
+type Token = wire.Token
 
 // Authenticate returns the token recorded for a bearer token.
 func (s *Service) Authenticate(token string) (Token, error) {

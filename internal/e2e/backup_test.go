@@ -13,9 +13,10 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/agent"
 	"github.com/clusterkeep/clusterkeep/internal/backup"
+	"github.com/clusterkeep/clusterkeep/internal/backupset/offline"
 	"github.com/clusterkeep/clusterkeep/internal/client"
-	"github.com/clusterkeep/clusterkeep/internal/hive"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // A backup process killed with SIGKILL at any moment leaves no set that
@@ -26,7 +27,7 @@ func TestBackupKilledAtAnyMomentLeavesNoSet(t *testing.T) {
 	c := tc.Open(t, nodes[0].API())
 	// Enough data that the store takes a while.
 	for i := range 24 {
-		if _, err := c.SetValue(ctx, fmt.Sprintf("Blobs/b%d", i), hive.BinaryValue("data", bytes.Repeat([]byte{byte(i)}, 1<<20))); err != nil {
+		if _, err := c.SetValue(ctx, fmt.Sprintf("Blobs/b%d", i), wire.BinaryValue("data", bytes.Repeat([]byte{byte(i)}, 1<<20))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -41,12 +42,12 @@ func TestBackupKilledAtAnyMomentLeavesNoSet(t *testing.T) {
 		time.Sleep(after)
 		cmd.Process.Kill()
 		cmd.Wait()
-		sets, errs := backup.List(to)
+		sets, errs := offline.List(to)
 		if len(errs) != 0 {
 			t.Fatalf("killed after %v: list: %v", after, errs)
 		}
 		for _, s := range sets {
-			if _, err := backup.Verify(s.Path, nil); err != nil {
+			if _, err := offline.Verify(s.Path, nil); err != nil {
 				t.Fatalf("killed after %v: a listed set does not verify: %v", after, err)
 			}
 		}
@@ -67,7 +68,7 @@ func TestBackupKilledAtAnyMomentLeavesNoSet(t *testing.T) {
 	}
 	var res backup.Result
 	json.Unmarshal([]byte(out), &res)
-	if _, err := backup.Verify(res.Path, nil); err != nil {
+	if _, err := offline.Verify(res.Path, nil); err != nil {
 		t.Fatal(err)
 	}
 	entries, _ := os.ReadDir(to)

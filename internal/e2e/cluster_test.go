@@ -8,15 +8,15 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/localcluster"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // staleValue reads a value from one node's own copy.
-func staleValue(t *testing.T, nd localcluster.Node, key, name string) (hive.Value, error) {
+func staleValue(t *testing.T, nd localcluster.Node, key, name string) (wire.Value, error) {
 	return client.Node(nd.API).GetValue(tc.Context(t), key, name, client.Stale())
 }
 
@@ -57,7 +57,7 @@ func TestThreeNodeClusterReplicatesSurvivesLeaderKillCatchesUpGrowsAndEvicts(t *
 	c := tc.Open(t, lc.APIAddrs())
 
 	// Replication: a write through the cluster reaches every node's copy.
-	if _, err := c.SetValue(ctx, "Apps/Web", hive.Uint64Value("N", 1)); err != nil {
+	if _, err := c.SetValue(ctx, "Apps/Web", wire.Uint64Value("N", 1)); err != nil {
 		t.Fatal(err)
 	}
 	for _, nd := range lc.Nodes {
@@ -70,7 +70,7 @@ func TestThreeNodeClusterReplicatesSurvivesLeaderKillCatchesUpGrowsAndEvicts(t *
 		t.Fatal(err)
 	}
 	for i := uint64(2); i <= 20; i++ {
-		if _, err := c.SetValue(ctx, "Apps/Web", hive.Uint64Value("N", i)); err != nil {
+		if _, err := c.SetValue(ctx, "Apps/Web", wire.Uint64Value("N", i)); err != nil {
 			t.Fatalf("write %d after leader kill: %v", i, err)
 		}
 	}
@@ -118,7 +118,7 @@ func TestThreeNodeClusterReplicatesSurvivesLeaderKillCatchesUpGrowsAndEvicts(t *
 			t.Fatalf("evicted node still listed: %+v", info.Nodes)
 		}
 	}
-	if _, err := c.SetValue(ctx, "Apps/Web", hive.Uint64Value("N", 21)); err != nil {
+	if _, err := c.SetValue(ctx, "Apps/Web", wire.Uint64Value("N", 21)); err != nil {
 		t.Fatal(err)
 	}
 	// Evicting it again is refused: it is no member.
@@ -134,7 +134,7 @@ func allUp(ctx context.Context, c *client.Cluster, n int) error {
 	}
 	up := 0
 	for _, nd := range info.Nodes {
-		if nd.State == api.NodeUp {
+		if nd.State == wire.NodeUp {
 			up++
 		}
 	}
@@ -156,7 +156,7 @@ func TestOpenClusterContinuesWhenConnectedNodeStops(t *testing.T) {
 	if c.Current() != first.API {
 		t.Fatalf("handle talks to %s, not %s", c.Current(), first.API)
 	}
-	if _, err := c.SetValue(ctx, "K", hive.Uint32Value("V", 1)); err != nil {
+	if _, err := c.SetValue(ctx, "K", wire.Uint32Value("V", 1)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := lc.Stop(first.Name, false); err != nil {
@@ -170,7 +170,7 @@ func TestOpenClusterContinuesWhenConnectedNodeStops(t *testing.T) {
 	if info.Name != localcluster.ClusterName {
 		t.Fatalf("cluster name %q", info.Name)
 	}
-	if _, err := c.SetValue(ctx, "K", hive.Uint32Value("V", 2)); err != nil {
+	if _, err := c.SetValue(ctx, "K", wire.Uint32Value("V", 2)); err != nil {
 		t.Fatalf("write after the node stopped: %v", err)
 	}
 	v, err := c.GetValue(ctx, "K", "V")

@@ -10,9 +10,9 @@ import (
 
 	"filippo.io/age"
 	"github.com/clusterkeep/clusterkeep/internal/client"
-	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/localcluster"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // backupCLI runs `clusterkeep backup ARGS --json` against the cluster and
@@ -45,7 +45,7 @@ func TestEncryptedBackupAndRestoreThroughTheCLI(t *testing.T) {
 	c := tc.Open(t, lc.APIAddrs())
 	ctx := tc.Context(t)
 	const marker = "plaintext-marker-7f3a"
-	if _, err := c.SetValue(ctx, "Apps/Secret", hive.StringValue("Password", marker)); err != nil {
+	if _, err := c.SetValue(ctx, "Apps/Secret", wire.StringValue("Password", marker)); err != nil {
 		t.Fatal(err)
 	}
 	set(t, c, "A", "v", 1)

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
+	"github.com/clusterkeep/clusterkeep/internal/placement"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
 )
 
@@ -68,7 +68,7 @@ func TestGroupFailsOverWhenItsOwnerIsKilledAndFailsBackPerPolicy(t *testing.T) {
 	}
 	for _, p := range policies {
 		if p.failback {
-			e.waitGroup(p.group, "failed back to node2", func(s api.GroupStatus) bool {
+			e.waitGroup(p.group, "failed back to node2", func(s placement.GroupStatus) bool {
 				return onlineOn("node2")(s) && s.Epoch > epochs[p.group]
 			})
 		}
@@ -116,8 +116,8 @@ func TestGroupRestartsAFailingResourceToItsLimitThenFailsOverThenIsHeldAtTheThre
 
 	// While it runs, the status shows the restarts and the last failure
 	// of the resource.
-	var seen *api.GroupStatus
-	held := e.waitGroup("fragile", "held offline", func(s api.GroupStatus) bool {
+	var seen *placement.GroupStatus
+	held := e.waitGroup("fragile", "held offline", func(s placement.GroupStatus) bool {
 		for _, r := range s.Resources {
 			if r.Restarts > 0 && r.LastFailure != "" && seen == nil {
 				seen = &s
@@ -153,7 +153,7 @@ func TestGroupRestartsAFailingResourceToItsLimitThenFailsOverThenIsHeldAtTheThre
 	}
 
 	// `group online` clears the threshold and starts it again.
-	var back api.GroupStatus
+	var back placement.GroupStatus
 	if err := json.Unmarshal([]byte(e.must("group", "online", "fragile", "--json")), &back); err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestGroupThatFailedOverForAFailureDoesNotFailBackToTheNodeItFailedOn(t *tes
 	argv, _ := json.Marshal([]string{"sh", "-c", script, e.res, e.log})
 	e.must("resource", "add", "r", "--start", string(argv), "--monitor-interval", "500ms", "--monitor-timeout", "400ms", "--stop-timeout", "2s", "--restart-limit", "0")
 	e.must("group", "create", "g", "--resources", "r", "--preferred-owners", "node2,node3", "--failback", "immediately", "--wanted", "online")
-	g := e.waitGroup("g", "failed over to node3 (or held)", func(s api.GroupStatus) bool { return onlineOn("node3")(s) || s.Held != "" })
+	g := e.waitGroup("g", "failed over to node3 (or held)", func(s placement.GroupStatus) bool { return onlineOn("node3")(s) || s.Held != "" })
 	if g.Held != "" {
 		t.Fatalf("g held offline although node3 runs it well: %+v; runs %s", g, describeRuns(e.runsOf("r")))
 	}
@@ -219,7 +219,7 @@ func TestGroupThatFailedOverForAFailureDoesNotFailBackToTheNodeItFailedOn(t *tes
 	// would have been.
 	e.resource("marker")
 	e.must("group", "create", "marker", "--resources", "marker", "--wanted", "online")
-	e.waitGroup("marker", "online", func(s api.GroupStatus) bool { return s.State == "Online" && s.OwnerReport == "Online" })
+	e.waitGroup("marker", "online", func(s placement.GroupStatus) bool { return s.State == "Online" && s.OwnerReport == "Online" })
 	if st := e.statuses()["g"]; st.Owner != "node3" || st.Epoch != g.Epoch || st.State != "Online" {
 		t.Errorf("g after failing over from node2 for a failure: %s on %s (%s), epoch %d (was %d); want it to stay online on node3",
 			st.State, st.Owner, st.Reason, st.Epoch, g.Epoch)
@@ -242,7 +242,7 @@ func TestGroupOnlineWaitBringsBackAHeldGroup(t *testing.T) {
 	if err := os.WriteFile(broken, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	held := e.waitGroup("hg", "held offline", func(s api.GroupStatus) bool { return s.State == "Failed" && s.Held != "" && s.Owner == "" })
+	held := e.waitGroup("hg", "held offline", func(s placement.GroupStatus) bool { return s.State == "Failed" && s.Held != "" && s.Owner == "" })
 	if !strings.Contains(held.Reason, "automatic failover is off") {
 		t.Errorf("held: %+v; want the reason to say automatic failover is off", held)
 	}
@@ -254,5 +254,5 @@ func TestGroupOnlineWaitBringsBackAHeldGroup(t *testing.T) {
 	if code != 0 {
 		t.Errorf("group online --wait of the held group: exit %d: %s%s", code, out, errOut)
 	}
-	e.waitGroup("hg", "online again", func(s api.GroupStatus) bool { return s.State == "Online" && s.OwnerReport == "Online" })
+	e.waitGroup("hg", "online again", func(s placement.GroupStatus) bool { return s.State == "Online" && s.OwnerReport == "Online" })
 }

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
+	"github.com/clusterkeep/clusterkeep/internal/placement"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
 )
 
@@ -91,7 +91,7 @@ func TestGroupOperatorMoveOnlineOfflinePauseAndDrain(t *testing.T) {
 
 	// Drained, its groups move away.
 	e.must("node", "pause", "node2", "--drain")
-	st := e.waitGroup("gp", "moved off node2", func(s api.GroupStatus) bool { return s.State == "Online" && s.Owner != "node2" })
+	st := e.waitGroup("gp", "moved off node2", func(s placement.GroupStatus) bool { return s.State == "Online" && s.Owner != "node2" })
 	e.stoppedBeforeStarted("p", "node2", st.Owner)
 	e.must("node", "resume", "node2")
 	e.must("group", "move", "gn", "--node", "node2", "--wait")

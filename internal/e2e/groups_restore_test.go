@@ -7,9 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/backup"
+	"github.com/clusterkeep/clusterkeep/internal/placement"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // restoredGroups records groups A (online on node2) and B (offline), backs
@@ -82,12 +83,12 @@ func checkRestoredGroups(e *rolesEnv, gen uint64, restored, quiet time.Time) {
 		t.Fatalf("groups after the restore: %+v; want A and B", groups)
 	}
 	t.Logf("after convergence: %s", appliedIndexes(e))
-	a := e.waitGroup("A", "online", func(s api.GroupStatus) bool { return s.State == "Online" && s.OwnerReport == "Online" })
+	a := e.waitGroup("A", "online", func(s placement.GroupStatus) bool { return s.State == "Online" && s.OwnerReport == "Online" })
 	t.Logf("A after the restore: %s on %s (%s; last failure %q)", a.State, a.Owner, a.Reason, a.LastFailure)
 	if a.Owner != "node2" && !strings.Contains(a.LastFailure, "node node2 was lost") {
 		t.Errorf("A online on %s, not where its restored placement says (node2), and not because node2 was lost: %+v", a.Owner, a)
 	}
-	e.waitGroup("B", "offline", func(s api.GroupStatus) bool { return s.State == "Offline" && s.Owner == "" })
+	e.waitGroup("B", "offline", func(s placement.GroupStatus) bool { return s.State == "Offline" && s.Owner == "" })
 
 	for _, l := range e.lines() {
 		if l.At.After(quiet) && l.Event == "start" && (l.Name == "b" || l.Name == "c") {
@@ -160,7 +161,7 @@ func TestGroupsAfterAnAuthoritativeRestoreWithTheStaleMembersStartedFirst(t *tes
 // resource manager acts on placements only once it applied its grant's).
 func appliedIndexes(e *rolesEnv) string {
 	var nodes struct {
-		Nodes []api.NodeInfo `json:"nodes"`
+		Nodes []wire.NodeInfo `json:"nodes"`
 	}
 	json.Unmarshal([]byte(e.must("node", "list", "--json")), &nodes)
 	var parts []string

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/localcluster"
+	"github.com/clusterkeep/clusterkeep/internal/placement"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
 )
 
@@ -92,13 +92,13 @@ func (e *rolesEnv) resourceWith(name string, opts []string, flags ...string) {
 }
 
 // statuses is every group's status, by name.
-func (e *rolesEnv) statuses() map[string]api.GroupStatus {
+func (e *rolesEnv) statuses() map[string]placement.GroupStatus {
 	e.t.Helper()
-	var list []api.GroupStatus
+	var list []placement.GroupStatus
 	if err := json.Unmarshal([]byte(e.must("group", "status", "--json")), &list); err != nil {
 		e.t.Fatal(err)
 	}
-	out := map[string]api.GroupStatus{}
+	out := map[string]placement.GroupStatus{}
 	for _, s := range list {
 		out[s.Name] = s
 	}
@@ -139,9 +139,9 @@ func (e *rolesEnv) starts(name string) map[string]int {
 	return out
 }
 
-func (e *rolesEnv) status(name string) api.GroupStatus {
+func (e *rolesEnv) status(name string) placement.GroupStatus {
 	e.t.Helper()
-	var list []api.GroupStatus
+	var list []placement.GroupStatus
 	if err := json.Unmarshal([]byte(e.must("group", "status", "--json")), &list); err != nil {
 		e.t.Fatal(err)
 	}
@@ -151,15 +151,15 @@ func (e *rolesEnv) status(name string) api.GroupStatus {
 		}
 	}
 	e.t.Fatalf("group %s not in the status", name)
-	return api.GroupStatus{}
+	return placement.GroupStatus{}
 }
 
 // waitGroup polls the group's status until ok accepts it.
-func (e *rolesEnv) waitGroup(name, what string, ok func(api.GroupStatus) bool) api.GroupStatus {
+func (e *rolesEnv) waitGroup(name, what string, ok func(placement.GroupStatus) bool) placement.GroupStatus {
 	e.t.Helper()
-	var last api.GroupStatus
+	var last placement.GroupStatus
 	tc.Eventually(e.t, "group "+name+" "+what, func() error {
-		var list []api.GroupStatus
+		var list []placement.GroupStatus
 		out, errOut, code := cli(e.t, e.env, "group", "status", "--json")
 		if code != 0 {
 			return fmt.Errorf("group status: %s", errOut)
@@ -182,8 +182,8 @@ func (e *rolesEnv) waitGroup(name, what string, ok func(api.GroupStatus) bool) a
 
 // onlineOn accepts a group online on node, as its owner itself reports it
 // (a record's state alone may be older than the leader that shows it).
-func onlineOn(node string) func(api.GroupStatus) bool {
-	return func(s api.GroupStatus) bool {
+func onlineOn(node string) func(placement.GroupStatus) bool {
+	return func(s placement.GroupStatus) bool {
 		return s.State == "Online" && s.Owner == node && s.OwnerReport == "Online"
 	}
 }

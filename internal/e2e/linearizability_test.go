@@ -11,8 +11,8 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/clusterkeep/clusterkeep/internal/client"
-	"github.com/clusterkeep/clusterkeep/internal/hive"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 type regInput struct {
@@ -183,14 +183,14 @@ func runOp(ctx context.Context, c *client.Cluster, in regInput) (regOutput, erro
 		}
 		return regOutput{Val: v.String}, err
 	case "w":
-		_, err := c.SetValue(ctx, in.Key, hive.StringValue("v", in.Val))
+		_, err := c.SetValue(ctx, in.Key, wire.StringValue("v", in.Val))
 		return regOutput{}, err
 	default:
-		cond := hive.Cond{Kind: hive.CondValueEquals, Key: in.Key, Value: &hive.Value{Name: "v", Type: hive.TypeString, String: in.Old}}
+		cond := wire.Cond{Kind: wire.CondValueEquals, Key: in.Key, Value: &wire.Value{Name: "v", Type: wire.TypeString, String: in.Old}}
 		if in.Old == "" {
-			cond = hive.Cond{Kind: hive.CondValueMissing, Key: in.Key, Name: "v"}
+			cond = wire.Cond{Kind: wire.CondValueMissing, Key: in.Key, Name: "v"}
 		}
-		_, err := c.Txn(ctx, hive.Txn{Conds: []hive.Cond{cond}, Ops: []hive.Op{hive.SetValue(in.Key, hive.StringValue("v", in.Val))}})
+		_, err := c.Txn(ctx, wire.Txn{Conds: []wire.Cond{cond}, Ops: []wire.Op{wire.SetValue(in.Key, wire.StringValue("v", in.Val))}})
 		if errors.Is(err, client.ErrPrecondition) {
 			return regOutput{OK: false}, nil
 		}

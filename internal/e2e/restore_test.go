@@ -21,6 +21,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/localcluster"
 	"github.com/clusterkeep/clusterkeep/internal/staging"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // takeBackup backs the cluster up on the named node (any when empty).
@@ -35,7 +36,7 @@ func takeBackup(t *testing.T, lc *localcluster.Cluster, node string) string {
 
 func set(t *testing.T, c *client.Cluster, key, name string, v uint32) {
 	t.Helper()
-	if _, err := c.SetValue(tc.Context(t), key, hive.Uint32Value(name, v)); err != nil {
+	if _, err := c.SetValue(tc.Context(t), key, wire.Uint32Value(name, v)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -408,7 +409,7 @@ func TestRestoreKilledAtAnyMomentFinishesWhenRunAgain(t *testing.T) {
 	lc := tc.Processes(t, 3)
 	c := tc.Open(t, lc.APIAddrs())
 	for i := range 16 {
-		if _, err := c.SetValue(tc.Context(t), fmt.Sprintf("Blobs/b%d", i), hive.BinaryValue("d", bytes.Repeat([]byte{byte(i)}, 1<<20))); err != nil {
+		if _, err := c.SetValue(tc.Context(t), fmt.Sprintf("Blobs/b%d", i), wire.BinaryValue("d", bytes.Repeat([]byte{byte(i)}, 1<<20))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"github.com/clusterkeep/clusterkeep/internal/backup"
 	"github.com/clusterkeep/clusterkeep/internal/backupset"
+	"github.com/clusterkeep/clusterkeep/internal/backupset/offline"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/localcluster"
 	"github.com/clusterkeep/clusterkeep/internal/schedule"
@@ -435,14 +435,14 @@ func TestScheduledBackupEncrypted(t *testing.T) {
 	if !set.Encrypted() || len(set.Manifest.Encryption.Recipients) != 1 || set.Manifest.Encryption.Recipients[0] != backupset.Fingerprint(id.Recipient().String()) {
 		t.Fatalf("the scheduled set is not encrypted to the schedule's recipient: %+v", set.Manifest.Encryption)
 	}
-	v, err := backup.VerifySet(paths[1], nil, id)
+	v, err := offline.VerifySet(paths[1], nil, id)
 	if err != nil || !v.Encrypted || !v.ContentsChecked {
 		t.Fatalf("verify with the identity: %+v %v", v, err)
 	}
-	if v, err := backup.VerifySet(paths[1], nil); err != nil || v.ContentsChecked {
+	if v, err := offline.VerifySet(paths[1], nil); err != nil || v.ContentsChecked {
 		t.Fatalf("verify without the identity: %+v %v", v, err)
 	}
-	if _, err := backup.VerifySet(paths[1], nil, stranger); err == nil {
+	if _, err := offline.VerifySet(paths[1], nil, stranger); err == nil {
 		t.Fatal("the set verified with an identity it is not encrypted to")
 	}
 	// Its data is not the plain database.

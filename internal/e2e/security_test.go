@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
 	"github.com/clusterkeep/clusterkeep/internal/security"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // secureNode is an agent process started with the defaults: none of the
@@ -221,12 +221,12 @@ func TestForeignClusterIsRefused(t *testing.T) {
 	}
 	ctx := tc.Context(t)
 	n1c := client.Node(n1.api, client.WithCredentials(client.Credentials{CA: n1CA, Token: token}))
-	var before api.ClusterInfo
+	var before wire.ClusterInfo
 	tc.Eventually(t, "n1 leads", func() error {
 		if before, err = n1c.GetClusterInformation(ctx); err != nil {
 			return err
 		}
-		if before.Leader != "n1" || len(before.Nodes) != 1 || before.Nodes[0].State != api.NodeUp {
+		if before.Leader != "n1" || len(before.Nodes) != 1 || before.Nodes[0].State != wire.NodeUp {
 			return fmt.Errorf("%+v", before)
 		}
 		return nil
@@ -292,7 +292,7 @@ func TestForeignClusterIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	if after.ID != before.ID || after.Generation != before.Generation || after.Leader != before.Leader ||
-		len(after.Nodes) != 1 || after.Nodes[0].ID != before.Nodes[0].ID || after.Nodes[0].State != api.NodeUp {
+		len(after.Nodes) != 1 || after.Nodes[0].ID != before.Nodes[0].ID || after.Nodes[0].State != wire.NodeUp {
 		t.Fatalf("another cluster's node changed n1:\n before %+v\n after  %+v", before, after)
 	}
 }

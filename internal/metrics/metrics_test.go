@@ -12,9 +12,9 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/agent"
 	"github.com/clusterkeep/clusterkeep/internal/backup"
 	"github.com/clusterkeep/clusterkeep/internal/client"
-	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/security"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -182,7 +182,7 @@ func TestMetricsFollowWritesAndBackups(t *testing.T) {
 
 	// A write: the sequence number and the writes applied move on every
 	// node, and the leader observed the write's latency.
-	seq, err := c.SetValue(ctx, "Apps/Metrics", hive.Uint32Value("Port", 9400))
+	seq, err := c.SetValue(ctx, "Apps/Metrics", wire.Uint32Value("Port", 9400))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,9 @@ var (
 var (
 	ErrNotInstalled = errors.New("no node data in this directory")
 	ErrLocked       = errors.New("a node service already runs on this data directory")
+	// ErrNotConfigured: the node is in no cluster (never joined, or
+	// evicted). The cluster service answers it too.
+	ErrNotConfigured = errors.New("this node is not a member of a cluster")
 )
 
 // Identity is what the registry holds.

@@ -10,11 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/backupset"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/fsutil"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 	"github.com/clusterkeep/clusterkeep/internal/writers"
 	"golang.org/x/sys/unix"
 )
@@ -169,7 +169,7 @@ func (plan *appPlan) run(ctx context.Context, o Options, set *backupset.Set, res
 	}
 	{
 		for _, c := range m.Components.Components {
-			req := api.ComponentRequest{WriterID: c.WriterID, LogicalPath: c.LogicalPath, Name: c.Name, Selected: true,
+			req := wire.ComponentRequest{WriterID: c.WriterID, LogicalPath: c.LogicalPath, Name: c.Name, Selected: true,
 				Authoritative: o.Authoritative && c.WriterID == writers.ClusterDBID}
 			if err := rr.Select(ctx, req); err != nil {
 				res.Note += fmt.Sprintf("; writer %s is not on this node any more: its commands were not run", c.WriterName)

@@ -25,12 +25,13 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"github.com/clusterkeep/clusterkeep/internal/backup"
 	"github.com/clusterkeep/clusterkeep/internal/backupset"
+	"github.com/clusterkeep/clusterkeep/internal/backupset/offline"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
 	"github.com/clusterkeep/clusterkeep/internal/staging"
+	"github.com/clusterkeep/clusterkeep/internal/wire/hiveconv"
 	"github.com/clusterkeep/clusterkeep/internal/writers"
 	"github.com/google/uuid"
 )
@@ -94,7 +95,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	// The check leaves a verified copy of the database: every later step
 	// reads it, rather than the set again.
-	set, err := backup.OpenSet(o.Path, o.Identities...)
+	set, err := offline.OpenSet(o.Path, o.Identities...)
 	if err != nil {
 		return nil, fmt.Errorf("restore: nothing was changed: %w", err)
 	}
@@ -102,7 +103,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("restore: nothing was changed: %w: it is encrypted to %s; give an age identity file of one of them with --identity",
 			backupset.ErrNoIdentity, strings.Join(set.Manifest.Encryption.Recipients, ", "))
 	}
-	m, db, cleanup, err := backup.VerifyKeepingDatabase(o.Path, nil, o.Identities...)
+	m, db, cleanup, err := offline.VerifyKeepingDatabase(o.Path, nil, o.Identities...)
 	if err != nil {
 		return nil, fmt.Errorf("restore: the backup does not verify, nothing was changed: %w", err)
 	}
@@ -155,7 +156,7 @@ func restoreKey(ctx context.Context, o Options, set *backupset.Set, db string) (
 			keys++
 		}
 	}
-	seq, err := c.Txn(ctx, hive.Txn{Ops: append([]hive.Op{hive.DeleteKey(o.Key)}, ops...)})
+	seq, err := c.Txn(ctx, hiveconv.Txn(hive.Txn{Ops: append([]hive.Op{hive.DeleteKey(o.Key)}, ops...)}))
 	if err != nil {
 		return nil, fmt.Errorf("restore --key %q: %w", o.Key, err)
 	}

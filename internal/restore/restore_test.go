@@ -17,6 +17,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/restore"
 	"github.com/clusterkeep/clusterkeep/internal/staging"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 	"github.com/clusterkeep/clusterkeep/internal/writers"
 )
 
@@ -111,7 +112,7 @@ func TestBackupOfAnotherClusterNeedsNewCluster(t *testing.T) {
 	b := tc.InProcess(t, 1)
 	ctx := tc.Context(t)
 	c := tc.Open(t, a[0].API())
-	if _, err := c.SetValue(ctx, "Apps/Web", hive.Uint32Value("Port", 443)); err != nil {
+	if _, err := c.SetValue(ctx, "Apps/Web", wire.Uint32Value("Port", 443)); err != nil {
 		t.Fatal(err)
 	}
 	res, err := backup.Create(ctx, backup.Options{DataDir: a[0].Cfg.DataDir, To: t.TempDir()})

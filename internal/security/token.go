@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
-// Role is what a caller may do.
-type Role string
+// Role is what a caller may do (defined with the wire types, which carry it).
+type Role = wire.Role
 
 // The roles of API tokens. Operator and Backup include Read.
 const (
@@ -106,6 +108,14 @@ func JoinMAC(secret string, parts ...[]byte) []byte {
 		m.Write(p)
 	}
 	return m.Sum(nil)
+}
+
+// JoinHelloMAC binds a member's answer to a join hello to the joiner's
+// nonce, the authority, the member's TLS certificate and the cluster it
+// names: the joiner's proof that the member knows the join secret.
+func JoinHelloMAC(secret string, nonce, caDER, leafDER []byte, info wire.JoinInfo) []byte {
+	return JoinMAC(secret, []byte("clusterkeep join hello"), nonce, caDER, leafDER,
+		[]byte(info.ClusterID), []byte(info.ClusterName), fmt.Appendf(nil, "%d", info.Generation))
 }
 
 // SecretsEqual compares two secrets in constant time.

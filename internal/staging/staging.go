@@ -20,52 +20,27 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/aside"
 	"github.com/clusterkeep/clusterkeep/internal/fsutil"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
+	"github.com/clusterkeep/clusterkeep/internal/staging/plan"
 )
 
 // Names inside a data directory.
 const (
-	PendingDir = "restore-pending"
-	planFile   = "plan.json"
+	PendingDir = plan.PendingDir
+	planFile   = plan.File
 	raftDir    = "raft"
 	AsideDir   = aside.Dir
 )
 
-// Plan is what a staged restore will do.
-type Plan struct {
-	ID       string    `json:"id"`
-	BackupID string    `json:"backup_id"`
-	Backup   string    `json:"backup"` // the set's path, for people
-	Staged   time.Time `json:"staged"`
-	// Authoritative: the node's consensus state is moved aside and the
-	// node starts as a cluster of one at Identity's generation.
-	Authoritative bool `json:"authoritative"`
-	// Identity is the registry the node gets.
-	Identity noderegistry.Identity `json:"identity"`
-	// HasClusterDB: the staged directory holds clusdb to install.
-	HasClusterDB bool `json:"has_clusdb"`
-}
+// Plan is what a staged restore will do (its file is internal/staging/plan's).
+type Plan = plan.Plan
 
 // Pending returns the plan staged in dataDir, or nil.
-func Pending(dataDir string) (*Plan, error) {
-	raw, err := os.ReadFile(filepath.Join(dataDir, PendingDir, planFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read staged restore: %w", err)
-	}
-	var p Plan
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return nil, fmt.Errorf("read staged restore: %w", err)
-	}
-	return &p, nil
-}
+func Pending(dataDir string) (*Plan, error) { return plan.Pending(dataDir) }
 
 // Stage writes the plan and the cluster database (read from clusdb, which
 // may be nil) into dataDir's pending directory, replacing any staged

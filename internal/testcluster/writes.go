@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // Ack is one acknowledged write made by Writers.
@@ -37,7 +37,7 @@ func Writers(t testing.TB, addrs []string, n int) (stop func() []Ack) {
 					return
 				default:
 				}
-				seq, err := c.SetValue(Context(t), key, hive.Uint64Value("n", i))
+				seq, err := c.SetValue(Context(t), key, wire.Uint64Value("n", i))
 				if err != nil {
 					t.Error(err)
 					return

@@ -13,8 +13,8 @@ import (
 	"io"
 	"sync"
 
-	"github.com/clusterkeep/clusterkeep/internal/cluster"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
 )
 
@@ -28,6 +28,13 @@ const (
 	ServiceName = "clusterkeep"
 )
 
+// Node is what the Cluster Database writer needs of the cluster service:
+// the node's identity and its hive.
+type Node interface {
+	Identity() noderegistry.Identity
+	Hive() *hive.Hive
+}
+
 // Barrier waits until this node's hive holds every change the cluster
 // acknowledged before the call.
 type Barrier func(ctx context.Context) error
@@ -38,7 +45,7 @@ type Barrier func(ctx context.Context) error
 // sequence number, and blocks no writer.
 type ClusterDB struct {
 	shadow.Base
-	svc     *cluster.Service
+	svc     Node
 	barrier Barrier
 
 	mu      sync.Mutex
@@ -48,7 +55,7 @@ type ClusterDB struct {
 }
 
 // NewClusterDB returns the writer of svc's hive.
-func NewClusterDB(svc *cluster.Service, barrier Barrier) *ClusterDB {
+func NewClusterDB(svc Node, barrier Barrier) *ClusterDB {
 	return &ClusterDB{svc: svc, barrier: barrier}
 }
 
@@ -70,7 +77,7 @@ func ClusterDBMetadata(nodeID string) shadow.WriterMetadata {
 // PrepareForBackup refuses a node in no cluster: it has no cluster state.
 func (w *ClusterDB) PrepareForBackup(context.Context, *shadow.BackupComponents) error {
 	if !w.svc.Identity().Configured() {
-		return fmt.Errorf("node is in no cluster: %w", cluster.ErrNotConfigured)
+		return fmt.Errorf("node is in no cluster: %w", noderegistry.ErrNotConfigured)
 	}
 	return nil
 }

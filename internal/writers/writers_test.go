@@ -17,6 +17,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 	"github.com/clusterkeep/clusterkeep/internal/writers"
 	bolt "go.etcd.io/bbolt"
 )
@@ -58,7 +59,7 @@ func TestBackupSequenceWithTheThreeKindsOfWriter(t *testing.T) {
 	})
 	ctx := tc.Context(t)
 	c := tc.Open(t, nodes[0].API())
-	if _, err := c.SetValue(ctx, "Apps/Web", hive.Uint32Value("Port", 8080)); err != nil {
+	if _, err := c.SetValue(ctx, "Apps/Web", wire.Uint32Value("Port", 8080)); err != nil {
 		t.Fatal(err)
 	}
 	b, err := client.StartBackup(ctx, nodes[1].API(), shadow.BackupFull)
@@ -209,7 +210,7 @@ func TestClusterDatabaseCheckpointUnderWrites(t *testing.T) {
 	}
 	// The checkpoint is held (its read transaction open until the backup
 	// completes): a write must still be acknowledged, and stay out of it.
-	held, err := c.SetValue(ctx, "Probe", hive.Uint64Value("n", 1))
+	held, err := c.SetValue(ctx, "Probe", wire.Uint64Value("n", 1))
 	if err != nil {
 		t.Fatalf("a write while the checkpoint is held: %v", err)
 	}

@@ -32,11 +32,12 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/backup"
 	"github.com/clusterkeep/clusterkeep/internal/client"
-	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/placement"
 	"github.com/clusterkeep/clusterkeep/internal/roles"
 	"github.com/clusterkeep/clusterkeep/internal/schedule"
 	"github.com/clusterkeep/clusterkeep/internal/security"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -188,7 +189,7 @@ func TestDashboardInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.SetValue(ctx, "Apps/Web", hive.StringValue("Greeting", `<b>hello</b> "web"`)); err != nil {
+	if _, err := cl.SetValue(ctx, "Apps/Web", wire.StringValue("Greeting", `<b>hello</b> "web"`)); err != nil {
 		t.Fatal(err)
 	}
 	node1 := c.Nodes[0].API
@@ -303,14 +304,14 @@ func TestDashboardInChromium(t *testing.T) {
 	// shown so on the groups page of a second tab.
 	if _, err := cl.PutResource(ctx, roles.Resource{Name: "web", Type: "exec", Params: map[string]string{"start": "sleep 1000000"},
 		MonitorInterval: roles.Duration(500 * time.Millisecond), MonitorTimeout: roles.Duration(400 * time.Millisecond),
-		StopTimeout: roles.Duration(2 * time.Second)}, api.PutCreate); err != nil {
+		StopTimeout: roles.Duration(2 * time.Second)}, wire.PutCreate); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cl.PutGroup(ctx, roles.Group{Name: "site", Resources: []string{"web"}, PreferredOwners: []string{"node3", "node2", "node1"},
-		FailoverThreshold: 3, Wanted: roles.WantedOnline}, api.PutCreate); err != nil {
+		FailoverThreshold: 3, Wanted: roles.WantedOnline}, wire.PutCreate); err != nil {
 		t.Fatal(err)
 	}
-	waitGroup(ctx, t, cl, "online on node3", func(s api.GroupStatus) bool { return s.Owner == "node3" })
+	waitGroup(ctx, t, cl, "online on node3", func(s placement.GroupStatus) bool { return s.Owner == "node3" })
 	gctx, cancelTab := chromedp.NewContext(bctx)
 	defer cancelTab()
 	if err := chromedp.Listen(gctx, console.listen); err != nil {
@@ -487,7 +488,7 @@ const backupsJS = `Array.from(document.querySelectorAll("section.backup-source")
 
 // waitGroup waits until the leader reports group site online, its owner
 // reporting it so, and ok accepts it.
-func waitGroup(ctx context.Context, t *testing.T, cl *client.Cluster, what string, ok func(api.GroupStatus) bool) {
+func waitGroup(ctx context.Context, t *testing.T, cl *client.Cluster, what string, ok func(placement.GroupStatus) bool) {
 	t.Helper()
 	tc.Eventually(t, "group site "+what, func() error {
 		list, err := cl.GroupsStatus(ctx)

@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/backup"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/security"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // The ports every agent listens on inside its container.
@@ -217,7 +217,7 @@ func (c *cluster) nodeClient(n *node) *client.Cluster {
 }
 
 // localStatus asks a node for its own view, through the watch network.
-func (c *cluster) localStatus(n *node) (api.LocalStatus, error) {
+func (c *cluster) localStatus(n *node) (wire.LocalStatus, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return client.LocalStatus(ctx, n.WatchAPI(), client.WithCredentials(c.creds))
@@ -372,20 +372,20 @@ func (c *cluster) eventually(what string, d time.Duration, cond func() error) {
 }
 
 // info asks the cluster for its information through any node.
-func (c *cluster) info() (api.ClusterInfo, error) {
+func (c *cluster) info() (wire.ClusterInfo, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	h, err := c.open(ctx)
 	if err != nil {
-		return api.ClusterInfo{}, err
+		return wire.ClusterInfo{}, err
 	}
 	return h.GetClusterInformation(ctx)
 }
 
 // waitAllUp waits until the cluster has a leader and three Up members.
-func (c *cluster) waitAllUp() api.ClusterInfo {
+func (c *cluster) waitAllUp() wire.ClusterInfo {
 	c.t.Helper()
-	var info api.ClusterInfo
+	var info wire.ClusterInfo
 	c.eventually("three nodes Up", 2*time.Minute, func() error {
 		var err error
 		if info, err = c.info(); err != nil {
@@ -396,10 +396,10 @@ func (c *cluster) waitAllUp() api.ClusterInfo {
 	return info
 }
 
-func allUp(info api.ClusterInfo) error {
+func allUp(info wire.ClusterInfo) error {
 	up := 0
 	for _, n := range info.Nodes {
-		if n.State == api.NodeUp {
+		if n.State == wire.NodeUp {
 			up++
 		}
 	}

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
 	"github.com/clusterkeep/clusterkeep/internal/backup"
 	"github.com/clusterkeep/clusterkeep/internal/security"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // deploy/compose.yml, as the README runs it: three nodes Up, a command
@@ -70,7 +70,7 @@ func TestComposeFile(t *testing.T) {
 		if code != 0 {
 			return fmt.Errorf("cluster info: exit %d: %s", code, errOut)
 		}
-		var info api.ClusterInfo
+		var info wire.ClusterInfo
 		jsonOf(t, out, &info)
 		return allUp(info)
 	})

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/api"
+	"github.com/clusterkeep/clusterkeep/internal/placement"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
 )
 
@@ -90,15 +90,15 @@ func TestGroupOwnerCutOffNeverRunsTwice(t *testing.T) {
 
 // waitGroupOnline waits until group is Online on node (any node when ""),
 // other than not (when not "").
-func (c *cluster) waitGroupOnline(group, node, not string) api.GroupStatus {
+func (c *cluster) waitGroupOnline(group, node, not string) placement.GroupStatus {
 	c.t.Helper()
-	var last api.GroupStatus
+	var last placement.GroupStatus
 	c.eventually("group "+group+" online", 2*time.Minute, func() error {
 		out, errOut, code := c.clusterCLI("group", "status", "--json")
 		if code != 0 {
 			return fmt.Errorf("group status: %s", errOut)
 		}
-		var list []api.GroupStatus
+		var list []placement.GroupStatus
 		if err := json.Unmarshal([]byte(out), &list); err != nil {
 			return err
 		}

@@ -12,8 +12,9 @@ import (
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/backup"
+	"github.com/clusterkeep/clusterkeep/internal/backupset/offline"
 	"github.com/clusterkeep/clusterkeep/internal/client"
-	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // One node at a time is cut off the network (docker network disconnect,
@@ -34,7 +35,7 @@ func TestCutOffANodeDuringWritesAndBackups(t *testing.T) {
 	}
 	for i := range 16 {
 		blob := strings.Repeat(string(rune('a'+i)), 1<<20)
-		if _, err := h.SetValue(ctx(t), fmt.Sprintf("Blobs/b%02d", i), hive.BinaryValue("data", []byte(blob))); err != nil {
+		if _, err := h.SetValue(ctx(t), fmt.Sprintf("Blobs/b%02d", i), wire.BinaryValue("data", []byte(blob))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -192,7 +193,7 @@ func (c *cluster) writeMustFail(n *node, tag string) string {
 	key := fmt.Sprintf("CutSide/%s-%s-%d", n.name, tag, time.Now().UnixNano())
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if seq, err := c.nodeClient(n).SetValue(ctx, key, hive.Uint32Value("v", 1)); err == nil {
+	if seq, err := c.nodeClient(n).SetValue(ctx, key, wire.Uint32Value("v", 1)); err == nil {
 		c.t.Fatalf("the cut-off %s acknowledged a write (%s at seq %d)", n.name, key, seq)
 	}
 	return key
@@ -228,7 +229,7 @@ func (c *cluster) checkBackupHolds(res *backup.Result, acked []ack, began time.T
 	if _, errOut, code := c.hostCLI("backup", "verify", res.Path); code != 0 {
 		c.t.Fatalf("backup verify %s: exit %d: %s", res.Path, code, errOut)
 	}
-	text, err := backup.Export(res.Path)
+	text, err := offline.Export(res.Path)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -257,7 +258,7 @@ func (c *cluster) checkListed(dir string, want []string) {
 		c.t.Fatalf("backup list: exit %d: %s", code, errOut)
 	}
 	var l struct {
-		Backups []backup.Summary `json:"backups"`
+		Backups []offline.Summary `json:"backups"`
 	}
 	jsonOf(c.t, out, &l)
 	var got []string

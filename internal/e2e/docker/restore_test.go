@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/backup"
+	"github.com/clusterkeep/clusterkeep/internal/backupset/offline"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // An authoritative restore across hosts: a backup taken inside a container
@@ -25,11 +27,11 @@ func TestAuthoritativeRestoreWithTheOthersStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 20 {
-		if _, err := h.SetValue(ctx(t), fmt.Sprintf("Apps/App%02d", i), hive.Uint32Value("Port", uint32(8000+i))); err != nil {
+		if _, err := h.SetValue(ctx(t), fmt.Sprintf("Apps/App%02d", i), wire.Uint32Value("Port", uint32(8000+i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := h.SetValue(ctx(t), "Apps/App00", hive.StringValue("Name", "before")); err != nil {
+	if _, err := h.SetValue(ctx(t), "Apps/App00", wire.StringValue("Name", "before")); err != nil {
 		t.Fatal(err)
 	}
 	oldGen := h.Info().Generation
@@ -49,7 +51,7 @@ func TestAuthoritativeRestoreWithTheOthersStopped(t *testing.T) {
 	if _, errOut, code := c.hostCLI("backup", "verify", hostCopy); code != 0 {
 		t.Fatalf("backup verify: exit %d: %s", code, errOut)
 	}
-	want, err := backup.Export(hostCopy)
+	want, err := offline.Export(hostCopy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,13 +61,13 @@ func TestAuthoritativeRestoreWithTheOthersStopped(t *testing.T) {
 	}
 
 	// The cluster moves on.
-	if _, err := h.SetValue(ctx(t), "Apps/App00", hive.StringValue("Name", "after")); err != nil {
+	if _, err := h.SetValue(ctx(t), "Apps/App00", wire.StringValue("Name", "after")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.DeleteKey(ctx(t), "Apps/App01"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.SetValue(ctx(t), "Later/Key", hive.Uint32Value("v", 1)); err != nil {
+	if _, err := h.SetValue(ctx(t), "Later/Key", wire.Uint32Value("v", 1)); err != nil {
 		t.Fatal(err)
 	}
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/client"
-	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
 // ack is one acknowledged write: a key of its own, and the sequence number
@@ -69,7 +69,7 @@ func (w *writers) run(g int) {
 		}
 		key := fmt.Sprintf("%s/w%d/k%06d", w.prefix, g, i)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		seq, err := h.SetValue(ctx, key, hive.Uint64Value("n", uint64(i)))
+		seq, err := h.SetValue(ctx, key, wire.Uint64Value("n", uint64(i)))
 		cancel()
 		if err != nil {
 			w.fail(err)

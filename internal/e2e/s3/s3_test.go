@@ -16,12 +16,14 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/agent"
 	"github.com/clusterkeep/clusterkeep/internal/backup"
+	"github.com/clusterkeep/clusterkeep/internal/backupset/offline"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/localcluster"
 	"github.com/clusterkeep/clusterkeep/internal/s3server"
 	"github.com/clusterkeep/clusterkeep/internal/target"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 	"github.com/minio/minio-go/v7"
 )
 
@@ -136,9 +138,9 @@ func jsonCLI(t *testing.T, env []string, v any, args ...string) {
 	}
 }
 
-func listSets(t *testing.T, env []string, to string) []backup.Summary {
+func listSets(t *testing.T, env []string, to string) []offline.Summary {
 	t.Helper()
-	var l struct{ Backups []backup.Summary }
+	var l struct{ Backups []offline.Summary }
 	jsonCLI(t, env, &l, "backup", "list", to)
 	return l.Backups
 }
@@ -173,7 +175,7 @@ func TestBackupListVerifyRestoreAndPruneOnS3(t *testing.T) {
 	to := "s3://" + b + "/cluster/backups"
 	env := append(s.Env(), client.EnvCluster+"="+lc.APIAddrs())
 	set := func(key string, v uint32) {
-		if _, err := c.SetValue(ctx, key, hive.Uint32Value("v", v)); err != nil {
+		if _, err := c.SetValue(ctx, key, wire.Uint32Value("v", v)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -193,7 +195,7 @@ func TestBackupListVerifyRestoreAndPruneOnS3(t *testing.T) {
 	}
 	// The flags do what the environment does.
 	noEndpoint := []string{"AWS_ACCESS_KEY_ID=" + s.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s.SecretKey, "AWS_ENDPOINT_URL=", "CLUSTERKEEP_S3_PATH_STYLE="}
-	var l struct{ Backups []backup.Summary }
+	var l struct{ Backups []offline.Summary }
 	jsonCLI(t, noEndpoint, &l, "backup", "list", to, "--s3-endpoint", s.Endpoint, "--s3-path-style", "--s3-region", s.Region)
 	if len(l.Backups) != 2 {
 		t.Fatalf("list with --s3-endpoint: %+v", l.Backups)
@@ -204,12 +206,12 @@ func TestBackupListVerifyRestoreAndPruneOnS3(t *testing.T) {
 		t.Fatalf("verify: %v", v)
 	}
 	jsonCLI(t, env, &v, "backup", "verify", second.Path)
-	var in backup.Inspection
+	var in offline.Inspection
 	jsonCLI(t, env, &in, "backup", "inspect", second.Path)
 	if in.Manifest.BackupID != second.BackupID || in.Keys == 0 {
 		t.Fatalf("inspect: %+v", in)
 	}
-	var d struct{ Changes []backup.Change }
+	var d struct{ Changes []offline.Change }
 	jsonCLI(t, env, &d, "backup", "diff", first.Path, second.Path)
 	if len(d.Changes) != 3 { // A/v changed, B and B/v added
 		t.Fatalf("diff: %+v", d.Changes)
@@ -269,7 +271,7 @@ func TestBackupKilledMidUploadOnS3(t *testing.T) {
 	c := tc.Open(t, nodes[0].API())
 	// 48 MiB: the database is uploaded in several 16 MiB parts.
 	for i := range 48 {
-		if _, err := c.SetValue(ctx, fmt.Sprintf("Blobs/b%d", i), hive.BinaryValue("data", bytes.Repeat([]byte{byte(i), 1, 2, 3}, 1<<18))); err != nil {
+		if _, err := c.SetValue(ctx, fmt.Sprintf("Blobs/b%d", i), wire.BinaryValue("data", bytes.Repeat([]byte{byte(i), 1, 2, 3}, 1<<18))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -401,7 +403,7 @@ func TestTamperedObjectIsRefusedOnS3(t *testing.T) {
 	nodes := tc.InProcessWith(t, 1, nil)
 	ctx := tc.Context(t)
 	c := tc.Open(t, nodes[0].API())
-	if _, err := c.SetValue(ctx, "K", hive.StringValue("v", "hello")); err != nil {
+	if _, err := c.SetValue(ctx, "K", wire.StringValue("v", "hello")); err != nil {
 		t.Fatal(err)
 	}
 	b := bucket(t, s)

@@ -1,15 +1,19 @@
-package backup
+// Package offline is the backup set's strict offline reader: it opens (and
+// unlocks) a set, verifies it to the last byte (the format's checksums,
+// bbolt's check and the hive's own on the cluster database), inspects,
+// exports and compares its cluster database, and lists the sets of a
+// directory. Backup and restore both use it; it never reaches a cluster,
+// as etcdutl's snapshot package works on files alone.
+package offline
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"sort"
 	"strings"
 
 	"filippo.io/age"
 	"github.com/clusterkeep/clusterkeep/internal/backupset"
-	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/writers"
 	bolt "go.etcd.io/bbolt"
@@ -312,13 +316,6 @@ func Export(path string, ids ...age.Identity) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	err = WithHive(s, func(h *hive.Hive) error { return h.Export(&buf, "") })
-	return buf.Bytes(), err
-}
-
-// LiveExport returns the running cluster's whole hive in the text form.
-func LiveExport(ctx context.Context, c *client.Cluster) ([]byte, error) {
-	var buf bytes.Buffer
-	err := c.Export(ctx, "", &buf)
 	return buf.Bytes(), err
 }
 

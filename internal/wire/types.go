@@ -1,16 +1,4 @@
-// Package api is the cluster API over HTTP+JSON: the wire types shared with
-// the Go client, and the server an agent runs. The server serves reads from
-// its own node, forwards writes and linearizable reads to the leader, and
-// computes node states by asking each member for its own status.
-//
-// It holds no cluster state of its own; internal/cluster does.
-package api
-
-import (
-	"github.com/clusterkeep/clusterkeep/internal/cluster"
-	"github.com/clusterkeep/clusterkeep/internal/hive"
-	"github.com/clusterkeep/clusterkeep/internal/security"
-)
+package wire
 
 // NodeState is a member's state as the cluster sees it.
 type NodeState string
@@ -59,14 +47,53 @@ type ClusterInfo struct {
 	AnsweredBy string `json:"answered_by"`
 }
 
-// LocalStatus is a node's own view (GET /v1/local/status).
-type LocalStatus = cluster.LocalStatus
+// LocalStatus is a node's own view (GET /v1/local/status), served to
+// probes and clients.
+type LocalStatus struct {
+	NodeID      string `json:"node_id"`
+	NodeName    string `json:"node_name"`
+	ClusterID   string `json:"cluster_id,omitempty"`
+	ClusterName string `json:"cluster_name,omitempty"`
+	Generation  uint64 `json:"generation"`
+	// RaftState is Leader, Follower, Candidate or Shutdown; empty when the
+	// node is in no cluster.
+	RaftState string `json:"raft_state,omitempty"`
+	LeaderID  string `json:"leader_id,omitempty"`
+	Applied   uint64 `json:"applied_index"`
+	Commit    uint64 `json:"commit_index"`
+	LastIndex uint64 `json:"last_index"`
+	Seq       uint64 `json:"seq"`
+	Voter     bool   `json:"voter"`
+	Evicted   bool   `json:"evicted,omitempty"`
+	APIAddr   string `json:"api_addr"`
+	RaftAddr  string `json:"raft_addr,omitempty"`
+	// RestorePending is the backup id of a restore staged for the next start.
+	RestorePending string `json:"restore_pending,omitempty"`
+}
 
-// JoinInfo is what a joining node learns first (GET /v1/join-info).
-type JoinInfo = cluster.JoinInfo
+// JoinInfo is what a joining node learns from a member before it joins
+// (GET /v1/join-info).
+type JoinInfo struct {
+	ClusterID   string `json:"cluster_id"`
+	ClusterName string `json:"cluster_name"`
+	Generation  uint64 `json:"generation"`
+}
 
-// Member is a node record, as sent by a joining node (POST /v1/members).
-type Member = cluster.Member
+// Member is a node of the cluster as recorded in the hive, under
+// Cluster/Nodes/<id>; a joining node sends its own (POST /v1/members).
+type Member struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	RaftAddr string `json:"raft_addr"`
+	APIAddr  string `json:"api_addr"`
+	Paused   bool   `json:"paused"`
+	// Drain: paused, with its groups moved away.
+	Drain bool `json:"drain,omitempty"`
+	// Voter is whether the node is in the consensus configuration the
+	// answering node knows; a recorded node that is not yet is still
+	// joining.
+	Voter bool `json:"voter"`
+}
 
 // TxnResult answers POST /v1/txn.
 type TxnResult struct {
@@ -77,8 +104,8 @@ type TxnResult struct {
 // sequence number, empty when the wait ended first; Seq is the hive's
 // sequence number when it answered.
 type WatchResult struct {
-	Events []hive.Event `json:"events"`
-	Seq    uint64       `json:"seq"`
+	Events []Event `json:"events"`
+	Seq    uint64  `json:"seq"`
 }
 
 // ReadIndexResult answers GET /v1/read-index.
@@ -122,6 +149,15 @@ const (
 	CodeNotFound        = "not-found"
 )
 
+// Codes of shadow-copy errors.
+const (
+	CodeBusy          = "busy"
+	CodeNoSession     = "no-session"
+	CodeOutOfSequence = "out-of-sequence"
+	CodeWriterFailed  = "writer-failed"
+	CodeFreezeTimeout = "freeze-timeout"
+)
+
 // ForwardedHeader marks a request a node forwarded to the leader, so it is
 // never forwarded twice.
 const ForwardedHeader = "X-Clusterkeep-Forwarded"
@@ -136,11 +172,11 @@ type JoinHello struct {
 }
 
 // JoinWelcome answers JoinHello: the cluster to join, its authority, and
-// the proof that the member knows the join secret (JoinHelloMAC).
+// the proof that the member knows the join secret (security.JoinHelloMAC).
 type JoinWelcome struct {
-	Info cluster.JoinInfo `json:"info"`
-	CA   []byte           `json:"ca"`
-	MAC  []byte           `json:"mac"`
+	Info JoinInfo `json:"info"`
+	CA   []byte   `json:"ca"`
+	MAC  []byte   `json:"mac"`
 }
 
 // CertRequest asks for a joining node's certificate: the member it will
@@ -156,6 +192,9 @@ type Certificate struct {
 	Cert []byte `json:"cert"`
 }
 
+// Role is what an API token may do (see internal/security for each).
+type Role string
+
 // TokenRequest asks for a new API token.
 type TokenRequest struct {
 	Name  string   `json:"name"`
@@ -164,10 +203,39 @@ type TokenRequest struct {
 
 // NewToken is a token just made: the only time the token itself is shown.
 type NewToken struct {
-	Name  string          `json:"name"`
-	Roles []security.Role `json:"roles"`
-	Token string          `json:"token"`
+	Name  string `json:"name"`
+	Roles []Role `json:"roles"`
+	Token string `json:"token"`
 }
 
-// Token is a recorded token, without its secret.
-type Token = cluster.Token
+// Token is a recorded API token (never the token itself).
+type Token struct {
+	Name    string `json:"name"`
+	Roles   []Role `json:"roles"`
+	Created string `json:"created"`
+}
+
+// MoveRequest is the body of POST /v1/groups/{name}/move: the node to move
+// to ("" for the best other node).
+type MoveRequest struct {
+	Node string `json:"node,omitempty"`
+}
+
+// Put modes of PUT /v1/resources/{name} and PUT /v1/groups/{name}
+// (query parameter "mode"): create refuses an existing one, replace a
+// missing one; without it, either.
+const (
+	PutCreate  = "create"
+	PutReplace = "replace"
+)
+
+// ComponentRequest selects a component (POST .../components and .../select).
+type ComponentRequest struct {
+	All           bool   `json:"all,omitempty"`
+	WriterID      string `json:"writer_id,omitempty"`
+	LogicalPath   string `json:"logical_path,omitempty"`
+	Name          string `json:"name,omitempty"`
+	Selected      bool   `json:"selected,omitempty"`
+	Authoritative bool   `json:"authoritative,omitempty"`
+	RestoreTarget string `json:"restore_target,omitempty"`
+}
