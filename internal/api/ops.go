@@ -15,8 +15,8 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
 	"github.com/clusterkeep/clusterkeep/internal/dashboard"
+	"github.com/clusterkeep/clusterkeep/internal/failover/placement"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
-	"github.com/clusterkeep/clusterkeep/internal/placement"
 	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
 	"github.com/clusterkeep/clusterkeep/internal/wire"

@@ -10,7 +10,7 @@ import (
 	"net/http"
 
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
-	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
 	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
+	"github.com/clusterkeep/clusterkeep/internal/failover/placement"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
-	"github.com/clusterkeep/clusterkeep/internal/placement"
 	"github.com/clusterkeep/clusterkeep/internal/schedule"
 	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"

@@ -1,7 +1,7 @@
 package cluster
 
 // The groups' placements, Cluster/Roles/Placement/<group> value "State": a
-// JSON record the leader's placement engine writes (internal/placement says
+// JSON record the leader's placement engine writes (internal/failover/placement says
 // what it means), replicated, backed up and restored with the rest. Beside
 // them, Cluster/Roles value "LeaseMax" is the longest lease any leader
 // granted: a new leader waits that long before it counts a node's lease

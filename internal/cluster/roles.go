@@ -3,7 +3,7 @@ package cluster
 // The record of resources and groups (roles), Cluster/Roles: each resource
 // under Cluster/Roles/Resources/<name> and each group under
 // Cluster/Roles/Groups/<name>, as a JSON string value "Config"
-// (internal/roles says what they mean). Cluster/Roles holds "Version", a
+// (internal/failover/roles says what they mean). Cluster/Roles holds "Version", a
 // counter raised by every change: a change is validated against what the
 // leader read and committed only if Version is still what it read, so two
 // concurrent changes can never together break what each checked (a
@@ -18,8 +18,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
-	"github.com/clusterkeep/clusterkeep/internal/roles"
 )
 
 // RolesKey is the subtree of resources and groups.

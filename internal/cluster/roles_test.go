@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
-	"github.com/clusterkeep/clusterkeep/internal/roles"
 )
 
 // A change that commits between a roles change's read and its commit makes

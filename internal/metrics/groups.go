@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
-	"github.com/clusterkeep/clusterkeep/internal/placement"
-	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/failover/placement"
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

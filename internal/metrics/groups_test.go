@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
+	"github.com/clusterkeep/clusterkeep/internal/failover/placement"
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
 	"github.com/clusterkeep/clusterkeep/internal/metrics"
-	"github.com/clusterkeep/clusterkeep/internal/placement"
-	"github.com/clusterkeep/clusterkeep/internal/roles"
 )
 
 // hiveGroups is a node's hive as the group collector reads it: the

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/placement"
-	"github.com/clusterkeep/clusterkeep/internal/resources"
-	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/failover/placement"
+	"github.com/clusterkeep/clusterkeep/internal/failover/resources"
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
 )
 
 // fakeRunner runs in-memory resources: each instance fails its monitor

@@ -1,5 +1,6 @@
-// Package target is where backup sets are kept: a local directory or an
-// S3-compatible object store, behind one interface.
+// Package backend is the backup storage backends: where backup sets are
+// kept (the backup target), a local directory or an S3-compatible object
+// store, behind one interface.
 //
 // A target holds sets by name. A set is a group of objects (a directory's
 // files, or the objects under a key prefix) one of which, the manifest, is
@@ -17,7 +18,7 @@
 //
 // The package knows nothing of the set format: backupset writes and reads
 // sets through it, and checks every byte it reads.
-package target
+package backend
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package target
+package backend
 
 // Who writes a directory target's hidden working directories. A directory
 // target may be a mount shared by several hosts (the leader's host takes

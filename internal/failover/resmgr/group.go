@@ -6,9 +6,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/placement"
-	"github.com/clusterkeep/clusterkeep/internal/resources"
-	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/failover/placement"
+	"github.com/clusterkeep/clusterkeep/internal/failover/resources"
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
 )
 
 // groupRun runs one group on this node: one goroutine that starts,

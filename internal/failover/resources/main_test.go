@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
 )
 
 // envTestAgent, set, makes the test binary a stand-in agent (see

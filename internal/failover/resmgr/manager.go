@@ -18,9 +18,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/placement"
-	"github.com/clusterkeep/clusterkeep/internal/resources"
-	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/failover/placement"
+	"github.com/clusterkeep/clusterkeep/internal/failover/resources"
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
 	"golang.org/x/sys/unix"
 )
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
 )
 
 var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)

@@ -14,7 +14,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
 )
 
 // Runner runs resources of one type on this node.

@@ -3,7 +3,7 @@ package placement
 import (
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
 )
 
 // GroupStatus is a group as `group status` shows it.

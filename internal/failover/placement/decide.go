@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
 )
 
 // Node is a member as the leader sees it when it decides.

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
 	"golang.org/x/sys/unix"
 )
 
