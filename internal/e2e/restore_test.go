@@ -181,7 +181,7 @@ func checkConverged(t *testing.T, lc *localcluster.Cluster, c *client.Cluster, g
 	// log (which holds the later writes even where they were not applied
 	// yet), and a readable export.
 	for _, nd := range lc.Nodes[1:] {
-		for _, f := range []string{"clusdb", "clusdb.export", "raft/raft.db"} {
+		for _, f := range []string{"clusdb", "clusdb.export", "raft/wal"} {
 			if m, _ := filepath.Glob(filepath.Join(nd.DataDir, "aside", "*-stale-generation", f)); len(m) != 1 {
 				t.Fatalf("%s: stale %s not moved aside: %v", nd.Name, f, m)
 			}
