@@ -18,7 +18,6 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	wal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
 	"go.etcd.io/bbolt"
 )
 
@@ -80,31 +79,13 @@ func openLogStore(raftDir string, hlog hclog.Logger, log *slog.Logger) (logStore
 	return w, nil
 }
 
-// walStore is a raft-wal WAL whose Close also closes its metadata file:
-// raft-wal v0.4.0's Close leaves it open, and with it the file's lock, so
-// the WAL could not be opened again by the same process (raft restarted
-// after a move aside, tests) and each close leaked a file.
-type walStore struct {
-	*wal.WAL
-	meta *metadb.BoltMetaDB
-}
-
-func (w *walStore) Close() error {
-	err := w.WAL.Close()
-	if cerr := w.meta.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func openWAL(dir string, hlog hclog.Logger) (*walStore, error) {
-	meta := &metadb.BoltMetaDB{}
-	w, err := wal.Open(dir, wal.WithLogger(hlog.Named("wal")), wal.WithSegmentSize(logSegmentSize), wal.WithMetaStore(meta))
-	if err != nil {
-		meta.Close()
-		return nil, err
-	}
-	return &walStore{WAL: w, meta: meta}, nil
+// openWAL opens the WAL in dir. raft-wal must be v0.4.1 or later: v0.4.0
+// left its metadata file open (and locked) on Close, and truncating the
+// log's tail (raft does when a new leader overrules entries) left a sealed
+// segment without its index, so the node could not start again
+// (hashicorp/raft-wal#31).
+func openWAL(dir string, hlog hclog.Logger) (*wal.WAL, error) {
+	return wal.Open(dir, wal.WithLogger(hlog.Named("wal")), wal.WithSegmentSize(logSegmentSize))
 }
 
 // convertBoltLog turns raftDir's raft-boltdb log, if there is one, into a

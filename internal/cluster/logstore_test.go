@@ -370,3 +370,41 @@ func backToBoltLog(t *testing.T, raftDir string) uint64 {
 	}
 	return term
 }
+
+// TestLogStoreReopensAfterItsTailWasTruncated: raft drops a log suffix
+// when a new leader overrules it; the log opens again afterwards, with the
+// entries before the cut and the ones appended after it, also across a
+// segment sealed by the cut (raft-wal v0.4.0 could not: hashicorp/raft-wal#31).
+func TestLogStoreReopensAfterItsTailWasTruncated(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "raft")
+	o := oldLog{from: 1, to: 400, size: 64 << 10}
+	s, err := openLogStore(dir, quietHCLog, quietLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := o.from; i <= o.to; i++ {
+		if err := s.StoreLogs([]*raft.Log{o.entry(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Cut back into the first segment (sealed by now), then append again.
+	if err := s.DeleteRange(200, o.to); err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(200); i <= o.to; i++ {
+		if err := s.StoreLogs([]*raft.Log{o.entry(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteRange(o.to, o.to); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	o.to--
+	s, err = openLogStore(dir, quietHCLog, quietLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	o.check(t, s)
+}
