@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/clusterkeep/clusterkeep/internal/fsutil"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -125,13 +126,13 @@ func convertBoltLog(raftDir string, hlog hclog.Logger, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := syncRaftDir(building); err != nil {
+	if err := syncDir(building); err != nil {
 		return err
 	}
 	if err := os.Rename(building, final); err != nil {
 		return err
 	}
-	if err := syncRaftDir(raftDir); err != nil {
+	if err := syncDir(raftDir); err != nil {
 		return err
 	}
 	log.Warn("converted the raft-boltdb log to a WAL", "entries", n, "took", time.Since(start).Round(time.Millisecond))
@@ -352,23 +353,15 @@ func retireBoltLog(raftDir string, log *slog.Logger) error {
 	if err := os.Rename(filepath.Join(raftDir, boltLogFile), filepath.Join(raftDir, name)); err != nil {
 		return err
 	}
-	if err := syncRaftDir(raftDir); err != nil {
+	if err := syncDir(raftDir); err != nil {
 		return err
 	}
 	log.Warn("kept the converted raft-boltdb log aside", "file", filepath.Join(raftDir, name))
 	return nil
 }
 
-func syncRaftDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+func syncDir(dir string) error {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
