@@ -29,7 +29,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
 // Errors callers branch on.
@@ -108,7 +107,7 @@ type Service struct {
 	fsm      *fsm
 	stream   *StreamLayer
 	trans    *raft.NetworkTransport
-	store    *raftboltdb.BoltStore
+	store    logStore
 	notifyCh chan bool
 	// readyTerm is the term in which this node, as leader, applied its
 	// no-op: only in that term may it serve reads by read index.
@@ -263,10 +262,10 @@ func (s *Service) startRaft(bootstrap bool) error {
 	}
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: s.cfg.RaftLog})
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: stream, MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog})
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(s.raftDir(), "raft.db")})
+	store, err := openLogStore(s.raftDir(), hlog, s.log)
 	if err != nil {
 		trans.Close()
-		return fmt.Errorf("start raft: open log store: %w", err)
+		return fmt.Errorf("start raft: %w", err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(s.raftDir(), 2, hlog)
 	if err != nil {

@@ -185,7 +185,7 @@ func checkConverged(t *testing.T, lc *localcluster.Cluster, c *client.Cluster, g
 	// (database, consensus log, which holds the later writes even where
 	// they were not applied yet), listed with its size.
 	for _, nd := range lc.Nodes[1:] {
-		for _, f := range []string{"clusdb", "raft"} {
+		for _, f := range []string{"clusdb", "raft/wal"} {
 			if m, _ := filepath.Glob(filepath.Join(nd.DataDir, "aside", "*-stale-generation", f)); len(m) != 1 {
 				t.Fatalf("%s: stale %s not moved aside: %v", nd.Name, f, m)
 			}

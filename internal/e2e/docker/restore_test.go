@@ -135,7 +135,7 @@ func TestAuthoritativeRestoreWithTheOthersStopped(t *testing.T) {
 	for _, n := range c.nodes[1:] {
 		dir := t.TempDir()
 		c.docker("cp", n.container+":/data/aside", dir)
-		for _, f := range []string{"clusdb", "raft"} {
+		for _, f := range []string{"clusdb", filepath.Join("raft", "wal")} {
 			if m, _ := filepath.Glob(filepath.Join(dir, "aside", "*-stale-generation", f)); len(m) != 1 {
 				t.Errorf("%s: its stale %s was not moved aside: %v", n.name, f, m)
 			}
