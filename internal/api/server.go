@@ -37,7 +37,7 @@ const probeTimeout = time.Second
 
 // Server serves the cluster API of one node.
 type Server struct {
-	svc   *cluster.Service
+	svc   Cluster
 	coord *shadow.Coordinator
 	log   *slog.Logger
 	http  *http.Client
@@ -47,8 +47,8 @@ type Server struct {
 	ops         ops // metrics and the dashboard
 }
 
-// NewServer returns the API handler for svc.
-func NewServer(svc *cluster.Service, coord *shadow.Coordinator, log *slog.Logger, opts ...Option) *Server {
+// NewServer returns the API handler for svc (a *cluster.Service).
+func NewServer(svc Cluster, coord *shadow.Coordinator, log *slog.Logger, opts ...Option) *Server {
 	s := &Server{svc: svc, coord: coord, log: log, mux: http.NewServeMux(),
 		http: &http.Client{Transport: security.HTTPTransport(svc.Credentials().Client)}}
 	s.setUpOps(opts)

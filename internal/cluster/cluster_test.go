@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,7 +35,23 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// nets are the in-memory networks of the tests, one per test.
+var nets sync.Map // test name → *InmemNetwork
+
+// fastConfig is a node of a test whose consensus traffic stays in memory:
+// the tests of what the cluster does with it. A restarted node (same
+// directory) keeps its address.
 func fastConfig(t *testing.T, dir, name string) Config {
+	n, _ := nets.LoadOrStore(strings.SplitN(t.Name(), "/", 2)[0], NewInmemNetwork())
+	cfg := socketConfig(t, dir, name)
+	cfg.RaftBind, cfg.Inmem = "inmem:"+dir, n.(*InmemNetwork)
+	return cfg
+}
+
+// socketConfig is a node whose consensus traffic goes over the real
+// transport (TLS and the peer handshake, on loopback): the tests of the
+// transport itself and of the generation fencing at the handshake.
+func socketConfig(t *testing.T, dir, name string) Config {
 	if ports[dir] == "" {
 		ports[dir] = freeAddr(t)
 	}
@@ -70,7 +87,18 @@ func eventually(t *testing.T, what string, cond func() error) {
 
 func openSvc(t *testing.T, dir, name string) *Service {
 	t.Helper()
-	s, err := Open(fastConfig(t, dir, name))
+	return openWith(t, fastConfig(t, dir, name))
+}
+
+// openSocketSvc is openSvc over the real transport.
+func openSocketSvc(t *testing.T, dir, name string) *Service {
+	t.Helper()
+	return openWith(t, socketConfig(t, dir, name))
+}
+
+func openWith(t *testing.T, cfg Config) *Service {
+	t.Helper()
+	s, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,8 +358,8 @@ func certificateRefused(err error) bool {
 // admitted would have moved the node's state aside).
 func TestPeerRefusesAnotherClustersCertificate(t *testing.T) {
 	base := t.TempDir()
-	a := openSvc(t, filepath.Join(base, "a"), "a")
-	b := openSvc(t, filepath.Join(base, "b"), "b")
+	a := openSocketSvc(t, filepath.Join(base, "a"), "a")
+	b := openSocketSvc(t, filepath.Join(base, "b"), "b")
 	if err := a.Create(ctx(t), "foreign"); err != nil {
 		t.Fatal(err)
 	}
@@ -410,9 +438,9 @@ func TestPeerRefusesAnotherClustersCertificate(t *testing.T) {
 
 func TestStaleGenerationNodeCannotDisturbCluster(t *testing.T) {
 	base := t.TempDir()
-	a := openSvc(t, filepath.Join(base, "a"), "a")
-	b := openSvc(t, filepath.Join(base, "b"), "b")
-	c := openSvc(t, filepath.Join(base, "c"), "c")
+	a := openSocketSvc(t, filepath.Join(base, "a"), "a")
+	b := openSocketSvc(t, filepath.Join(base, "b"), "b")
+	c := openSocketSvc(t, filepath.Join(base, "c"), "c")
 	if err := a.Create(ctx(t), "gen"); err != nil {
 		t.Fatal(err)
 	}
@@ -434,9 +462,9 @@ func TestStaleGenerationNodeCannotDisturbCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a = openSvc(t, filepath.Join(base, "a"), "a")
-	b = openSvc(t, filepath.Join(base, "b"), "b")
-	c2 := openSvc(t, filepath.Join(base, "c"), "c")
+	a = openSocketSvc(t, filepath.Join(base, "a"), "a")
+	b = openSocketSvc(t, filepath.Join(base, "b"), "b")
+	c2 := openSocketSvc(t, filepath.Join(base, "c"), "c")
 	l := leaderOf(t, a, b)
 	seq, err := l.Apply(ctx(t), hive.Txn{Ops: []hive.Op{hive.SetValue("k", hive.Uint32Value("v", 1))}})
 	if err != nil {
@@ -463,9 +491,9 @@ func TestStaleGenerationNodeCannotDisturbCluster(t *testing.T) {
 
 func TestEvictedNodeIsRefused(t *testing.T) {
 	base := t.TempDir()
-	a := openSvc(t, filepath.Join(base, "a"), "a")
-	b := openSvc(t, filepath.Join(base, "b"), "b")
-	c := openSvc(t, filepath.Join(base, "c"), "c")
+	a := openSocketSvc(t, filepath.Join(base, "a"), "a")
+	b := openSocketSvc(t, filepath.Join(base, "b"), "b")
+	c := openSocketSvc(t, filepath.Join(base, "c"), "c")
 	if err := a.Create(ctx(t), "ev"); err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +531,7 @@ func TestEvictedNodeIsRefused(t *testing.T) {
 		t.Fatalf("re-add evicted: %v", err)
 	}
 	// Restarted, it is refused by the members and moves its data aside.
-	c2 := openSvc(t, filepath.Join(base, "c"), "c")
+	c2 := openSocketSvc(t, filepath.Join(base, "c"), "c")
 	eventually(t, "evicted node forgets its cluster", func() error {
 		if c2.Identity().Configured() {
 			return fmt.Errorf("still configured: %+v", c2.Status())
@@ -644,8 +672,8 @@ func TestInterruptedMoveAsideIsFinishedAtStart(t *testing.T) {
 // refused, and its claim of a higher generation moves nothing aside.
 func TestStrangerWithACertificateIsRefused(t *testing.T) {
 	base := t.TempDir()
-	a := openSvc(t, filepath.Join(base, "a"), "a")
-	b := openSvc(t, filepath.Join(base, "b"), "b")
+	a := openSocketSvc(t, filepath.Join(base, "a"), "a")
+	b := openSocketSvc(t, filepath.Join(base, "b"), "b")
 	if err := a.Create(ctx(t), "strangers"); err != nil {
 		t.Fatal(err)
 	}

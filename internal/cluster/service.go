@@ -90,6 +90,10 @@ type Config struct {
 	// OnApply, when set, is told how long each client write this node
 	// handled as leader took to commit and apply, and its error.
 	OnApply func(d time.Duration, err error)
+
+	// Inmem, when set, carries consensus traffic in memory instead of
+	// over TLS sockets (tests; see InmemNetwork).
+	Inmem *InmemNetwork
 }
 
 // Service is one node's cluster service.
@@ -106,7 +110,7 @@ type Service struct {
 	raft     *raft.Raft
 	fsm      *fsm
 	stream   *StreamLayer
-	trans    *raft.NetworkTransport
+	trans    raftTransport
 	store    logStore
 	notifyCh chan bool
 	// readyTerm is the term in which this node, as leader, applied its
@@ -250,18 +254,24 @@ func (s *Service) startRaft(bootstrap bool) error {
 	if err := os.MkdirAll(s.raftDir(), 0o700); err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
-	stream, err := NewStreamLayer(s.cfg.RaftBind, s.creds, s.peerIdentity, s.admit, s.onRefused, s.log)
-	if err != nil {
-		return fmt.Errorf("start raft: %w", err)
-	}
-	// A higher generation of this cluster dialling in means this node's
-	// state is stale, as much as being refused by one does.
-	stream.higher = s.noticeStale
-	if s.cfg.RaftAdvertise != "" {
-		stream.advertise = tcpAddr(s.cfg.RaftAdvertise)
-	}
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: s.cfg.RaftLog})
-	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: stream, MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog})
+	var stream *StreamLayer
+	var trans raftTransport
+	if s.cfg.Inmem != nil {
+		trans = s.cfg.Inmem.transport(s.cfg.RaftBind)
+	} else {
+		var err error
+		if stream, err = NewStreamLayer(s.cfg.RaftBind, s.creds, s.peerIdentity, s.admit, s.onRefused, s.log); err != nil {
+			return fmt.Errorf("start raft: %w", err)
+		}
+		// A higher generation of this cluster dialling in means this
+		// node's state is stale, as much as being refused by one does.
+		stream.higher = s.noticeStale
+		if s.cfg.RaftAdvertise != "" {
+			stream.advertise = tcpAddr(s.cfg.RaftAdvertise)
+		}
+		trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: stream, MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog})
+	}
 	store, err := openLogStore(s.raftDir(), hlog, s.log)
 	if err != nil {
 		trans.Close()

@@ -17,6 +17,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
 	"github.com/clusterkeep/clusterkeep/internal/version"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -28,9 +29,16 @@ const Namespace = "clusterkeep"
 // memberTimeout bounds asking the members for their states in one scrape.
 const memberTimeout = 3 * time.Second
 
+// ClusterSource is what the state collector reads of the cluster service
+// (*cluster.Service is one): the node's own view and raft's figures.
+type ClusterSource interface {
+	Status() wire.LocalStatus
+	Stats() cluster.Stats
+}
+
 // Sources are what the state collector reads at scrape time.
 type Sources struct {
-	Cluster *cluster.Service
+	Cluster ClusterSource
 	Shadow  *shadow.Coordinator
 	// Members, when set, counts the cluster's members and those Up, as
 	// this node sees them (it asks each member).
@@ -199,7 +207,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (c *stateCollector) collectCluster(ch chan<- prometheus.Metric, svc *cluster.Service) {
+func (c *stateCollector) collectCluster(ch chan<- prometheus.Metric, svc ClusterSource) {
 	st, stats := svc.Status(), svc.Stats()
 	gauge(ch, c.info, 1, st.NodeName, st.NodeID, st.ClusterName, st.ClusterID, version.Version)
 	state := st.RaftState
