@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sync"
@@ -11,7 +10,8 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// command is what a raft log entry of type LogCommand carries.
+// command is what a raft log entry of type LogCommand carries, in the form
+// codec.go writes (or, from earlier versions, as JSON).
 type command struct {
 	// System marks a change made by the cluster service itself.
 	System bool     `json:"system,omitempty"`
@@ -91,8 +91,8 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		if l.Type != raft.LogCommand {
 			continue
 		}
-		var c command
-		if err := json.Unmarshal(l.Data, &c); err != nil {
+		c, err := decodeCommand(l.Data)
+		if err != nil {
 			out[i] = &applyResult{Err: fmt.Errorf("decode log entry %d: %w", l.Index, err)}
 			continue
 		}
