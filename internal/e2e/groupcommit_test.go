@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/clusterkeep/clusterkeep/internal/client"
@@ -107,6 +108,10 @@ func TestHiveThatLostItsLastGroupsCatchesUpByReplay(t *testing.T) {
 		h.Close()
 		if lost.String() == want {
 			t.Fatal("the kept file already holds the writes: the test proves nothing")
+		}
+		// An offline read of the stopped node says its hive lags its log.
+		if _, errOut, code := cli(t, nil, "config", "export", "T", "--data-dir", nd.DataDir); code != 0 || !strings.Contains(errOut, "consensus log holds entries") {
+			t.Fatalf("offline read of a hive behind its log: exit %d, stderr %q", code, errOut)
 		}
 		if _, err := lc.Start(ctx, victim); err != nil {
 			t.Fatal(err)
