@@ -6,7 +6,10 @@
 //
 // The hive knows nothing of consensus: the cluster service decides what to
 // apply and in which order, and hands each entry its consensus index so that
-// replays after a restart are skipped. The hive never reaches the network.
+// replays after a restart are skipped. Applied entries reach the file in
+// group commits off the acknowledgement path (group.go): the consensus log is
+// what makes a change durable, and a restart replays what the last groups
+// lost. The hive never reaches the network.
 package hive
 
 import (
