@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/cluster"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
@@ -86,6 +87,9 @@ func (f *readFlags) open(ctx context.Context, g *globals) (configReader, error) 
 	h, err := hive.OpenReadOnly(p)
 	if err != nil {
 		return nil, err
+	}
+	if note := cluster.UnappliedNote(f.dataDir, h.Applied()); note != "" {
+		g.out.Infof("warning: %s", note)
 	}
 	return fileReader{h}, nil
 }

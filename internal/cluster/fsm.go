@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sync"
@@ -11,7 +10,8 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// command is what a raft log entry of type LogCommand carries.
+// command is what a raft log entry of type LogCommand carries, in the form
+// codec.go writes (or, from earlier versions, as JSON).
 type command struct {
 	// System marks a change made by the cluster service itself.
 	System bool     `json:"system,omitempty"`
@@ -91,10 +91,12 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		if l.Type != raft.LogCommand {
 			continue
 		}
-		var c command
-		if err := json.Unmarshal(l.Data, &c); err != nil {
-			out[i] = &applyResult{Err: fmt.Errorf("decode log entry %d: %w", l.Index, err)}
-			continue
+		c, err := decodeCommand(l.Data)
+		if err != nil {
+			// A committed entry this build cannot read (a newer version's
+			// form): skipping it would leave this node's hive different
+			// from the others'. Stop instead; an upgraded binary reads it.
+			panic(fmt.Sprintf("clusterkeep: cannot read committed log entry %d (upgrade this node to the version the leader runs): %v", l.Index, err))
 		}
 		if c.Noop {
 			out[i] = &applyResult{}

@@ -11,7 +11,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/clusterkeep/clusterkeep/internal/fsutil"
@@ -366,7 +365,7 @@ func (s *Service) watchLeadership(r *raft.Raft, notify chan bool, stop chan stru
 			}
 			s.log.Info("became leader", "node", s.cfg.NodeName)
 			term := r.CurrentTerm()
-			b, _ := json.Marshal(command{Noop: true})
+			b, _ := encodeCommand(command{Noop: true})
 			if err := r.Apply(b, s.cfg.ApplyTimeout).Error(); err != nil {
 				s.log.Warn("leader no-op failed", "err", err)
 				continue
@@ -463,7 +462,7 @@ func (s *Service) apply(ctx context.Context, c command) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	b, err := json.Marshal(c)
+	b, err := encodeCommand(c)
 	if err != nil {
 		return 0, err
 	}

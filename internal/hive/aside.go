@@ -24,6 +24,14 @@ func (h *Hive) MoveAside(dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return fmt.Errorf("move hive %s aside: %w", h.path, err)
 	}
+	// The pending group is committed first: the copy aside holds every
+	// entry applied (and the hive is unchanged if that fails).
+	h.txMu.Lock()
+	err := h.commitLocked()
+	h.txMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("move hive %s aside: %w", h.path, err)
+	}
 	if err := h.db.Close(); err != nil {
 		return fmt.Errorf("move hive %s aside: close: %w", h.path, err)
 	}

@@ -5,13 +5,23 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
-// MoveAside renames the file as it is (the copy holds every committed
-// value and reads as any hive) and leaves an empty hive in its place.
+// MoveAside renames the file as it is (the copy holds every applied
+// value, the pending group's too, and reads as any hive) and leaves an
+// empty hive in its place.
 func TestMoveAsideRenamesTheFileAndStartsEmpty(t *testing.T) {
-	h := openTemp(t)
+	h, err := Open(filepath.Join(t.TempDir(), FileName), Options{CommitInterval: time.Hour, CommitEntries: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
 	if _, err := h.Update(Txn{Ops: []Op{SetValue("Apps/Web", Uint32Value("Port", 8080))}}); err != nil {
+		t.Fatal(err)
+	}
+	// Applied, not yet committed: a group waits.
+	if _, err := h.Apply([]Entry{{Index: 7, Txn: Txn{Ops: []Op{SetValue("Apps/Db", Uint32Value("Port", 5432))}}}}); err != nil {
 		t.Fatal(err)
 	}
 	before, err := os.Stat(h.Path())
@@ -42,5 +52,8 @@ func TestMoveAsideRenamesTheFileAndStartsEmpty(t *testing.T) {
 	defer old.Close()
 	if v, err := old.GetValue("apps/web", "port"); err != nil || v.Uint32 != 8080 {
 		t.Fatalf("the copy aside: %+v %v", v, err)
+	}
+	if v, err := old.GetValue("apps/db", "port"); err != nil || v.Uint32 != 5432 || old.Applied() != 7 {
+		t.Fatalf("the copy aside lacks the pending group: %+v %v, applied %d", v, err, old.Applied())
 	}
 }

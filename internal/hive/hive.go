@@ -6,7 +6,10 @@
 //
 // The hive knows nothing of consensus: the cluster service decides what to
 // apply and in which order, and hands each entry its consensus index so that
-// replays after a restart are skipped. The hive never reaches the network.
+// replays after a restart are skipped. Applied entries reach the file in
+// group commits off the acknowledgement path (group.go): the consensus log is
+// what makes a change durable, and a restart replays what the last groups
+// lost. The hive never reaches the network.
 package hive
 
 import (
@@ -60,6 +63,21 @@ type Options struct {
 	// one keeps a long read transaction (a backup) from ever blocking
 	// writers on a remap. Default 4 GiB.
 	MmapSize int
+
+	// Entries given to Apply with a consensus index are applied into a
+	// pending write transaction, the group, committed in the background
+	// once it is CommitInterval old (default 10 ms) or holds CommitEntries
+	// entries (default 1000): the consensus log, fsync'd before an entry
+	// is applied, is what makes them durable, and a restart replays what
+	// the hive lost. A negative CommitInterval commits every Apply before
+	// it returns.
+	CommitInterval time.Duration
+	CommitEntries  int
+	// OnCommitError is told, on a goroutine of its own, that a group
+	// commit failed; the hive refuses every later read and change with
+	// ErrCommitFailed. The default panics: the node must stop and replay,
+	// never carry on as if the applied entries were safe.
+	OnCommitError func(error)
 }
 
 // Hive is an open cluster database.
@@ -72,6 +90,11 @@ type Hive struct {
 	db     *bolt.DB
 	closed bool
 
+	// txMu, taken after mu, guards the pending group and serializes every
+	// use of it: a bolt transaction is not safe for concurrent use.
+	txMu sync.Mutex
+	group
+
 	watch *watchers
 }
 
@@ -81,6 +104,12 @@ func Open(path string, opts Options) (*Hive, error) {
 	if opts.MmapSize == 0 {
 		opts.MmapSize = 4 << 30
 	}
+	if opts.CommitInterval == 0 {
+		opts.CommitInterval = 10 * time.Millisecond
+	}
+	if opts.CommitEntries <= 0 {
+		opts.CommitEntries = 1000
+	}
 	h := &Hive{path: path, opts: opts, watch: newWatchers()}
 	db, err := h.openDB(false)
 	if err != nil {
@@ -88,6 +117,7 @@ func Open(path string, opts Options) (*Hive, error) {
 	}
 	h.db = db
 	h.watch.setFloor(h.seqLocked())
+	h.startCommitter()
 	return h, nil
 }
 
@@ -198,25 +228,44 @@ func checkFormat(tx *bolt.Tx) error {
 // Path is the hive's file path.
 func (h *Hive) Path() string { return h.path }
 
-// Close closes the database file. Pending watches end with ErrClosed.
+// Close commits the pending group and closes the database file. Pending
+// watches end with ErrClosed.
 func (h *Hive) Close() error {
 	h.watch.close()
+	h.stopCommitter()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true
 	if h.db == nil {
 		return nil
 	}
-	err := h.db.Close()
+	h.txMu.Lock()
+	err := h.commitLocked()
+	h.txMu.Unlock()
+	if cerr := h.db.Close(); err == nil {
+		err = cerr
+	}
 	h.db = nil
-	return err
+	if err != nil {
+		return fmt.Errorf("close hive %s: %w", h.path, err)
+	}
+	return nil
 }
 
+// view runs fn on a view that holds every applied entry: the pending
+// group's write transaction while there is one (under txMu, so fn must be
+// short and must not call the hive), else a read transaction.
 func (h *Hive) view(fn func(tx *bolt.Tx) error) error {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if h.db == nil {
 		return ErrClosed
+	}
+	if tx, unlock, err := h.pendingTx(); err != nil {
+		return err
+	} else if tx != nil {
+		defer unlock()
+		return fn(tx)
 	}
 	return h.db.View(fn)
 }
@@ -291,88 +340,119 @@ type Result struct {
 }
 
 // Update applies one transaction directly (offline use and tests) and
-// returns its sequence number.
+// commits it before it returns its sequence number.
 func (h *Hive) Update(t Txn) (uint64, error) {
-	res, err := h.Apply([]Entry{{Txn: t}})
+	res, err := h.apply([]Entry{{Txn: t}}, true)
 	if err != nil {
 		return 0, err
 	}
 	return res[0].Seq, res[0].Err
 }
 
-// Apply applies entries in order in one database transaction and one fsync.
-// An entry whose index is not above the stored applied index is skipped (a
-// replay); an entry that is invalid or whose conditions fail changes nothing
-// and reports why in its Result. The returned error is a storage failure,
-// after which nothing of the batch was written.
+// Apply applies entries in order into the pending group (see Options); a
+// later read sees them at once, the file holds them once the group is
+// committed. An entry whose index is not above the stored applied index is
+// skipped (a replay); an entry that is invalid or whose conditions fail
+// changes nothing and reports why in its Result. The returned error is a
+// storage failure, after which the hive refuses every use (ErrCommitFailed):
+// the pending group, this batch with it, is lost.
 func (h *Hive) Apply(entries []Entry) ([]Result, error) {
+	return h.apply(entries, h.opts.CommitInterval < 0)
+}
+
+func (h *Hive) apply(entries []Entry, commit bool) ([]Result, error) {
 	if h.readOnly {
 		return nil, fmt.Errorf("apply: hive %s opened read-only", h.path)
 	}
-	results := make([]Result, len(entries))
-	var events []Event
-	var final uint64
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if h.db == nil {
 		return nil, ErrClosed
 	}
-	err := h.db.Update(func(tx *bolt.Tx) error {
-		events = events[:0]
-		meta := tx.Bucket(bucketMeta)
-		applied := getU64(meta.Get(keyApplied))
-		seq := getU64(meta.Get(keySeq))
-		for i, e := range entries {
-			results[i] = Result{}
-			if e.Index != 0 && e.Index <= applied {
-				results[i].Skipped = true
-				continue
-			}
-			if e.Index != 0 {
-				applied = e.Index
-			}
-			if e.Mark {
-				continue
-			}
-			c, err := e.Txn.compile(e.System)
-			if err != nil {
-				results[i].Err = err
-				continue
-			}
-			if prev, ok := seenRequest(tx, e.Txn.RequestID); ok {
-				results[i] = prev
-				continue
-			}
-			w := &writer{tx: tx, root: tx.Bucket(bucketTree), values: tx.Bucket(bucketValues)}
-			if err := w.check(c.conds); err != nil {
-				results[i].Err = err
-			} else {
-				seq++
-				w.seq = seq
-				if err := w.apply(c.ops); err != nil {
-					return err
-				}
-				results[i].Seq = seq
-				events = append(events, w.events...)
-			}
-			if err := rememberRequest(tx, e.Txn.RequestID, applied, results[i]); err != nil {
-				return err
-			}
+	h.txMu.Lock()
+	defer h.txMu.Unlock()
+	if h.failed != nil {
+		return nil, fmt.Errorf("apply to hive %s: %w", h.path, h.failed)
+	}
+	opened := false
+	if h.pending == nil {
+		tx, err := h.db.Begin(true)
+		if err != nil {
+			return nil, fmt.Errorf("apply to hive %s: begin: %w", h.path, err)
 		}
-		final = seq
-		if err := forgetRequests(tx, applied); err != nil {
-			return err
-		}
-		if err := meta.Put(keySeq, u64(seq)); err != nil {
-			return err
-		}
-		return meta.Put(keyApplied, u64(applied))
-	})
+		h.pending, h.pendingSince, opened = tx, time.Now(), true
+	}
+	results, events, final, err := applyEntries(h.pending, entries)
 	if err != nil {
+		h.failLocked(err)
 		return nil, fmt.Errorf("apply to hive %s: %w", h.path, err)
 	}
+	h.pendingN += len(entries)
+	// Watchers hear of the entries now: they are durable in the consensus
+	// log, and every read sees them.
 	h.watch.publish(events, final)
+	switch {
+	case commit:
+		if err := h.commitLocked(); err != nil {
+			return nil, fmt.Errorf("apply to hive %s: %w", h.path, err)
+		}
+	case opened || h.pendingN >= h.opts.CommitEntries:
+		h.wakeCommitter()
+	}
 	return results, nil
+}
+
+// applyEntries applies entries in tx and returns their results, the events
+// and the sequence number reached. Its error is a storage failure.
+func applyEntries(tx *bolt.Tx, entries []Entry) ([]Result, []Event, uint64, error) {
+	results := make([]Result, len(entries))
+	var events []Event
+	meta := tx.Bucket(bucketMeta)
+	applied := getU64(meta.Get(keyApplied))
+	seq := getU64(meta.Get(keySeq))
+	for i, e := range entries {
+		if e.Index != 0 && e.Index <= applied {
+			results[i].Skipped = true
+			continue
+		}
+		if e.Index != 0 {
+			applied = e.Index
+		}
+		if e.Mark {
+			continue
+		}
+		c, err := e.Txn.compile(e.System)
+		if err != nil {
+			results[i].Err = err
+			continue
+		}
+		if prev, ok := seenRequest(tx, e.Txn.RequestID); ok {
+			results[i] = prev
+			continue
+		}
+		w := &writer{tx: tx, root: tx.Bucket(bucketTree), values: tx.Bucket(bucketValues)}
+		if err := w.check(c.conds); err != nil {
+			results[i].Err = err
+		} else {
+			seq++
+			w.seq = seq
+			if err := w.apply(c.ops); err != nil {
+				return nil, nil, 0, err
+			}
+			results[i].Seq = seq
+			events = append(events, w.events...)
+		}
+		if err := rememberRequest(tx, e.Txn.RequestID, applied, results[i]); err != nil {
+			return nil, nil, 0, err
+		}
+	}
+	if err := forgetRequests(tx, applied); err != nil {
+		return nil, nil, 0, err
+	}
+	if err := meta.Put(keySeq, u64(seq)); err != nil {
+		return nil, nil, 0, err
+	}
+	return results, events, seq, meta.Put(keyApplied, u64(applied))
 }
 
 // Snapshot is a consistent, point-in-time read of the whole hive that does
@@ -382,13 +462,20 @@ type Snapshot struct {
 	r  *Reader
 }
 
-// Snapshot begins a read transaction that holds the hive at its current
-// sequence number.
+// Snapshot commits the pending group and begins a read transaction that
+// holds the hive at its current sequence number: every entry applied before
+// the call, durable in the file. A consensus snapshot, and the compaction
+// of the consensus log after it, never outrun what the hive has made durable.
 func (h *Hive) Snapshot() (*Snapshot, error) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if h.db == nil {
 		return nil, ErrClosed
+	}
+	h.txMu.Lock()
+	defer h.txMu.Unlock()
+	if err := h.commitLocked(); err != nil {
+		return nil, fmt.Errorf("snapshot hive %s: %w", h.path, err)
 	}
 	tx, err := h.db.Begin(false)
 	if err != nil {
@@ -431,6 +518,15 @@ func (h *Hive) Replace(r io.Reader) error {
 	if h.closed || h.db == nil {
 		os.Remove(tmp)
 		return fmt.Errorf("replace hive %s: %w", h.path, ErrClosed)
+	}
+	// The pending group is committed first: if the swap fails, the hive
+	// stays as applied; if it works, the file is gone anyway.
+	h.txMu.Lock()
+	err := h.commitLocked()
+	h.txMu.Unlock()
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("replace hive %s: %w", h.path, err)
 	}
 	if err := h.db.Close(); err != nil {
 		os.Remove(tmp)
@@ -499,6 +595,11 @@ func (h *Hive) ResetConsensus() error {
 	if h.db == nil {
 		return ErrClosed
 	}
+	h.txMu.Lock()
+	defer h.txMu.Unlock()
+	if err := h.commitLocked(); err != nil {
+		return fmt.Errorf("reset consensus index of hive %s: %w", h.path, err)
+	}
 	return h.db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketRequests, bucketReqOrder} {
 			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
@@ -522,6 +623,11 @@ func (h *Hive) Clear() error {
 	defer h.mu.RUnlock()
 	if h.db == nil {
 		return ErrClosed
+	}
+	h.txMu.Lock()
+	defer h.txMu.Unlock()
+	if err := h.commitLocked(); err != nil {
+		return fmt.Errorf("clear hive %s: %w", h.path, err)
 	}
 	err := h.db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketTree, bucketValues, bucketRequests, bucketReqOrder} {

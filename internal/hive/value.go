@@ -213,7 +213,11 @@ func (v *Value) UnmarshalJSON(b []byte) error {
 
 // encode writes the stored form: type code, uvarint name length, name, data.
 func (v Value) encode() []byte {
-	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(v.Name)+v.Size()+8)
+	return v.appendEncoded(make([]byte, 0, 1+binary.MaxVarintLen64+len(v.Name)+v.Size()+8))
+}
+
+// appendEncoded appends the stored form to b.
+func (v Value) appendEncoded(b []byte) []byte {
 	b = append(b, typeCodes[v.Type])
 	b = binary.AppendUvarint(b, uint64(len(v.Name)))
 	b = append(b, v.Name...)
@@ -236,6 +240,23 @@ func (v Value) encode() []byte {
 	return b
 }
 
+// typeOfCode is the Type of a stored type code, "" when unknown.
+func typeOfCode(c byte) Type {
+	switch c {
+	case 1:
+		return TypeString
+	case 2:
+		return TypeMultiString
+	case 3:
+		return TypeUint32
+	case 4:
+		return TypeUint64
+	case 5:
+		return TypeBinary
+	}
+	return ""
+}
+
 func decodeValue(b []byte) (Value, error) {
 	bad := func(what string) (Value, error) {
 		return Value{}, fmt.Errorf("%w: stored value: %s", ErrCorrupt, what)
@@ -243,12 +264,7 @@ func decodeValue(b []byte) (Value, error) {
 	if len(b) < 2 {
 		return bad("too short")
 	}
-	var v Value
-	for t, c := range typeCodes {
-		if c == b[0] {
-			v.Type = t
-		}
-	}
+	v := Value{Type: typeOfCode(b[0])}
 	if v.Type == "" {
 		return bad(fmt.Sprintf("unknown type code %d", b[0]))
 	}
