@@ -25,7 +25,7 @@ import (
 // SecurityKey is the subtree that holds the cluster's secrets. The API
 // never serves it; it travels in backups of the Cluster Database (protect
 // backup sets accordingly: they are 0600 and can be encrypted).
-const SecurityKey = hive.ReservedKey + "/Security"
+const SecurityKey = hive.SecretsKey
 
 const tokensKey = SecurityKey + "/Tokens"
 
@@ -43,17 +43,7 @@ var (
 )
 
 // IsSecret reports whether a key path lies in the subtree of secrets.
-func IsSecret(path string) bool {
-	p, err := hive.ParsePath(path)
-	if err != nil {
-		return false
-	}
-	// The hive's own matching of names decides, not another folding:
-	// strings.EqualFold and the hive disagree on some letters (U+0130).
-	return securityPath.Under(p)
-}
-
-var securityPath, _ = hive.ParsePath(SecurityKey)
+func IsSecret(path string) bool { return hive.IsSecret(path) }
 
 // Credentials is the node's TLS credentials.
 func (s *Service) Credentials() *security.Store { return s.creds }
