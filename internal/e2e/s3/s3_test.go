@@ -221,8 +221,11 @@ func TestBackupListVerifyRestoreAndPruneOnS3(t *testing.T) {
 	lc.Stop("node3", true)
 	n3 := lc.Nodes[2]
 	os.RemoveAll(n3.DataDir)
+	if err := os.Mkdir(n3.DataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	var r map[string]any
-	jsonCLI(t, env, &r, "restore", first.Path, "--data-dir", n3.DataDir)
+	jsonCLI(t, env, &r, "restore", first.Path, "--data-dir", n3.DataDir, "--node", "node3")
 	if r["applied"] != "now" || r["node"] != "node3" {
 		t.Fatalf("restore: %v", r)
 	}
