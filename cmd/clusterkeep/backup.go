@@ -144,7 +144,10 @@ func backupList(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use: "list DIR|s3://BUCKET/PREFIX", Short: "List the backup sets in a directory or an S3 bucket and prefix", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sets, errs := offline.List(args[0])
+			sets, errs, err := offline.List(args[0])
+			if err != nil {
+				return err
+			}
 			for _, err := range errs {
 				g.out.Infof("warning: %v", err)
 			}

@@ -42,9 +42,9 @@ func TestBackupKilledAtAnyMomentLeavesNoSet(t *testing.T) {
 		time.Sleep(after)
 		cmd.Process.Kill()
 		cmd.Wait()
-		sets, errs := offline.List(to)
-		if len(errs) != 0 {
-			t.Fatalf("killed after %v: list: %v", after, errs)
+		sets, errs, err := offline.List(to)
+		if len(errs) != 0 || err != nil {
+			t.Fatalf("killed after %v: list: %v %v", after, errs, err)
 		}
 		for _, s := range sets {
 			if _, err := offline.Verify(s.Path, nil); err != nil {

@@ -7,6 +7,7 @@
 package offline
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -31,10 +32,17 @@ type Summary struct {
 	Encrypted  bool   `json:"encrypted"`
 }
 
-// List summarizes the sets in dir, oldest first; sets it cannot read are
-// returned as errors beside them.
-func List(dir string) ([]Summary, []error) {
+// List summarizes the sets in dir (a directory or s3://bucket/prefix),
+// oldest first; sets it cannot read are returned as errors beside them. A
+// target that does not exist or cannot be read (a missing directory or
+// bucket) is the error, matching backupset.ErrCannotList.
+func List(dir string) ([]Summary, []error, error) {
 	sets, errs := backupset.List(dir)
+	for _, err := range errs {
+		if errors.Is(err, backupset.ErrCannotList) {
+			return nil, nil, err
+		}
+	}
 	var out []Summary
 	for _, s := range sets {
 		m := s.Manifest
@@ -42,7 +50,7 @@ func List(dir string) ([]Summary, []error) {
 			Cluster: m.Cluster.Name, Generation: m.Cluster.Generation, Node: m.SourceNode.Name, Offline: m.Offline,
 			HiveSeq: m.HiveSeq, Size: m.Size(), Encrypted: m.Encryption != nil})
 	}
-	return out, errs
+	return out, errs, nil
 }
 
 // WithHive opens the set's cluster database read-only, from a checked

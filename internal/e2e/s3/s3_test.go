@@ -483,3 +483,19 @@ func TestTamperedObjectIsRefusedOnS3(t *testing.T) {
 	put(prefix+target.ManifestName, bytes.Replace(m, []byte(`"hive_seq": `), []byte(`"hive_seq": 1`), 1))
 	refused("a changed manifest", path)
 }
+
+// backup list of a bucket that does not exist is an error naming it, not
+// an empty list.
+func TestBackupListOfAMissingBucketIsAnError(t *testing.T) {
+	s := server(t)
+	for _, format := range [][]string{nil, {"--json"}} {
+		out, errOut, code := cli(t, s.Env(), append([]string{"backup", "list", "s3://no-such-bucket/backups"}, format...)...)
+		if code == 0 || !strings.Contains(errOut, "no-such-bucket") {
+			t.Errorf("backup list of a missing bucket %v: exit %d, stdout %q, stderr %q", format, code, out, errOut)
+		}
+	}
+	b := bucket(t, s)
+	if out, errOut, code := cli(t, s.Env(), "backup", "list", "s3://"+b+"/none-yet", "--json"); code != 0 || !strings.Contains(out, `"backups": []`) {
+		t.Errorf("backup list of an empty prefix: exit %d %s %s", code, out, errOut)
+	}
+}
