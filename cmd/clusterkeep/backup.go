@@ -13,6 +13,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/backupset"
 	"github.com/clusterkeep/clusterkeep/internal/backupset/offline"
 	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
 	"github.com/spf13/cobra"
@@ -143,7 +144,10 @@ func backupList(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use: "list DIR|s3://BUCKET/PREFIX", Short: "List the backup sets in a directory or an S3 bucket and prefix", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sets, errs := offline.List(args[0])
+			sets, errs, err := offline.List(args[0])
+			if err != nil {
+				return err
+			}
 			for _, err := range errs {
 				g.out.Infof("warning: %v", err)
 			}
@@ -201,6 +205,9 @@ an age identity file that decrypts it.`,
 				}
 				if m.Encryption != nil {
 					fmt.Fprintf(w, "encrypted with age to %s\n", strings.Join(m.Encryption.Recipients, ", "))
+				}
+				if len(in.Secrets) > 0 {
+					fmt.Fprintf(w, "secrets (never shown): %s\n", strings.Join(in.Secrets, "; "))
 				}
 				fmt.Fprintf(w, "backup type %s, made by clusterkeep %s, format %d\n\nwriters:\n", m.Components.BackupType, m.ToolVersion, m.FormatVersion)
 				for _, wm := range m.Writers {
@@ -281,11 +288,11 @@ func backupDiff(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := offline.Export(args[0], ids...)
+			a, err := offline.Read(args[0], ids...)
 			if err != nil {
 				return err
 			}
-			var b []byte
+			var b *offline.Contents
 			if live {
 				ctx, cancel := g.context(cmd)
 				defer cancel()
@@ -293,36 +300,43 @@ func backupDiff(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if b, err = backup.LiveExport(ctx, c); err != nil {
+				text, err := backup.LiveExport(ctx, c)
+				if err != nil {
 					return err
 				}
-			} else if b, err = offline.Export(args[1], ids...); err != nil {
+				b = offline.FromExport(text)
+			} else if b, err = offline.Read(args[1], ids...); err != nil {
 				return err
 			}
-			changes, err := offline.Diff(a, b)
+			cmp, err := offline.Diff(a, b)
 			if err != nil {
 				return err
 			}
-			if changes == nil {
-				changes = []offline.Change{}
-			}
-			return g.out.Result(map[string]any{"changes": changes}, func(w io.Writer) {
-				if len(changes) == 0 {
-					fmt.Fprintln(w, "no differences")
-				}
-				for _, c := range changes {
+			return g.out.Result(cmp, func(w io.Writer) {
+				for _, c := range cmp.Changes {
 					where := c.Key
 					if c.Name != "" {
 						where += " : " + c.Name
 					}
-					switch c.Kind {
-					case "added":
-						fmt.Fprintf(w, "+ %s %s\n", where, c.New)
-					case "removed":
-						fmt.Fprintf(w, "- %s %s\n", where, c.Old)
+					switch {
+					case c.Secret:
+						fmt.Fprintf(w, "%s %s (secret, %s)\n", changeMark(c.Kind), where, c.Kind)
+					case c.Kind == "added":
+						fmt.Fprintf(w, "%s %s %s\n", changeMark(c.Kind), where, c.New)
+					case c.Kind == "removed":
+						fmt.Fprintf(w, "%s %s %s\n", changeMark(c.Kind), where, c.Old)
 					default:
-						fmt.Fprintf(w, "~ %s %s -> %s\n", where, c.Old, c.New)
+						fmt.Fprintf(w, "%s %s %s -> %s\n", changeMark(c.Kind), where, c.Old, c.New)
 					}
+				}
+				switch cmp.Secrets {
+				case offline.SecretsNotCompared:
+					fmt.Fprintf(w, "secrets (%s): not compared: the running cluster never serves them\n", hive.SecretsKey)
+				case offline.SecretsUnchanged:
+					fmt.Fprintf(w, "secrets (%s): unchanged\n", hive.SecretsKey)
+				}
+				if len(cmp.Changes) == 0 {
+					fmt.Fprintln(w, "no differences")
 				}
 			})
 		},
@@ -330,4 +344,15 @@ func backupDiff(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&live, "live", false, "compare with the running cluster")
 	identities = identityFlag(cmd)
 	return cmd
+}
+
+// changeMark is the mark of a change's kind in diff's text.
+func changeMark(kind string) string {
+	switch kind {
+	case "added":
+		return "+"
+	case "removed":
+		return "-"
+	}
+	return "~"
 }

@@ -47,12 +47,26 @@ func (r clusterReader) Close() error { return nil }
 
 type fileReader struct{ h *hive.Hive }
 
-func (r fileReader) GetKey(_ context.Context, p string) (hive.Key, error) { return r.h.Get(p) }
+// The file's subtree of secrets is never shown, as the API never serves it.
+func (r fileReader) GetKey(_ context.Context, p string) (hive.Key, error) {
+	if err := refuseSecret(p); err != nil {
+		return hive.Key{}, err
+	}
+	return r.h.Get(p)
+}
 func (r fileReader) GetValue(_ context.Context, p, n string) (hive.Value, error) {
+	if err := refuseSecret(p); err != nil {
+		return hive.Value{}, err
+	}
 	return r.h.GetValue(p, n)
 }
-func (r fileReader) Export(_ context.Context, p string, w io.Writer) error { return r.h.Export(w, p) }
-func (r fileReader) Close() error                                          { return r.h.Close() }
+func (r fileReader) Export(_ context.Context, p string, w io.Writer) error {
+	if err := refuseSecret(p); err != nil {
+		return err
+	}
+	return r.h.View(func(rd *hive.Reader) error { return rd.ExportSkipping(w, p, hive.IsSecret) })
+}
+func (r fileReader) Close() error { return r.h.Close() }
 
 // readFlags are the flags of the read commands.
 type readFlags struct {

@@ -23,6 +23,11 @@ Without --authoritative, this node (--data-dir) gets the backup's database
 (and its registry, when the backup was taken on this node): when its service
 starts it rejoins, and the cluster's newer state replaces what was restored.
 
+--data-dir must exist. A node whose data is gone is restored into an empty
+directory made for it, and --node NAME says which node that is: the member
+the backup was taken on. It is refused while that node answers at its
+address: two processes would claim to be the same node.
+
 With --authoritative the whole cluster is rolled back: every other member's
 service must be stopped (they are asked; a member that cannot be reached
 stops the restore unless --force), the generation is raised, and this node
@@ -89,7 +94,8 @@ this node today owns, never through or over a symbolic link.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.Authoritative, "authoritative", false, "roll the whole cluster back to the backup")
-	f.StringVar(&o.DataDir, "data-dir", defaultDataDir(), "this node's data directory")
+	f.StringVar(&o.DataDir, "data-dir", defaultDataDir(), "this node's data directory (it must exist)")
+	f.StringVar(&o.Node, "node", "", "the node (name or id) an empty --data-dir is restored for")
 	f.BoolVar(&o.Force, "force", false, "go on although some members cannot be reached (see --help for the risk)")
 	f.BoolVar(&o.NewCluster, "new-cluster", false, "create the backup's cluster on this new machine (disaster recovery)")
 	f.StringVar(&o.Key, "key", "", "restore only this key and its subtree, into the running cluster")

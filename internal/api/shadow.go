@@ -23,6 +23,8 @@ func (s *Server) shadowRoutes() []route {
 		{"GET /v1/shadow/backups/{id}", accessBackup, s.backupStep("document")},
 		{"POST /v1/shadow/backups/{id}/{step}", accessBackup, s.backupStep("")},
 		{"GET /v1/shadow/backups/{id}/item", accessBackup, s.backupItem},
+		{"GET /v1/shadow/backups/{id}/hold", accessBackup, s.hold(shadow.KindBackup)},
+		{"GET /v1/shadow/restores/{id}/hold", accessBackup, s.hold(shadow.KindRestore)},
 		{"POST /v1/shadow/restores", accessBackup, s.startRestore},
 		{"GET /v1/shadow/restores/{id}", accessBackup, s.restoreStep("document")},
 		{"POST /v1/shadow/restores/{id}/{step}", accessBackup, s.restoreStep("")},
@@ -118,6 +120,23 @@ func (s *Server) backupStep(fixed string) http.HandlerFunc {
 			return
 		}
 		writeJSON(w, http.StatusOK, b.Document())
+	}
+}
+
+// hold answers when the session ends. The requester keeps this call open
+// for the whole session: when its connection closes first (the requester
+// died), the request's context ends and the coordinator aborts the session
+// at once, naming the requester as gone.
+func (s *Server) hold(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if err := s.coord.Hold(r.Context(), kind, id); err != nil {
+			if r.Context().Err() == nil {
+				writeError(w, err)
+			}
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"id": id, "ended": true})
 	}
 }
 

@@ -73,9 +73,9 @@ func TestDetectionOutcomes(t *testing.T) {
 	if remote.Mode != backup.ModeCluster {
 		t.Fatalf("remote: %+v", remote)
 	}
-	list, errs := offline.List(to)
-	if len(list) != 3 || len(errs) != 0 {
-		t.Fatalf("list: %+v %v", list, errs)
+	list, errs, err := offline.List(to)
+	if len(list) != 3 || len(errs) != 0 || err != nil {
+		t.Fatalf("list: %+v %v %v", list, errs, err)
 	}
 }
 

@@ -219,6 +219,9 @@ func checkpoint(ctx context.Context, o Options, clusterName string, choice Choic
 	if err != nil {
 		return nil, err
 	}
+	// The node notices at once if this process dies mid-session. Released
+	// last, once the session is complete or aborted.
+	defer b.Hold(ctx)()
 	defer func() {
 		if err != nil {
 			actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

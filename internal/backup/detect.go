@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/wire"
@@ -21,6 +22,19 @@ var (
 	ErrNoNode      = errors.New("no node qualifies for the backup")
 	ErrNodeRefused = errors.New("the node asked for does not qualify")
 )
+
+// EnvDataDir names the environment variable of the default data directory
+// (the CLI's --data-dir).
+const EnvDataDir = "CLUSTERKEEP_DATA_DIR"
+
+// noLocalNode says why this host's data directory gives no cluster: which
+// directory was looked at, and what it holds.
+func noLocalNode(st client.NodeState, dataDir string) string {
+	if st.State == client.NotInstalled {
+		return fmt.Sprintf("no node in data directory %s (NotInstalled)", dataDir)
+	}
+	return fmt.Sprintf("the node in data directory %s is in no cluster (%s)", dataDir, st.State)
+}
 
 // Mode is how a backup is taken.
 type Mode string
@@ -66,10 +80,11 @@ func Detect(ctx context.Context, dataDir string, clusterAddrs []string, opts ...
 		d.Why = fmt.Sprintf("this host's node %s is NotRunning; backing up the cluster at %v", st.NodeName, clusterAddrs)
 	default:
 		if len(clusterAddrs) == 0 {
-			return nil, fmt.Errorf("detect: %w: this host's node cluster state is %s (data directory %s); give --cluster to back up a cluster from here", ErrNoCluster, st.State, dataDir)
+			return nil, fmt.Errorf("detect: %w: %s; --cluster HOST:PORT[,HOST:PORT] or %s names a cluster to back up from here (or --data-dir, or %s, names this host's node directory)",
+				ErrNoCluster, noLocalNode(st, dataDir), client.EnvCluster, EnvDataDir)
 		}
 		addrs = clusterAddrs
-		d.Why = fmt.Sprintf("this host has no running node (%s): backing up the cluster at %v", st.State, clusterAddrs)
+		d.Why = fmt.Sprintf("%s: backing up the cluster at %s, as --cluster or %s names it", noLocalNode(st, dataDir), strings.Join(clusterAddrs, ","), client.EnvCluster)
 	}
 	c, err := client.OpenClusterWith(ctx, addrs, opts...)
 	if err != nil {

@@ -48,6 +48,12 @@ var (
 	ErrNotASet    = errors.New("not a backup set")
 	ErrCorrupt    = errors.New("backup set is corrupt")
 	ErrIncomplete = errors.New("backup set is incomplete")
+	// ErrFolderOfSets: the path given for a set is a folder (or prefix)
+	// holding sets.
+	ErrFolderOfSets = errors.New("it is a folder of backup sets, not a set")
+	// ErrCannotList: the target itself (a directory, a bucket) does not
+	// exist or cannot be read, as opposed to one set in it.
+	ErrCannotList = errors.New("cannot list the backup target")
 	// ErrNoIdentity: the set is encrypted and no identity was given.
 	ErrNoIdentity = errors.New("backup set is encrypted and no identity was given to decrypt it")
 	// ErrWrongIdentity: none of the identities given decrypts the set.

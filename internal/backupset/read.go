@@ -37,7 +37,33 @@ func Open(path string) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open backup set: %w", err)
 	}
-	return OpenIn(context.Background(), t, name)
+	s, err := OpenIn(context.Background(), t, name)
+	if errors.Is(err, ErrIncomplete) || errors.Is(err, ErrNotASet) {
+		if folder := folderOfSets(path); folder != nil {
+			return nil, folder
+		}
+	}
+	return s, err
+}
+
+// folderOfSets is the error for a path that is not a set but holds sets,
+// naming them (the newest ones, if many), or nil.
+func folderOfSets(path string) error {
+	sets, _ := List(path)
+	if len(sets) == 0 {
+		return nil
+	}
+	const shown = 5
+	var names []string
+	for _, s := range sets[max(0, len(sets)-shown):] {
+		names = append(names, s.Location)
+	}
+	more := ""
+	if len(sets) > shown {
+		more = fmt.Sprintf(" (the newest %d of them)", shown)
+	}
+	return fmt.Errorf("open backup set %s: %w: it holds %d: %s%s. Give one of them; `clusterkeep backup list %s` lists them all",
+		path, ErrFolderOfSets, len(sets), strings.Join(names, ", "), more, path)
 }
 
 // OpenIn reads the manifest of the set name in t.
@@ -75,11 +101,13 @@ func OpenIn(ctx context.Context, t backend.Target, name string) (*Set, error) {
 
 // List returns the committed sets in parent (a directory or
 // s3://bucket/prefix), oldest first. Hidden and partial entries are never
-// sets; one that is not a valid set is reported in the errors.
+// sets; one that is not a valid set is reported in the errors. A target
+// that does not exist or cannot be read is an error matching
+// ErrCannotList, alone.
 func List(parent string) ([]*Set, []error) {
 	t, err := backend.Parse(parent)
 	if err != nil {
-		return nil, []error{fmt.Errorf("list backups in %s: %w", parent, err)}
+		return nil, []error{fmt.Errorf("list backups in %s: %w: %w", parent, ErrCannotList, err)}
 	}
 	return ListIn(context.Background(), t)
 }
@@ -88,7 +116,7 @@ func List(parent string) ([]*Set, []error) {
 func ListIn(ctx context.Context, t backend.Target) ([]*Set, []error) {
 	names, err := t.Sets(ctx)
 	if err != nil {
-		return nil, []error{err}
+		return nil, []error{fmt.Errorf("%w: %w", ErrCannotList, err)}
 	}
 	var sets []*Set
 	var errs []error

@@ -172,3 +172,34 @@ func (r *RemoteRestore) Abort(ctx context.Context) error { return r.step(ctx, "a
 
 // Touch keeps the restore alive while the requester puts files back.
 func (r *RemoteRestore) Touch(ctx context.Context) error { return r.step(ctx, "touch", nil, nil) }
+
+// hold keeps one call to the node open for the life of a session (until
+// the session ends or release is called), so that the node's coordinator
+// notices at once when this requester is gone: its connection closes and
+// the node aborts the session rather than waiting out its timeout. A node
+// that does not know the call answers it at once; nothing else changes.
+func hold(ctx context.Context, node *Cluster, path string) (release func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var ended map[string]any
+		node.getJSON(ctx, path, &ended)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// Hold keeps a call open to the node while the backup runs (see hold);
+// call release after the backup completed or was aborted.
+func (b *RemoteBackup) Hold(ctx context.Context) (release func()) {
+	return hold(ctx, b.node, "/v1/shadow/backups/"+b.ID()+"/hold")
+}
+
+// Hold keeps a call open to the node while the restore runs (see hold);
+// call release after the restore ended.
+func (r *RemoteRestore) Hold(ctx context.Context) (release func()) {
+	return hold(ctx, r.node, "/v1/shadow/restores/"+r.Started.ID+"/hold")
+}

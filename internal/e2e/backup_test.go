@@ -3,11 +3,14 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/backup"
 	"github.com/clusterkeep/clusterkeep/internal/backupset/offline"
 	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/shadow"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
 	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
@@ -42,9 +46,9 @@ func TestBackupKilledAtAnyMomentLeavesNoSet(t *testing.T) {
 		time.Sleep(after)
 		cmd.Process.Kill()
 		cmd.Wait()
-		sets, errs := offline.List(to)
-		if len(errs) != 0 {
-			t.Fatalf("killed after %v: list: %v", after, errs)
+		sets, errs, err := offline.List(to)
+		if len(errs) != 0 || err != nil {
+			t.Fatalf("killed after %v: list: %v %v", after, errs, err)
 		}
 		for _, s := range sets {
 			if _, err := offline.Verify(s.Path, nil); err != nil {
@@ -79,5 +83,64 @@ func TestBackupKilledAtAnyMomentLeavesNoSet(t *testing.T) {
 	}
 	if _, errOut, code := cli(t, env, "backup", "verify", filepath.Join(to, filepath.Base(res.Path))); code != 0 {
 		t.Fatalf("cli verify: %s", errOut)
+	}
+}
+
+// A backup killed with SIGKILL mid-session, while it waits on its target
+// (here an S3 endpoint that accepts connections and never answers), does
+// not hold its node until the session timeout: the node notices its held
+// connection close, aborts the session saying the requester is gone, and
+// takes the next backup at once.
+func TestBackupKilledMidSessionFreesItsNode(t *testing.T) {
+	lc := tc.ProcessesWith(t, 1, "--session-timeout", "10m")
+	api := lc.Nodes[0].API
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- conn // held open, never answered
+		}
+	}()
+	cmd := exec.Command(tc.Binary(t), "backup", "create", "--to", "s3://backups/cluster", "--data-dir", t.TempDir(),
+		"--s3-endpoint", "http://"+ln.Addr().String(), "--s3-path-style", "--s3-region", "us-east-1")
+	cmd.Env = append(os.Environ(), client.EnvCluster+"="+api, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The target is reached after the snapshot set is taken: the session
+	// is open, and no call of the backup's is in flight.
+	select {
+	case conn := <-accepted:
+		defer conn.Close()
+	case <-tc.Context(t).Done():
+		t.Fatal("the backup never reached its target")
+	}
+	ctx := tc.Context(t)
+	if b, err := client.StartBackup(ctx, api, shadow.BackupCopy); !errors.Is(err, client.ErrBusy) {
+		if err == nil {
+			b.AbortBackup(ctx)
+		}
+		t.Fatalf("the node is not in the killed backup's session: %v", err)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	tc.Eventually(t, "node free for a new backup", func() error {
+		b, err := client.StartBackup(ctx, api, shadow.BackupCopy)
+		if err != nil {
+			return err
+		}
+		return b.AbortBackup(ctx)
+	})
+	log, _ := os.ReadFile(lc.Nodes[0].Log)
+	if !strings.Contains(string(log), "requester is gone") {
+		t.Fatalf("the node's log does not say the requester is gone:\n%s", log)
 	}
 }

@@ -153,7 +153,10 @@ func TestEncryptedBackupAndRestoreThroughTheCLI(t *testing.T) {
 	if _, errOut, code := backupCLI(t, lc, "verify", tampered); code == 0 || !strings.Contains(errOut, "SHA-256") {
 		t.Fatalf("verify of the tampered set without identity: exit %d %s", code, errOut)
 	}
-	m, errOut, code := restoreCLI(t, lc, path, "--data-dir", n3.DataDir, "--identity", idFile)
+	if err := os.Mkdir(n3.DataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	m, errOut, code := restoreCLI(t, lc, path, "--data-dir", n3.DataDir, "--node", "node3", "--identity", idFile)
 	if code != 0 || m["applied"] != "now" || m["node"] != "node3" {
 		t.Fatalf("restore: %v %s", m, errOut)
 	}

@@ -91,11 +91,53 @@ func TestNonAuthoritativeRestoreOfAWipedNode(t *testing.T) {
 	path := takeBackup(t, lc, "node3")
 	set(t, c, "A", "v", 2)
 	set(t, c, "B", "v", 3)
+	n3 := lc.Nodes[2]
+	// While node3 runs, no directory gets its identity.
+	elsewhere := t.TempDir()
+	if _, errOut, code := restoreCLI(t, lc, path, "--data-dir", elsewhere, "--node", "node3"); code == 0 || !strings.Contains(errOut, "node3 runs at "+n3.API) {
+		t.Fatalf("restore of a running node's identity: exit %d %s", code, errOut)
+	}
+	if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
+		t.Fatalf("a refused restore wrote %d entries", len(entries))
+	}
 	// node3's disk dies.
 	lc.Stop("node3", true)
-	n3 := lc.Nodes[2]
 	os.RemoveAll(n3.DataDir)
-	m, errOut, code := restoreCLI(t, lc, path, "--data-dir", n3.DataDir)
+	// A typo, or no --data-dir where the default does not exist: refused,
+	// naming the directory, which is not created.
+	typo := filepath.Join(lc.Dir, "nod3")
+	for _, run := range []func() (map[string]any, string, int){
+		func() (map[string]any, string, int) { return restoreCLI(t, lc, path, "--data-dir", typo) },
+		func() (map[string]any, string, int) {
+			out, errOut, code := cli(t, []string{client.EnvCluster + "=" + lc.APIAddrs(), "CLUSTERKEEP_DATA_DIR=" + typo}, "restore", path)
+			return map[string]any{"out": out}, errOut, code
+		},
+	} {
+		if _, errOut, code := run(); code == 0 || !strings.Contains(errOut, typo) || !strings.Contains(errOut, "does not exist") {
+			t.Fatalf("restore into a directory that does not exist: exit %d %s", code, errOut)
+		}
+		if _, err := os.Stat(typo); !os.IsNotExist(err) {
+			t.Fatalf("a refused restore created %s", typo)
+		}
+	}
+	// An empty directory: the operator says which node it is for, one the
+	// backup was taken on.
+	if err := os.Mkdir(n3.DataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for node, want := range map[string]string{"": "--node", "node9": "not a member", "node1": "taken on node3"} {
+		args := []string{path, "--data-dir", n3.DataDir}
+		if node != "" {
+			args = append(args, "--node", node)
+		}
+		if _, errOut, code := restoreCLI(t, lc, args...); code == 0 || !strings.Contains(errOut, want) {
+			t.Fatalf("restore into an empty directory with --node %q: exit %d %s", node, code, errOut)
+		}
+		if entries, _ := os.ReadDir(n3.DataDir); len(entries) != 0 {
+			t.Fatalf("a refused restore (--node %q) wrote %d entries", node, len(entries))
+		}
+	}
+	m, errOut, code := restoreCLI(t, lc, path, "--data-dir", n3.DataDir, "--node", "node3")
 	if code != 0 || m["applied"] != "now" || m["node"] != "node3" {
 		t.Fatalf("restore: %v %s", m, errOut)
 	}

@@ -28,6 +28,25 @@ const Separator = "/"
 // under (nodes, evictions). Client transactions may read it, never change it.
 const ReservedKey = "Cluster"
 
+// SecretsKey is the subtree of the reserved one that holds the cluster's
+// secrets (its authority's key, the join secret, the tokens' hashes). No
+// reader outside the cluster service shows what lies there: the API never
+// serves it, and offline readers leave it out or name its entries only.
+const SecretsKey = ReservedKey + "/Security"
+
+var secretsPath = MustPath(SecretsKey)
+
+// IsSecret reports whether a key path lies in the subtree of secrets. The
+// hive's own matching of names decides, not another folding:
+// strings.EqualFold and the hive disagree on some letters (U+0130).
+func IsSecret(path string) bool {
+	p, err := ParsePath(path)
+	if err != nil {
+		return false
+	}
+	return secretsPath.Under(p)
+}
+
 // Path is a parsed key path: the case-preserved names from the root down.
 // The empty Path is the root key.
 type Path []string

@@ -16,7 +16,7 @@ import (
 // tokens. The API never serves it; it travels in backups of the Cluster
 // Database (protect backup sets accordingly: they are 0600 and can be
 // encrypted).
-const SecurityKey = Root + "/Security"
+const SecurityKey = hive.SecretsKey
 
 // TokensKey holds a record per token, by the token's id (never the token).
 const TokensKey = SecurityKey + "/Tokens"
@@ -27,18 +27,8 @@ func TokenPath(id string) string { return TokensKey + "/" + id }
 // ErrNoAuthority: the hive holds no certificate authority.
 var ErrNoAuthority = errors.New("the cluster database holds no certificate authority")
 
-var securityPath, _ = hive.ParsePath(SecurityKey)
-
 // IsSecret reports whether a key path lies in the subtree of secrets.
-func IsSecret(path string) bool {
-	p, err := hive.ParsePath(path)
-	if err != nil {
-		return false
-	}
-	// The hive's own matching of names decides, not another folding:
-	// strings.EqualFold and the hive disagree on some letters (U+0130).
-	return securityPath.Under(p)
-}
+func IsSecret(path string) bool { return hive.IsSecret(path) }
 
 // TrustOps record a new cluster's authority, join secret and first token
 // (named admin, operator and backup).

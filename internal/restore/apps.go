@@ -167,6 +167,8 @@ func (plan *appPlan) run(ctx context.Context, o Options, set *backupset.Set, res
 	if err != nil {
 		return fmt.Errorf("restore application writers: %w", err)
 	}
+	// Released when this function returns, after the restore ended.
+	defer rr.Hold(ctx)()
 	{
 		for _, c := range m.Components.Components {
 			req := wire.ComponentRequest{WriterID: c.WriterID, LogicalPath: c.LogicalPath, Name: c.Name, Selected: true,

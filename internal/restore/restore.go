@@ -30,7 +30,6 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
-	"github.com/clusterkeep/clusterkeep/internal/reserved"
 	"github.com/clusterkeep/clusterkeep/internal/staging"
 	"github.com/clusterkeep/clusterkeep/internal/wire/hiveconv"
 	"github.com/clusterkeep/clusterkeep/internal/writers"
@@ -44,12 +43,20 @@ var (
 	ErrOtherCluster   = errors.New("the backup is of another cluster")
 	ErrNotInstalled   = errors.New("this node's service is not installed")
 	ErrNotInBackup    = errors.New("not in the backup")
+	ErrNoDataDir      = errors.New("the data directory does not exist")
+	ErrNodeNotNamed   = errors.New("the data directory holds no node: say which node it is for")
+	ErrNotAMember     = errors.New("not a member in the backup")
+	ErrNodeRunning    = errors.New("the node answers in the cluster")
 )
 
 // Options are the restore's settings.
 type Options struct {
-	Path          string // the backup set
-	DataDir       string // this node's data directory
+	Path    string // the backup set
+	DataDir string // this node's data directory; it must exist
+	// Node names the node (name or id) an empty data directory is restored
+	// for; checked against the backup's members. Given for a directory
+	// that holds a node, it must be that node.
+	Node          string
 	Authoritative bool
 	Force         bool // go on although members cannot be reached
 	NewCluster    bool // the backup's cluster is recreated on new machines
@@ -196,10 +203,16 @@ func restoreNode(ctx context.Context, o Options, set *backupset.Set, m *backupse
 		kind = "authoritative"
 	}
 	res := &Result{Kind: kind, BackupID: m.BackupID, Cluster: m.Cluster.Name}
+	if err := checkDataDir(o.DataDir); err != nil {
+		return nil, err
+	}
 	local, err := noderegistry.Load(o.DataDir)
 	installed := err == nil
 	if err != nil && !errors.Is(err, noderegistry.ErrNotInstalled) {
 		return nil, err
+	}
+	if installed && o.Node != "" && !sameNode(o.Node, local.NodeID, local.NodeName) {
+		return nil, fmt.Errorf("restore --node %s: nothing was changed: %s holds node %s", o.Node, o.DataDir, local.NodeName)
 	}
 	if installed && local.Configured() && local.ClusterID != m.Cluster.ID && !o.NewCluster {
 		return nil, fmt.Errorf("restore: %w: the backup is of cluster %s (%s), this node belongs to %s (%s); say --new-cluster to create the backup's cluster here from it",
@@ -223,7 +236,14 @@ func restoreNode(ctx context.Context, o Options, set *backupset.Set, m *backupse
 		id = local // another member's backup: this node keeps its identity
 	case fromBackup != nil:
 		// A node whose data is gone comes back as the member whose backup
-		// this is (or, with --new-cluster, stands in for it).
+		// this is (or, with --new-cluster, stands in for it): the operator
+		// says so, and that member must not be running elsewhere.
+		if err := checkNamed(o, db, *fromBackup); err != nil {
+			return nil, err
+		}
+		if err := checkNotRunning(ctx, o, db, *fromBackup); err != nil {
+			return nil, err
+		}
 		id = *fromBackup
 	default:
 		return nil, fmt.Errorf("restore: %w in %s and the backup holds no registry to restore", ErrNotInstalled, o.DataDir)
@@ -308,27 +328,14 @@ func NextGeneration(local, backup uint64, now time.Time) uint64 {
 // other failure leaves it unreachable.
 func checkMembers(ctx context.Context, o Options, db string, selfID string) ([]Peer, error) {
 	members := map[string]Peer{}
-	collect := func(h *hive.Hive) error {
-		return h.View(func(r *hive.Reader) error {
-			ms, err := reserved.Members(r)
-			if err != nil {
-				return fmt.Errorf("read the members recorded in %s: %w", h.Path(), err)
-			}
-			for _, m := range ms {
-				if m.ID != selfID {
-					members[m.ID] = Peer{Name: m.Name, API: m.APIAddr}
-				}
-			}
-			return nil
-		})
-	}
-	if err := withHive(db, collect); err != nil {
+	if err := withHive(db, func(h *hive.Hive) error { return collectMembers(h, members) }); err != nil {
 		return nil, err
 	}
 	if h, err := hive.OpenReadOnly(filepath.Join(o.DataDir, hive.FileName)); err == nil {
-		collect(h)
+		collectMembers(h, members)
 		h.Close()
 	}
+	delete(members, selfID)
 	var out []Peer
 	var running, unreachable []string
 	for _, p := range members {

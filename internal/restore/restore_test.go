@@ -126,12 +126,21 @@ func TestBackupOfAnotherClusterNeedsNewCluster(t *testing.T) {
 		t.Fatalf("other cluster: %v", err)
 	}
 	// Disaster recovery on a new machine: the cluster is created from the backup.
+	a[0].Stop() // the old machine is gone
 	fresh := filepath.Join(t.TempDir(), "dr")
-	out, err := restore.Run(ctx, restore.Options{Path: res.Path, DataDir: fresh, Authoritative: true, NewCluster: true})
+	if _, err := restore.Run(ctx, restore.Options{Path: res.Path, DataDir: fresh, Authoritative: true, NewCluster: true, Node: "n1"}); !errors.Is(err, restore.ErrNoDataDir) {
+		t.Fatalf("into a directory that does not exist: %v", err)
+	}
+	if err := os.Mkdir(fresh, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := restore.Run(ctx, restore.Options{Path: res.Path, DataDir: fresh, Authoritative: true, NewCluster: true}); !errors.Is(err, restore.ErrNodeNotNamed) {
+		t.Fatalf("into an empty directory without --node: %v", err)
+	}
+	out, err := restore.Run(ctx, restore.Options{Path: res.Path, DataDir: fresh, Authoritative: true, NewCluster: true, Node: "n1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a[0].Stop() // the old machine is gone
 	id, _ := noderegistry.Load(fresh)
 	nd := &tc.Node{Cfg: agent.Config{DataDir: fresh, Name: id.NodeName, API: tc.FreeAddr(t), Raft: tc.FreeAddr(t),
 		HeartbeatTimeout: "300ms", ElectionTimeout: "300ms", LeaderLease: "150ms"}}

@@ -191,6 +191,7 @@ type session struct {
 	last    time.Time
 	mu      sync.Mutex // serializes the requester's calls
 	janitor *time.Timer
+	done    chan struct{} // closed when the session ends
 }
 
 func (c *Coordinator) begin(ctx context.Context, rec SessionRecord) (*session, error) {
@@ -201,7 +202,7 @@ func (c *Coordinator) begin(ctx context.Context, rec SessionRecord) (*session, e
 		c.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s %s", ErrBusy, busy.kind, busy.id)
 	}
-	s := &session{c: c, id: uuid.NewString(), kind: kind, last: time.Now()}
+	s := &session{c: c, id: uuid.NewString(), kind: kind, last: time.Now(), done: make(chan struct{})}
 	c.active = s
 	c.mu.Unlock()
 	rec.ID, rec.Started = s.id, s.last.UTC()
@@ -280,6 +281,7 @@ func (s *session) participants() []*entry {
 // end finishes a session with its result and removes what it staged.
 func (s *session) end(result string, err error) {
 	s.ended = true
+	close(s.done)
 	s.c.hist.end(s.id, result, s.set, err)
 	if s.janitor != nil {
 		s.janitor.Stop()

@@ -63,11 +63,14 @@ var afterPhase = map[Phase]WriterState{
 
 // Errors callers branch on.
 var (
-	ErrFreezeTimeout   = errors.New("freeze window expired: writers thawed and the snapshot refused")
-	ErrNoComponent     = errors.New("no such component")
-	ErrNoWriter        = errors.New("no such writer")
-	ErrBusy            = errors.New("another backup or restore is in progress on this node")
-	ErrSessionEnded    = errors.New("backup or restore session ended")
+	ErrFreezeTimeout = errors.New("freeze window expired: writers thawed and the snapshot refused")
+	ErrNoComponent   = errors.New("no such component")
+	ErrNoWriter      = errors.New("no such writer")
+	ErrBusy          = errors.New("another backup or restore is in progress on this node")
+	ErrSessionEnded  = errors.New("backup or restore session ended")
+	// ErrRequesterGone is the cause of a session aborted because its
+	// requester's held connection closed (the process died).
+	ErrRequesterGone   = errors.New("the requester is gone")
 	ErrWrongState      = errors.New("call out of sequence")
 	ErrNothingSelected = errors.New("no component selected")
 )

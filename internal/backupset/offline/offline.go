@@ -7,9 +7,8 @@
 package offline
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"filippo.io/age"
@@ -33,10 +32,17 @@ type Summary struct {
 	Encrypted  bool   `json:"encrypted"`
 }
 
-// List summarizes the sets in dir, oldest first; sets it cannot read are
-// returned as errors beside them.
-func List(dir string) ([]Summary, []error) {
+// List summarizes the sets in dir (a directory or s3://bucket/prefix),
+// oldest first; sets it cannot read are returned as errors beside them. A
+// target that does not exist or cannot be read (a missing directory or
+// bucket) is the error, matching backupset.ErrCannotList.
+func List(dir string) ([]Summary, []error, error) {
 	sets, errs := backupset.List(dir)
+	for _, err := range errs {
+		if errors.Is(err, backupset.ErrCannotList) {
+			return nil, nil, err
+		}
+	}
 	var out []Summary
 	for _, s := range sets {
 		m := s.Manifest
@@ -44,7 +50,7 @@ func List(dir string) ([]Summary, []error) {
 			Cluster: m.Cluster.Name, Generation: m.Cluster.Generation, Node: m.SourceNode.Name, Offline: m.Offline,
 			HiveSeq: m.HiveSeq, Size: m.Size(), Encrypted: m.Encryption != nil})
 	}
-	return out, errs
+	return out, errs, nil
 }
 
 // WithHive opens the set's cluster database read-only, from a checked
@@ -255,6 +261,9 @@ type Inspection struct {
 	// given, so Keys and Values are not known.
 	Encrypted bool `json:"encrypted"`
 	Locked    bool `json:"locked,omitempty"`
+	// Secrets names what the set holds in the subtree of secrets
+	// (hive.SecretsKey), never its bytes.
+	Secrets []string `json:"secrets,omitempty"`
 }
 
 // Inspect reads a set's manifest and counts the keys and values of its
@@ -271,87 +280,13 @@ func Inspect(path string, ids ...age.Identity) (*Inspection, error) {
 	}
 	err = WithHive(s, func(h *hive.Hive) error {
 		return h.View(func(r *hive.Reader) error {
-			in.Keys, in.Values, err = r.Count(nil)
+			if in.Keys, in.Values, err = r.Count(nil); err != nil {
+				return err
+			}
+			secrets, err := readSecrets(r)
+			in.Secrets = secrets.names()
 			return err
 		})
 	})
 	return in, err
-}
-
-// Change is one difference between two hives.
-type Change struct {
-	Kind string `json:"kind"` // added, removed, changed
-	Key  string `json:"key"`
-	// Name is the value's name; empty for a key added or removed.
-	Name string `json:"name,omitempty"`
-	Old  string `json:"old,omitempty"`
-	New  string `json:"new,omitempty"`
-}
-
-// exportMap reads an export into key (and key\x00value) → display text.
-func exportMap(text []byte) (map[string][2]string, error) {
-	ops, err := hive.ParseExport(bytes.NewReader(text))
-	if err != nil {
-		return nil, err
-	}
-	out := map[string][2]string{}
-	for _, op := range ops {
-		if op.Kind == hive.OpCreateKey {
-			out[strings.ToLower(op.Key)] = [2]string{op.Key, ""}
-			continue
-		}
-		v := op.Value
-		out[strings.ToLower(op.Key)+"\x00"+strings.ToLower(v.Name)] = [2]string{op.Key + "\x00" + v.Name, string(v.Type) + " " + hive.FormatData(*v)}
-	}
-	return out, nil
-}
-
-// Export returns the whole hive of a set in the text form. An encrypted
-// set needs identities that decrypt it; they are ignored for one that is
-// not (comparing it is not trusting it).
-func Export(path string, ids ...age.Identity) ([]byte, error) {
-	s, err := openReadable(path, ids, false)
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	err = WithHive(s, func(h *hive.Hive) error { return h.Export(&buf, "") })
-	return buf.Bytes(), err
-}
-
-// Diff lists what differs from the export a to the export b.
-func Diff(a, b []byte) ([]Change, error) {
-	ma, err := exportMap(a)
-	if err != nil {
-		return nil, err
-	}
-	mb, err := exportMap(b)
-	if err != nil {
-		return nil, err
-	}
-	var out []Change
-	split := func(s string) (string, string) { k, n, _ := strings.Cut(s, "\x00"); return k, n }
-	for id, va := range ma {
-		vb, ok := mb[id]
-		k, n := split(va[0])
-		switch {
-		case !ok:
-			out = append(out, Change{Kind: "removed", Key: k, Name: n, Old: va[1]})
-		case va[1] != vb[1]:
-			out = append(out, Change{Kind: "changed", Key: k, Name: n, Old: va[1], New: vb[1]})
-		}
-	}
-	for id, vb := range mb {
-		if _, ok := ma[id]; !ok {
-			k, n := split(vb[0])
-			out = append(out, Change{Kind: "added", Key: k, Name: n, New: vb[1]})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if !strings.EqualFold(out[i].Key, out[j].Key) {
-			return strings.ToLower(out[i].Key) < strings.ToLower(out[j].Key)
-		}
-		return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name)
-	})
-	return out, nil
 }

@@ -58,10 +58,9 @@ func TestCredentialsAndRegionFromTheAWSFiles(t *testing.T) {
 		{"wrong-key", "signature"},
 		{"wrong-region", "region"},
 	} {
-		// The listing says why (as a warning: list reports what it could
-		// read); reading the set fails.
-		out, errOut, _ := cli(t, env(bad.profile), "backup", "list", to)
-		if strings.Contains(out, res.Path) || !strings.Contains(strings.ToLower(errOut), bad.why) {
+		// The listing fails, saying why; reading the set fails.
+		out, errOut, code := cli(t, env(bad.profile), "backup", "list", to)
+		if code == 0 || strings.Contains(out, res.Path) || !strings.Contains(strings.ToLower(errOut), bad.why) {
 			t.Errorf("profile %s: list %s, want a refusal naming the %s: %s", bad.profile, out, bad.why, errOut)
 		}
 		if _, errOut, code := cli(t, env(bad.profile), "backup", "verify", res.Path); code == 0 {

@@ -221,8 +221,11 @@ func TestBackupListVerifyRestoreAndPruneOnS3(t *testing.T) {
 	lc.Stop("node3", true)
 	n3 := lc.Nodes[2]
 	os.RemoveAll(n3.DataDir)
+	if err := os.Mkdir(n3.DataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	var r map[string]any
-	jsonCLI(t, env, &r, "restore", first.Path, "--data-dir", n3.DataDir)
+	jsonCLI(t, env, &r, "restore", first.Path, "--data-dir", n3.DataDir, "--node", "node3")
 	if r["applied"] != "now" || r["node"] != "node3" {
 		t.Fatalf("restore: %v", r)
 	}
@@ -479,4 +482,20 @@ func TestTamperedObjectIsRefusedOnS3(t *testing.T) {
 	m := get(prefix + backend.ManifestName)
 	put(prefix+backend.ManifestName, bytes.Replace(m, []byte(`"hive_seq": `), []byte(`"hive_seq": 1`), 1))
 	refused("a changed manifest", path)
+}
+
+// backup list of a bucket that does not exist is an error naming it, not
+// an empty list.
+func TestBackupListOfAMissingBucketIsAnError(t *testing.T) {
+	s := server(t)
+	for _, format := range [][]string{nil, {"--json"}} {
+		out, errOut, code := cli(t, s.Env(), append([]string{"backup", "list", "s3://no-such-bucket/backups"}, format...)...)
+		if code == 0 || !strings.Contains(errOut, "no-such-bucket") {
+			t.Errorf("backup list of a missing bucket %v: exit %d, stdout %q, stderr %q", format, code, out, errOut)
+		}
+	}
+	b := bucket(t, s)
+	if out, errOut, code := cli(t, s.Env(), "backup", "list", "s3://"+b+"/none-yet", "--json"); code != 0 || !strings.Contains(out, `"backups": []`) {
+		t.Errorf("backup list of an empty prefix: exit %d %s %s", code, out, errOut)
+	}
 }
