@@ -71,6 +71,7 @@ func TestCLI(t *testing.T) {
 	mustJSON("node", "resume", "node2")
 
 	// Bad input: a clear message on stderr, a non-zero exit, nothing changed.
+	nowhere := tc.FreeAddr(t)
 	for _, c := range []struct {
 		args []string
 		code int
@@ -88,6 +89,7 @@ func TestCLI(t *testing.T) {
 		{[]string{"config", "get", "--bogus"}, 2, "unknown flag"},
 		{[]string{"config", "get", "a"}, 2, "config get takes 2 arguments, got 1 (a)\nusage:   clusterkeep config get KEY NAME\nexample: clusterkeep config get Apps/Web Port"},
 		{[]string{"node", "evict", "nosuchnode"}, 1, "no such node"},
+		{[]string{"--cluster", nowhere, "config", "get", "Apps/Web", "Port"}, 1, "every address refused the connection: no node listens there (check --cluster or CLUSTERKEEP_CLUSTER): " + nowhere},
 		{[]string{"config", "list", "--data-dir", lc.Nodes[0].DataDir}, 1, "holds its database"},
 	} {
 		out, errOut, code := run(c.args...)
