@@ -101,7 +101,7 @@ type string, multi-string, uint32, uint64 or binary. Names keep their case and
 match case-insensitively. The subtree "Cluster" is kept by the cluster itself
 and is read-only here.`,
 	}
-	cmd.AddCommand(configGet(g), configList(g), configSet(g), configDelete(g), configExport(g), configImport(g))
+	cmd.AddCommand(configGet(g), configList(g), configSet(g), configDelete(g), configExport(g), configImport(g), configWatch(g))
 	return cmd
 }
 
