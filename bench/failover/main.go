@@ -27,8 +27,8 @@ import (
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/failover/placement"
 	"github.com/clusterkeep/clusterkeep/internal/localcluster"
-	"github.com/clusterkeep/clusterkeep/internal/placement"
 )
 
 type setting struct {

@@ -17,11 +17,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/clusterkeep/clusterkeep/internal/backend"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
-	"github.com/clusterkeep/clusterkeep/internal/resources"
+	"github.com/clusterkeep/clusterkeep/internal/failover/resources"
 	"github.com/clusterkeep/clusterkeep/internal/security"
-	"github.com/clusterkeep/clusterkeep/internal/target"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
 	"github.com/clusterkeep/clusterkeep/internal/version"
 	"github.com/spf13/cobra"
@@ -103,9 +103,9 @@ func newRoot(g *globals) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.tokenFile, "token-file", "", "read the API token from this file (default $"+client.EnvTokenFile+", else DATA_DIR/admin-token if readable)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print results as JSON")
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 60*time.Second, "give up on a command after this long")
-	root.PersistentFlags().StringVar(&g.s3Endpoint, "s3-endpoint", "", "S3 endpoint URL for s3:// targets on a self-hosted store, http(s)://host:port (default $"+target.EnvEndpoint+")")
-	root.PersistentFlags().BoolVar(&g.s3PathStyle, "s3-path-style", false, "address S3 buckets by path (endpoint/bucket/key), not by host name (default $"+target.EnvPathStyle+")")
-	root.PersistentFlags().StringVar(&g.s3Region, "s3-region", "", "S3 region (default $"+target.EnvRegion+")")
+	root.PersistentFlags().StringVar(&g.s3Endpoint, "s3-endpoint", "", "S3 endpoint URL for s3:// targets on a self-hosted store, http(s)://host:port (default $"+backend.EnvEndpoint+")")
+	root.PersistentFlags().BoolVar(&g.s3PathStyle, "s3-path-style", false, "address S3 buckets by path (endpoint/bucket/key), not by host name (default $"+backend.EnvPathStyle+")")
+	root.PersistentFlags().StringVar(&g.s3Region, "s3-region", "", "S3 region (default $"+backend.EnvRegion+")")
 	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(agentCmd(g), asideCmd(g), tokenCmd(g), scheduleCmd(g), resourceCmd(g), groupCmd(g), localCmd(g), stateCmd(g), clusterCmd(g), nodeCmd(g), configCmd(g), writersCmd(g), backupCmd(g), restoreCmd(g))
 	return root

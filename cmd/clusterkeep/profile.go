@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/resources"
+	"github.com/clusterkeep/clusterkeep/internal/failover/resources"
 )
 
 // EnvProfileDir, when set, makes every clusterkeep process serve CPU and

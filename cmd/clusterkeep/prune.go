@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"filippo.io/age"
+	"github.com/clusterkeep/clusterkeep/internal/backend"
 	"github.com/clusterkeep/clusterkeep/internal/backup"
-	"github.com/clusterkeep/clusterkeep/internal/target"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
 	"github.com/spf13/cobra"
 )
@@ -19,13 +19,13 @@ import (
 func (g *globals) s3Settings(cmd *cobra.Command) {
 	flags := cmd.Flags()
 	if flags.Changed("s3-endpoint") {
-		os.Setenv(target.EnvEndpointS3, g.s3Endpoint)
+		os.Setenv(backend.EnvEndpointS3, g.s3Endpoint)
 	}
 	if flags.Changed("s3-path-style") {
-		os.Setenv(target.EnvPathStyle, fmt.Sprint(g.s3PathStyle))
+		os.Setenv(backend.EnvPathStyle, fmt.Sprint(g.s3PathStyle))
 	}
 	if flags.Changed("s3-region") {
-		os.Setenv(target.EnvRegion, g.s3Region)
+		os.Setenv(backend.EnvRegion, g.s3Region)
 	}
 }
 

@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/clusterkeep/clusterkeep/internal/backend"
 	"github.com/clusterkeep/clusterkeep/internal/backupset"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
 	"github.com/clusterkeep/clusterkeep/internal/dashboard"
 	"github.com/clusterkeep/clusterkeep/internal/schedule"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
-	"github.com/clusterkeep/clusterkeep/internal/target"
 )
 
 // peerHistory asks the member at addr for its coordinator's history, as
@@ -54,7 +54,7 @@ func (s scheduleSets) Backups(ctx context.Context) ([]dashboard.Backup, error) {
 	if to == "" {
 		return nil, nil
 	}
-	t, err := target.Parse(to)
+	t, err := backend.Parse(to)
 	if err != nil {
 		return nil, fmt.Errorf("the schedule's target %s: %w", to, err)
 	}

@@ -16,10 +16,10 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
-	"github.com/clusterkeep/clusterkeep/internal/placement"
-	"github.com/clusterkeep/clusterkeep/internal/resmgr"
-	"github.com/clusterkeep/clusterkeep/internal/resources"
-	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/failover/placement"
+	"github.com/clusterkeep/clusterkeep/internal/failover/resmgr"
+	"github.com/clusterkeep/clusterkeep/internal/failover/resources"
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
 )
 
 // leaseConfig is the group lease's timing from the configuration.

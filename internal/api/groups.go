@@ -14,8 +14,9 @@ import (
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
-	"github.com/clusterkeep/clusterkeep/internal/placement"
-	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/failover/placement"
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
+	"github.com/clusterkeep/clusterkeep/internal/reserved"
 	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
@@ -199,7 +200,7 @@ func (s *Server) setWanted(ctx context.Context, g roles.Group, wanted string) er
 }
 
 // requestMove checks a move and records it for the placement engine.
-func (s *Server) requestMove(ctx context.Context, g roles.Group, rr cluster.RolesRecord, node string) error {
+func (s *Server) requestMove(ctx context.Context, g roles.Group, rr reserved.Roles, node string) error {
 	if g.Wanted != roles.WantedOnline {
 		return fmt.Errorf("%w: group %s is offline: bring it online (group online) rather than move it", errInvalidRequest, g.Name)
 	}
@@ -235,7 +236,7 @@ func (s *Server) requestMove(ctx context.Context, g roles.Group, rr cluster.Role
 // runnable refuses group g when no node (or not node, when given) that
 // reported to this leader can run the types of its resources, as recorded
 // in rr. It says nothing before any node reported (a leader just elected).
-func (s *Server) runnable(g roles.Group, rr cluster.RolesRecord, node string) error {
+func (s *Server) runnable(g roles.Group, rr reserved.Roles, node string) error {
 	if s.ops.placement == nil {
 		return nil
 	}

@@ -15,8 +15,9 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
 	"github.com/clusterkeep/clusterkeep/internal/dashboard"
+	"github.com/clusterkeep/clusterkeep/internal/failover/placement"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
-	"github.com/clusterkeep/clusterkeep/internal/placement"
+	"github.com/clusterkeep/clusterkeep/internal/reserved"
 	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
@@ -341,8 +342,8 @@ func (u uiSource) leaderGroups(ctx context.Context) ([]placement.GroupStatus, st
 }
 
 func (u uiSource) Key(ctx context.Context, path string) (hive.Key, error) {
-	if cluster.IsSecret(path) {
-		return hive.Key{}, fmt.Errorf("%w: %s holds the cluster's secrets and is not served", ErrForbidden, cluster.SecurityKey)
+	if reserved.IsSecret(path) {
+		return hive.Key{}, fmt.Errorf("%w: %s holds the cluster's secrets and is not served", ErrForbidden, reserved.SecurityKey)
 	}
 	k, err := u.s.svc.Hive().Get(path)
 	if err != nil {
@@ -350,7 +351,7 @@ func (u uiSource) Key(ctx context.Context, path string) (hive.Key, error) {
 	}
 	kept := k.Subkeys[:0:0]
 	for _, sub := range k.Subkeys {
-		if !cluster.IsSecret(strings.TrimPrefix(k.Path+"/"+sub, "/")) {
+		if !reserved.IsSecret(strings.TrimPrefix(k.Path+"/"+sub, "/")) {
 			kept = append(kept, sub)
 		}
 	}

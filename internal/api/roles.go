@@ -10,7 +10,8 @@ import (
 	"net/http"
 
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
-	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
+	"github.com/clusterkeep/clusterkeep/internal/reserved"
 	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
 
@@ -90,7 +91,7 @@ func (s *Server) listResources(w http.ResponseWriter, r *http.Request) {
 
 // resourceInfo describes res as recorded in rr, and says whether this
 // node can run its type.
-func resourceInfo(res roles.Resource, rr cluster.RolesRecord) roles.ResourceInfo {
+func resourceInfo(res roles.Resource, rr reserved.Roles) roles.ResourceInfo {
 	ri := roles.ResourceInfo{Resource: res, Group: rr.GroupOf(res.Name)}
 	if t, err := roles.Lookup(res.Type); err != nil {
 		ri.Unavailable = err.Error()

@@ -18,8 +18,9 @@ import (
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/cluster"
+	"github.com/clusterkeep/clusterkeep/internal/failover/placement"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
-	"github.com/clusterkeep/clusterkeep/internal/placement"
+	"github.com/clusterkeep/clusterkeep/internal/reserved"
 	"github.com/clusterkeep/clusterkeep/internal/schedule"
 	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
@@ -446,8 +447,8 @@ func (s *Server) readKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path := r.URL.Query().Get("key")
-	if cluster.IsSecret(path) {
-		writeError(w, fmt.Errorf("%w: %s holds the cluster's secrets and is not served", ErrForbidden, cluster.SecurityKey))
+	if reserved.IsSecret(path) {
+		writeError(w, fmt.Errorf("%w: %s holds the cluster's secrets and is not served", ErrForbidden, reserved.SecurityKey))
 		return
 	}
 	if name := r.URL.Query().Get("value"); name != "" {
@@ -486,7 +487,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	}
 	var buf bytes.Buffer
 	err := s.svc.Hive().View(func(rd *hive.Reader) error {
-		return rd.ExportSkipping(&buf, r.URL.Query().Get("key"), cluster.IsSecret)
+		return rd.ExportSkipping(&buf, r.URL.Query().Get("key"), reserved.IsSecret)
 	})
 	if err != nil {
 		writeError(w, err)
@@ -566,7 +567,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	}
 	kept := []hive.Event{}
 	for _, ev := range evs {
-		if !cluster.IsSecret(ev.Key) {
+		if !reserved.IsSecret(ev.Key) {
 			kept = append(kept, ev)
 		}
 	}

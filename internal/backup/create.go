@@ -12,12 +12,12 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/clusterkeep/clusterkeep/internal/backend"
 	"github.com/clusterkeep/clusterkeep/internal/backupset"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
-	"github.com/clusterkeep/clusterkeep/internal/target"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
 	"github.com/clusterkeep/clusterkeep/internal/version"
 	"github.com/clusterkeep/clusterkeep/internal/writers"
@@ -185,7 +185,7 @@ func newSet(o Options, cluster string, t time.Time) (*backupset.Writer, error) {
 				return nil, err
 			}
 		}
-		if err == nil || i > 50 || !errors.Is(err, target.ErrExists) {
+		if err == nil || i > 50 || !errors.Is(err, backend.ErrExists) {
 			return w, err
 		}
 		name = fmt.Sprintf("%s-%d", setName(cluster, t), i)

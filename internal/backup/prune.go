@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/clusterkeep/clusterkeep/internal/backend"
 	"github.com/clusterkeep/clusterkeep/internal/backupset"
 	"github.com/clusterkeep/clusterkeep/internal/backupset/offline"
 	"github.com/clusterkeep/clusterkeep/internal/retention"
-	"github.com/clusterkeep/clusterkeep/internal/target"
 )
 
 // ErrNothingVerifies: no backup of a cluster verifies, so none of its
@@ -62,7 +62,7 @@ type PruneResult struct {
 
 // PrunedPartial is an incomplete set seen by prune.
 type PrunedPartial struct {
-	target.Partial
+	backend.Partial
 	Removed bool `json:"removed"`
 }
 
@@ -72,7 +72,7 @@ type PrunedPartial struct {
 // checked) is always kept, and when none does nothing of that cluster is
 // removed. Sets that do not read and incomplete sets are never taken for
 // backups. An incomplete set is removed only when the target judges its
-// writer certainly gone (target.Partial.Abandoned: a process of this host
+// writer certainly gone (backend.Partial.Abandoned: a process of this host
 // that is gone, or another host's writer silent for hours), never while a
 // backup may still be writing it. With DryRun nothing is removed.
 func Prune(ctx context.Context, o PruneOptions) (*PruneResult, error) {
@@ -85,7 +85,7 @@ func Prune(ctx context.Context, o PruneOptions) (*PruneResult, error) {
 	if o.Policy.Empty() {
 		return nil, errors.New("backup prune: no retention rule given (--keep-last, --keep-daily, --keep-weekly, --keep-monthly): nothing would be kept")
 	}
-	t, err := target.Parse(o.Target)
+	t, err := backend.Parse(o.Target)
 	if err != nil {
 		return nil, fmt.Errorf("backup prune: %w", err)
 	}

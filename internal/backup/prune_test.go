@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clusterkeep/clusterkeep/internal/backend"
 	"github.com/clusterkeep/clusterkeep/internal/backup"
 	"github.com/clusterkeep/clusterkeep/internal/retention"
-	"github.com/clusterkeep/clusterkeep/internal/target"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
 )
 
@@ -34,7 +34,7 @@ func TestPruneTouchesNoIncompleteSetWhoseWriterMayLive(t *testing.T) {
 	}
 
 	// A set this process is writing, with a file in it.
-	w, err := target.NewDir(to).Begin(context.Background(), "being-written")
+	w, err := backend.NewDir(to).Begin(context.Background(), "being-written")
 	if err != nil {
 		t.Fatal(err)
 	}

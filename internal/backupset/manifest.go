@@ -21,8 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/clusterkeep/clusterkeep/internal/backend"
 	"github.com/clusterkeep/clusterkeep/internal/shadow"
-	"github.com/clusterkeep/clusterkeep/internal/target"
 	"github.com/google/uuid"
 )
 
@@ -38,7 +38,7 @@ const FormatVersion = 1
 const FormatEncrypted = 2
 
 // ManifestName is the manifest's file name in a set.
-const ManifestName = target.ManifestName
+const ManifestName = backend.ManifestName
 
 // DataDir is the folder of the writers' files in a set.
 const DataDir = "data"

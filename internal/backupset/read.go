@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"filippo.io/age"
-	"github.com/clusterkeep/clusterkeep/internal/target"
+	"github.com/clusterkeep/clusterkeep/internal/backend"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -24,7 +24,7 @@ type Set struct {
 	// Name is the set's name in its target.
 	Name     string
 	Manifest *Manifest
-	src      target.SetReader
+	src      backend.SetReader
 	// Set by Unlock for an encrypted set.
 	ids    []age.Identity
 	macKey []byte
@@ -33,7 +33,7 @@ type Set struct {
 // Open reads the manifest of the set at path (a directory or
 // s3://bucket/prefix/NAME). It does not read the files: Verify does.
 func Open(path string) (*Set, error) {
-	t, name, err := target.ParseSet(path)
+	t, name, err := backend.ParseSet(path)
 	if err != nil {
 		return nil, fmt.Errorf("open backup set: %w", err)
 	}
@@ -41,26 +41,26 @@ func Open(path string) (*Set, error) {
 }
 
 // OpenIn reads the manifest of the set name in t.
-func OpenIn(ctx context.Context, t target.Target, name string) (*Set, error) {
+func OpenIn(ctx context.Context, t backend.Target, name string) (*Set, error) {
 	loc := t.SetLocation(name)
 	if strings.Contains(name, ".partial-") {
 		return nil, fmt.Errorf("open backup set %s: %w: it was never completed", loc, ErrIncomplete)
 	}
 	src, err := t.Open(ctx, name)
-	if errors.Is(err, target.ErrNotFound) {
+	if errors.Is(err, backend.ErrNotFound) {
 		return nil, fmt.Errorf("open backup set %s: %w: %w", loc, ErrNotASet, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open backup set %s: %w", loc, err)
 	}
 	raw, err := src.ReadManifest()
-	if errors.Is(err, target.ErrNotFound) {
+	if errors.Is(err, backend.ErrNotFound) {
 		if objs, lerr := src.List(); lerr == nil && len(objs) > 0 {
 			return nil, fmt.Errorf("open backup set %s: %w: no %s (it was never completed)", loc, ErrIncomplete, ManifestName)
 		}
 		return nil, fmt.Errorf("open backup set %s: %w: no %s", loc, ErrNotASet, ManifestName)
 	}
-	if errors.Is(err, target.ErrUnsafe) {
+	if errors.Is(err, backend.ErrUnsafe) {
 		return nil, fmt.Errorf("open backup set %s: %w: %w", loc, ErrCorrupt, err)
 	}
 	if err != nil {
@@ -77,7 +77,7 @@ func OpenIn(ctx context.Context, t target.Target, name string) (*Set, error) {
 // s3://bucket/prefix), oldest first. Hidden and partial entries are never
 // sets; one that is not a valid set is reported in the errors.
 func List(parent string) ([]*Set, []error) {
-	t, err := target.Parse(parent)
+	t, err := backend.Parse(parent)
 	if err != nil {
 		return nil, []error{fmt.Errorf("list backups in %s: %w", parent, err)}
 	}
@@ -85,7 +85,7 @@ func List(parent string) ([]*Set, []error) {
 }
 
 // ListIn is List of a target.
-func ListIn(ctx context.Context, t target.Target) ([]*Set, []error) {
+func ListIn(ctx context.Context, t backend.Target) ([]*Set, []error) {
 	names, err := t.Sets(ctx)
 	if err != nil {
 		return nil, []error{err}
@@ -167,10 +167,10 @@ func (d decryptErrors) Read(p []byte) (int, error) {
 // set.
 func (s *Set) openStored(f File) (io.ReadCloser, error) {
 	file, err := s.src.Open(f.StoredName())
-	if errors.Is(err, target.ErrUnsafe) {
+	if errors.Is(err, backend.ErrUnsafe) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, f.StoredName(), err)
 	}
-	if errors.Is(err, target.ErrNotFound) {
+	if errors.Is(err, backend.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrIncomplete, f.StoredName(), err)
 	}
 	if err != nil {

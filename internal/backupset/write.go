@@ -12,14 +12,14 @@ import (
 	"strings"
 
 	"filippo.io/age"
-	"github.com/clusterkeep/clusterkeep/internal/target"
+	"github.com/clusterkeep/clusterkeep/internal/backend"
 	"github.com/klauspost/compress/zstd"
 )
 
 // Writer writes a new backup set through its target, invisible until
 // Commit.
 type Writer struct {
-	sw       target.SetWriter
+	sw       backend.SetWriter
 	compress bool
 	seal     *sealing // nil: not encrypted
 	files    []File
@@ -29,7 +29,7 @@ type Writer struct {
 // s3://bucket/prefix). Sets left half-written by a backup process that
 // died are removed first.
 func Create(parent, name string, compress bool) (*Writer, error) {
-	t, err := target.Parse(parent)
+	t, err := backend.Parse(parent)
 	if err != nil {
 		return nil, err
 	}
@@ -37,8 +37,8 @@ func Create(parent, name string, compress bool) (*Writer, error) {
 }
 
 // CreateIn starts a set named name in t. A name already used is
-// target.ErrExists.
-func CreateIn(ctx context.Context, t target.Target, name string, compress bool) (*Writer, error) {
+// backend.ErrExists.
+func CreateIn(ctx context.Context, t backend.Target, name string, compress bool) (*Writer, error) {
 	if strings.HasPrefix(name, ".") || strings.ContainsAny(name, "/\\") || name == "" {
 		return nil, fmt.Errorf("backup set name %q is not a plain name", name)
 	}

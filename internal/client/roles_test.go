@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/clusterkeep/clusterkeep/internal/client"
-	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
 	"github.com/clusterkeep/clusterkeep/internal/wire"
 )

@@ -1,12 +1,12 @@
 package cluster
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"strings"
 
 	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/reserved"
 	"github.com/clusterkeep/clusterkeep/internal/staging"
 	"github.com/clusterkeep/clusterkeep/internal/wire"
 	"github.com/hashicorp/raft"
@@ -16,23 +16,11 @@ import (
 // Cluster/Nodes/<id>.
 type Member = wire.Member
 
-func nodePath(id string) string    { return hive.ReservedKey + "/Nodes/" + id }
-func evictedPath(id string) string { return hive.ReservedKey + "/Evicted/" + id }
-func namePath(name string) string  { return hive.ReservedKey + "/NodeNames/" + strings.ToLower(name) }
-
-func nodeRecordOps(m Member) []hive.Op {
-	var paused uint32
-	if m.Paused {
-		paused = 1
-	}
-	p := nodePath(m.ID)
-	return []hive.Op{
-		hive.SetValue(p, hive.StringValue("Name", m.Name)),
-		hive.SetValue(p, hive.StringValue("RaftAddr", m.RaftAddr)),
-		hive.SetValue(p, hive.StringValue("APIAddr", m.APIAddr)),
-		hive.SetValue(p, hive.Uint32Value("Paused", paused)),
-	}
-}
+// The member records' paths and writes are internal/reserved's.
+func nodePath(id string) string        { return reserved.NodePath(id) }
+func evictedPath(id string) string     { return reserved.EvictedPath(id) }
+func namePath(name string) string      { return reserved.NamePath(name) }
+func nodeRecordOps(m Member) []hive.Op { return reserved.MemberOps(m) }
 
 // Members lists the recorded members from this node's hive (a stale read),
 // marking those in the consensus configuration.
@@ -49,36 +37,12 @@ func (s *Service) Members() ([]Member, error) {
 	}
 	var out []Member
 	err := s.hive.View(func(r *hive.Reader) error {
-		nodes, err := r.Get(hive.ReservedKey + "/Nodes")
-		if errors.Is(err, hive.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		for _, id := range nodes.Subkeys {
-			k, err := r.Get(nodePath(id))
-			if err != nil {
-				return err
-			}
-			m := Member{ID: id, Voter: voters[id]}
-			for _, v := range k.Values {
-				switch strings.ToLower(v.Name) {
-				case "name":
-					m.Name = v.String
-				case "raftaddr":
-					m.RaftAddr = v.String
-				case "apiaddr":
-					m.APIAddr = v.String
-				case "paused":
-					m.Paused = v.Uint32 != 0
-				case "drain":
-					m.Drain = v.Uint32 != 0
-				}
-			}
+		ms, err := reserved.Members(r)
+		for _, m := range ms {
+			m.Voter = voters[m.ID]
 			out = append(out, m)
 		}
-		return nil
+		return err
 	})
 	return out, err
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
+	"github.com/clusterkeep/clusterkeep/internal/reserved"
 	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/clusterkeep/clusterkeep/internal/wire"
 	"github.com/google/uuid"
@@ -72,10 +73,7 @@ func (s *Service) Create(ctx context.Context, name string) error {
 	if err := s.WaitLeader(ctx); err != nil {
 		return fmt.Errorf("create cluster %q: %w", name, err)
 	}
-	txn := hive.Txn{Ops: []hive.Op{
-		hive.SetValue(hive.ReservedKey, hive.StringValue("Name", name)),
-		hive.SetValue(hive.ReservedKey, hive.StringValue("Id", id.ClusterID)),
-	}}
+	txn := hive.Txn{Ops: reserved.IdentityOps(name, id.ClusterID)}
 	txn.Ops = append(txn.Ops, nodeRecordOps(Member{ID: id.NodeID, Name: id.NodeName, RaftAddr: s.raftAdvertise(), APIAddr: s.cfg.APIAddr})...)
 	txn.Ops = append(txn.Ops, hive.SetValue(namePath(id.NodeName), hive.StringValue("Id", id.NodeID)))
 	txn.Ops = append(txn.Ops, trust...)

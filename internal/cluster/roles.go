@@ -3,7 +3,7 @@ package cluster
 // The record of resources and groups (roles), Cluster/Roles: each resource
 // under Cluster/Roles/Resources/<name> and each group under
 // Cluster/Roles/Groups/<name>, as a JSON string value "Config"
-// (internal/roles says what they mean). Cluster/Roles holds "Version", a
+// (internal/failover/roles says what they mean). Cluster/Roles holds "Version", a
 // counter raised by every change: a change is validated against what the
 // leader read and committed only if Version is still what it read, so two
 // concurrent changes can never together break what each checked (a
@@ -12,21 +12,16 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
-	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/reserved"
 )
 
 // RolesKey is the subtree of resources and groups.
-const RolesKey = hive.ReservedKey + "/Roles"
-
-func resourcePath(name string) string { return RolesKey + "/Resources/" + strings.ToLower(name) }
-func groupPath(name string) string    { return RolesKey + "/Groups/" + strings.ToLower(name) }
+const RolesKey = reserved.RolesKey
 
 // Errors of the roles' changes.
 var (
@@ -49,91 +44,17 @@ const (
 )
 
 // RolesRecord is every resource and group, read in one transaction.
-type RolesRecord struct {
-	Version   uint64
-	Resources []roles.Resource
-	Groups    []roles.Group
-}
-
-// GroupOf names the group holding resource name ("" for none).
-func (rr RolesRecord) GroupOf(name string) string {
-	for _, g := range rr.Groups {
-		for _, r := range g.Resources {
-			if strings.EqualFold(r, name) {
-				return g.Name
-			}
-		}
-	}
-	return ""
-}
-
-func (rr RolesRecord) resource(name string) (roles.Resource, bool) {
-	for _, r := range rr.Resources {
-		if strings.EqualFold(r.Name, name) {
-			return r, true
-		}
-	}
-	return roles.Resource{}, false
-}
-
-func (rr RolesRecord) group(name string) (roles.Group, bool) {
-	for _, g := range rr.Groups {
-		if strings.EqualFold(g.Name, name) {
-			return g, true
-		}
-	}
-	return roles.Group{}, false
-}
+type RolesRecord = reserved.Roles
 
 // Roles reads every resource and group from this node's hive (the caller
 // makes the read consistent), sorted by name.
 func (s *Service) Roles() (RolesRecord, error) {
 	var rr RolesRecord
-	err := s.hive.View(func(r *hive.Reader) error {
-		if v, err := r.GetValue(RolesKey, "Version"); err == nil {
-			rr.Version = v.Uint64
-		} else if !errors.Is(err, hive.ErrKeyNotFound) && !errors.Is(err, hive.ErrValueNotFound) {
-			return err
-		}
-		for _, kind := range []string{"Resources", "Groups"} {
-			k, err := r.Get(RolesKey + "/" + kind)
-			if errors.Is(err, hive.ErrKeyNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			for _, sub := range k.Subkeys {
-				p := RolesKey + "/" + kind + "/" + sub
-				v, err := r.GetValue(p, "Config")
-				if err != nil {
-					return fmt.Errorf("%s: %w", p, err)
-				}
-				if kind == "Resources" {
-					var res roles.Resource
-					if err := json.Unmarshal([]byte(v.String), &res); err != nil {
-						return fmt.Errorf("%s: %w", p, err)
-					}
-					rr.Resources = append(rr.Resources, res)
-				} else {
-					var g roles.Group
-					if err := json.Unmarshal([]byte(v.String), &g); err != nil {
-						return fmt.Errorf("%s: %w", p, err)
-					}
-					rr.Groups = append(rr.Groups, g)
-				}
-			}
-		}
-		return nil
+	err := s.hive.View(func(r *hive.Reader) (err error) {
+		rr, err = reserved.ReadRoles(r)
+		return err
 	})
-	if err != nil {
-		return RolesRecord{}, fmt.Errorf("read the roles: %w", err)
-	}
-	sort.Slice(rr.Resources, func(i, j int) bool {
-		return strings.ToLower(rr.Resources[i].Name) < strings.ToLower(rr.Resources[j].Name)
-	})
-	sort.Slice(rr.Groups, func(i, j int) bool { return strings.ToLower(rr.Groups[i].Name) < strings.ToLower(rr.Groups[j].Name) })
-	return rr, nil
+	return rr, err
 }
 
 // changeRoles reads the roles on the leader (after a read barrier), lets
@@ -154,13 +75,7 @@ func (s *Service) changeRoles(ctx context.Context, plan func(RolesRecord) ([]hiv
 		if err != nil {
 			return err
 		}
-		version := hive.Uint64Value("Version", rr.Version)
-		vc := hive.Cond{Kind: hive.CondValueEquals, Key: RolesKey, Value: &version}
-		if rr.Version == 0 {
-			vc = hive.Cond{Kind: hive.CondValueMissing, Key: RolesKey, Name: "Version"}
-		}
-		ops = append(ops, hive.SetValue(RolesKey, hive.Uint64Value("Version", rr.Version+1)))
-		_, err = s.applySystem(ctx, hive.Txn{Conds: append([]hive.Cond{vc}, conds...), Ops: ops})
+		_, err = s.applySystem(ctx, reserved.ChangeTxn(rr, conds, ops))
 		if errors.Is(err, hive.ErrPreconditionFailed) {
 			continue // another change came first: read and check again
 		}
@@ -179,38 +94,29 @@ func (s *Service) PutResource(ctx context.Context, r roles.Resource, mode PutMod
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
 	return s.changeRoles(ctx, func(rr RolesRecord) ([]hive.Cond, []hive.Op, error) {
-		old, exists := rr.resource(r.Name)
+		old, exists := rr.Resource(r.Name)
 		switch {
 		case mode == PutCreate && exists:
 			return nil, nil, fmt.Errorf("resource %s: %w", old.Name, ErrResourceExists)
 		case mode == PutReplace && !exists:
 			return nil, nil, fmt.Errorf("resource %s: %w", r.Name, ErrNoResource)
 		}
-		var ops []hive.Op
-		if exists && old.Name != r.Name {
-			// A new spelling of the name: the key keeps its case-folded
-			// name, the record the new spelling.
-			ops = append(ops, hive.DeleteKey(resourcePath(old.Name)))
-		}
-		return nil, append(ops, hive.SetValue(resourcePath(r.Name), hive.StringValue("Config", string(b)))), nil
+		ops, err := reserved.PutResourceOps(old.Name, r)
+		return nil, ops, err
 	})
 }
 
 // RemoveResource removes a resource that no group holds. Leader only.
 func (s *Service) RemoveResource(ctx context.Context, name string) error {
 	return s.changeRoles(ctx, func(rr RolesRecord) ([]hive.Cond, []hive.Op, error) {
-		if _, ok := rr.resource(name); !ok {
+		if _, ok := rr.Resource(name); !ok {
 			return nil, nil, fmt.Errorf("resource %s: %w", name, ErrNoResource)
 		}
 		if g := rr.GroupOf(name); g != "" {
 			return nil, nil, fmt.Errorf("resource %s: %w %s: remove it from the group first", name, ErrResourceInUse, g)
 		}
-		return nil, []hive.Op{hive.DeleteKey(resourcePath(name))}, nil
+		return nil, []hive.Op{hive.DeleteKey(reserved.ResourcePath(name))}, nil
 	})
 }
 
@@ -221,12 +127,8 @@ func (s *Service) PutGroup(ctx context.Context, g roles.Group, mode PutMode) err
 	if err := g.Validate(); err != nil {
 		return err
 	}
-	b, err := json.Marshal(g)
-	if err != nil {
-		return err
-	}
 	return s.changeRoles(ctx, func(rr RolesRecord) ([]hive.Cond, []hive.Op, error) {
-		old, exists := rr.group(g.Name)
+		old, exists := rr.Group(g.Name)
 		switch {
 		case mode == PutCreate && exists:
 			return nil, nil, fmt.Errorf("group %s: %w", old.Name, ErrGroupExists)
@@ -249,15 +151,8 @@ func (s *Service) PutGroup(ctx context.Context, g roles.Group, mode PutMode) err
 			return nil, nil, err
 		}
 		// The owners must still be members when this commits.
-		var conds []hive.Cond
-		for _, o := range g.Owners() {
-			conds = append(conds, hive.Cond{Kind: hive.CondValueExists, Key: namePath(o), Name: "Id"})
-		}
-		var ops []hive.Op
-		if exists && old.Name != g.Name {
-			ops = append(ops, hive.DeleteKey(groupPath(old.Name)))
-		}
-		return conds, append(ops, hive.SetValue(groupPath(g.Name), hive.StringValue("Config", string(b)))), nil
+		ops, err := reserved.PutGroupOps(old.Name, g)
+		return reserved.OwnerConds(g.Owners()), ops, err
 	})
 }
 
@@ -265,9 +160,9 @@ func (s *Service) PutGroup(ctx context.Context, g roles.Group, mode PutMode) err
 // only.
 func (s *Service) RemoveGroup(ctx context.Context, name string) error {
 	return s.changeRoles(ctx, func(rr RolesRecord) ([]hive.Cond, []hive.Op, error) {
-		if _, ok := rr.group(name); !ok {
+		if _, ok := rr.Group(name); !ok {
 			return nil, nil, fmt.Errorf("group %s: %w", name, ErrNoGroup)
 		}
-		return nil, []hive.Op{hive.DeleteKey(groupPath(name))}, nil
+		return nil, []hive.Op{hive.DeleteKey(reserved.GroupPath(name))}, nil
 	})
 }

@@ -5,8 +5,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
-	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/reserved"
 )
 
 // A change that commits between a roles change's read and its commit makes
@@ -29,7 +30,7 @@ func TestRolesChangesRecheckWhatChangedMeanwhile(t *testing.T) {
 	plans := 0
 	err := s.changeRoles(ctx(t), func(rr RolesRecord) ([]hive.Cond, []hive.Op, error) {
 		plans++
-		if _, ok := rr.resource("spare"); !ok {
+		if _, ok := rr.Resource("spare"); !ok {
 			return nil, nil, errors.New("spare is gone")
 		}
 		if plans == 1 {
@@ -37,7 +38,7 @@ func TestRolesChangesRecheckWhatChangedMeanwhile(t *testing.T) {
 				t.Fatalf("remove meanwhile: %v", err)
 			}
 		}
-		return nil, []hive.Op{hive.SetValue(groupPath("race"), hive.StringValue("Config", `{"name":"race","resources":["spare"]}`))}, nil
+		return nil, []hive.Op{hive.SetValue(reserved.GroupPath("race"), hive.StringValue("Config", `{"name":"race","resources":["spare"]}`))}, nil
 	})
 	if err == nil || err.Error() != "spare is gone" || plans != 2 {
 		t.Fatalf("got %v after %d plans, want the second plan's refusal", err, plans)

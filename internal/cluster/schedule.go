@@ -10,10 +10,11 @@ import (
 	"fmt"
 
 	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/reserved"
 )
 
 // ScheduleKey holds the schedule ("Config") and its state ("State").
-const ScheduleKey = hive.ReservedKey + "/Schedule"
+const ScheduleKey = reserved.ScheduleKey
 
 // ErrNoSchedule: no schedule is set.
 var ErrNoSchedule = errors.New("no backup schedule is set")
@@ -25,33 +26,13 @@ var ErrStateChanged = errors.New("the schedule's state changed meanwhile")
 // ScheduleRecord reads the schedule's configuration, state, and when a
 // run was last asked for, from this node's hive ("" for what is not set).
 func (s *Service) ScheduleRecord() (config, state, runNow string, err error) {
-	k, err := s.hive.Get(ScheduleKey)
-	if errors.Is(err, hive.ErrKeyNotFound) {
-		return "", "", "", nil
-	}
-	if err != nil {
-		return "", "", "", fmt.Errorf("read the schedule: %w", err)
-	}
-	for _, v := range k.Values {
-		switch v.Name {
-		case "Config":
-			config = v.String
-		case "State":
-			state = v.String
-		case "RunNow":
-			runNow = v.String
-		}
-	}
-	return config, state, runNow, nil
+	return reserved.Schedule(s.hive)
 }
 
 // AskScheduledRun records that a run is asked for at once (at t, RFC 3339).
 // Leader only.
 func (s *Service) AskScheduledRun(ctx context.Context, t string) error {
-	_, err := s.applySystem(ctx, hive.Txn{
-		Conds: []hive.Cond{{Kind: hive.CondValueExists, Key: ScheduleKey, Name: "Config"}},
-		Ops:   []hive.Op{hive.SetValue(ScheduleKey, hive.StringValue("RunNow", t))},
-	})
+	_, err := s.applySystem(ctx, reserved.AskRunTxn(t))
 	if errors.Is(err, hive.ErrPreconditionFailed) {
 		return ErrNoSchedule
 	}
@@ -68,11 +49,7 @@ func (s *Service) NodeID() string { return s.Identity().NodeID }
 // caller), or removes the schedule and its state when config is "".
 // Leader only.
 func (s *Service) SetSchedule(ctx context.Context, config string) error {
-	op := hive.SetValue(ScheduleKey, hive.StringValue("Config", config))
-	if config == "" {
-		op = hive.DeleteKey(ScheduleKey)
-	}
-	if _, err := s.applySystem(ctx, hive.Txn{Ops: []hive.Op{op}}); err != nil {
+	if _, err := s.applySystem(ctx, reserved.SetScheduleTxn(config)); err != nil {
 		return fmt.Errorf("record the schedule: %w", err)
 	}
 	return nil
@@ -83,16 +60,7 @@ func (s *Service) SetSchedule(ctx context.Context, config string) error {
 // run is claimed this way, so two leaders can never both claim one, and a
 // run is never claimed for a schedule changed meanwhile. Leader only.
 func (s *Service) SwapScheduleState(ctx context.Context, config, old, next string) error {
-	cfg := hive.StringValue("Config", config)
-	cond := hive.Cond{Kind: hive.CondValueMissing, Key: ScheduleKey, Name: "State"}
-	if old != "" {
-		v := hive.StringValue("State", old)
-		cond = hive.Cond{Kind: hive.CondValueEquals, Key: ScheduleKey, Value: &v}
-	}
-	_, err := s.applySystem(ctx, hive.Txn{
-		Conds: []hive.Cond{{Kind: hive.CondValueEquals, Key: ScheduleKey, Value: &cfg}, cond},
-		Ops:   []hive.Op{hive.SetValue(ScheduleKey, hive.StringValue("State", next))},
-	})
+	_, err := s.applySystem(ctx, reserved.SwapScheduleStateTxn(config, old, next))
 	if errors.Is(err, hive.ErrPreconditionFailed) {
 		return fmt.Errorf("%w: %w", ErrStateChanged, err)
 	}

@@ -14,10 +14,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/fsutil"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/reserved"
 	"github.com/clusterkeep/clusterkeep/internal/security"
 	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
@@ -25,9 +25,9 @@ import (
 // SecurityKey is the subtree that holds the cluster's secrets. The API
 // never serves it; it travels in backups of the Cluster Database (protect
 // backup sets accordingly: they are 0600 and can be encrypted).
-const SecurityKey = hive.ReservedKey + "/Security"
+const SecurityKey = reserved.SecurityKey
 
-const tokensKey = SecurityKey + "/Tokens"
+const tokensKey = reserved.TokensKey
 
 // Files the creating node writes its secrets to (0600).
 const (
@@ -37,23 +37,13 @@ const (
 
 // Errors of trust callers branch on.
 var (
-	ErrNoAuthority  = errors.New("the cluster database holds no certificate authority")
+	ErrNoAuthority  = reserved.ErrNoAuthority
 	ErrUnknownToken = errors.New("unknown or revoked token")
 	ErrTokenExists  = errors.New("a token of that name exists")
 )
 
 // IsSecret reports whether a key path lies in the subtree of secrets.
-func IsSecret(path string) bool {
-	p, err := hive.ParsePath(path)
-	if err != nil {
-		return false
-	}
-	// The hive's own matching of names decides, not another folding:
-	// strings.EqualFold and the hive disagree on some letters (U+0130).
-	return securityPath.Under(p)
-}
-
-var securityPath, _ = hive.ParsePath(SecurityKey)
+func IsSecret(path string) bool { return reserved.IsSecret(path) }
 
 // Credentials is the node's TLS credentials.
 func (s *Service) Credentials() *security.Store { return s.creds }
@@ -61,55 +51,19 @@ func (s *Service) Credentials() *security.Store { return s.creds }
 // trustOps records a new cluster's authority, join secret and first
 // token.
 func trustOps(ca *security.CA, joinSecret, adminToken string) ([]hive.Op, error) {
-	key, err := ca.KeyDER()
-	if err != nil {
-		return nil, err
-	}
-	ops := []hive.Op{
-		hive.SetValue(SecurityKey, hive.BinaryValue("CACert", ca.Cert.Raw)),
-		hive.SetValue(SecurityKey, hive.BinaryValue("CAKey", key)),
-		hive.SetValue(SecurityKey, hive.StringValue("JoinSecret", joinSecret)),
-	}
-	return append(ops, tokenOps("admin", adminToken, []security.Role{security.RoleOperator, security.RoleBackup})...), nil
+	return reserved.TrustOps(ca, joinSecret, adminToken)
 }
 
 func tokenOps(name, token string, roles []security.Role) []hive.Op {
-	p := tokensKey + "/" + security.TokenID(token)
-	rs := make([]string, len(roles))
-	for i, r := range roles {
-		rs[i] = string(r)
-	}
-	return []hive.Op{
-		hive.SetValue(p, hive.StringValue("Name", name)),
-		hive.SetValue(p, hive.MultiStringValue("Roles", rs)),
-		hive.SetValue(p, hive.StringValue("Created", time.Now().UTC().Format(time.RFC3339))),
-	}
+	return reserved.TokenOps(name, token, roles)
 }
 
 // Authority reads the cluster's authority and join secret from this
 // node's hive.
 func (s *Service) Authority() (*security.CA, string, error) {
-	k, err := s.hive.Get(SecurityKey)
-	if errors.Is(err, hive.ErrKeyNotFound) {
-		return nil, "", ErrNoAuthority
-	}
+	cert, key, secret, err := reserved.Authority(s.hive)
 	if err != nil {
-		return nil, "", fmt.Errorf("read cluster authority: %w", err)
-	}
-	var cert, key []byte
-	var secret string
-	for _, v := range k.Values {
-		switch strings.ToLower(v.Name) {
-		case "cacert":
-			cert = v.Binary
-		case "cakey":
-			key = v.Binary
-		case "joinsecret":
-			secret = v.String
-		}
-	}
-	if cert == nil || key == nil {
-		return nil, "", ErrNoAuthority
+		return nil, "", err
 	}
 	ca, err := security.ParseCA(cert, key)
 	if err != nil {
@@ -215,22 +169,7 @@ func (s *Service) Authenticate(token string) (Token, error) {
 	return tokenOf(k), nil
 }
 
-func tokenOf(k hive.Key) Token {
-	var t Token
-	for _, v := range k.Values {
-		switch strings.ToLower(v.Name) {
-		case "name":
-			t.Name = v.String
-		case "roles":
-			for _, r := range v.Strings {
-				t.Roles = append(t.Roles, security.Role(r))
-			}
-		case "created":
-			t.Created = v.String
-		}
-	}
-	return t
-}
+func tokenOf(k hive.Key) Token { return reserved.Token(k) }
 
 // Tokens lists the recorded tokens.
 func (s *Service) Tokens() ([]Token, error) {
@@ -241,23 +180,7 @@ func (s *Service) Tokens() ([]Token, error) {
 
 // eachToken calls f with each recorded token and its id.
 func (s *Service) eachToken(f func(id string, t Token)) error {
-	return s.hive.View(func(r *hive.Reader) error {
-		k, err := r.Get(tokensKey)
-		if errors.Is(err, hive.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		for _, id := range k.Subkeys {
-			t, err := r.Get(tokensKey + "/" + id)
-			if err != nil {
-				return err
-			}
-			f(id, tokenOf(t))
-		}
-		return nil
-	})
+	return s.hive.View(func(r *hive.Reader) error { return reserved.EachToken(r, f) })
 }
 
 func (s *Service) tokenIDByName(name string) (string, error) {

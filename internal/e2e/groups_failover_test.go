@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/placement"
+	"github.com/clusterkeep/clusterkeep/internal/failover/placement"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
 )
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/clusterkeep/clusterkeep/internal/placement"
+	"github.com/clusterkeep/clusterkeep/internal/failover/placement"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
 )
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/backup"
-	"github.com/clusterkeep/clusterkeep/internal/placement"
+	"github.com/clusterkeep/clusterkeep/internal/failover/placement"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
 	"github.com/clusterkeep/clusterkeep/internal/wire"
 )

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clusterkeep/clusterkeep/internal/failover/placement"
 	"github.com/clusterkeep/clusterkeep/internal/localcluster"
-	"github.com/clusterkeep/clusterkeep/internal/placement"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
 )
 

@@ -4,9 +4,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/cluster"
-	"github.com/clusterkeep/clusterkeep/internal/placement"
-	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/failover/placement"
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
+	"github.com/clusterkeep/clusterkeep/internal/reserved"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -15,7 +15,7 @@ import (
 // replicated, so every node reports the same figures, leader or not, as
 // of what its hive applied.
 type GroupSource interface {
-	Roles() (cluster.RolesRecord, error)
+	Roles() (reserved.Roles, error)
 	Placements() (map[string]string, error)
 }
 

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/cluster"
+	"github.com/clusterkeep/clusterkeep/internal/failover/placement"
+	"github.com/clusterkeep/clusterkeep/internal/failover/roles"
 	"github.com/clusterkeep/clusterkeep/internal/metrics"
-	"github.com/clusterkeep/clusterkeep/internal/placement"
-	"github.com/clusterkeep/clusterkeep/internal/roles"
+	"github.com/clusterkeep/clusterkeep/internal/reserved"
 )
 
 // hiveGroups is a node's hive as the group collector reads it: the
@@ -23,10 +23,10 @@ type hiveGroups struct {
 	records map[string]string
 }
 
-func (h *hiveGroups) Roles() (cluster.RolesRecord, error) {
+func (h *hiveGroups) Roles() (reserved.Roles, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return cluster.RolesRecord{Version: 1, Groups: append([]roles.Group(nil), h.groups...)}, nil
+	return reserved.Roles{Version: 1, Groups: append([]roles.Group(nil), h.groups...)}, nil
 }
 
 func (h *hiveGroups) Placements() (map[string]string, error) {

@@ -30,6 +30,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
+	"github.com/clusterkeep/clusterkeep/internal/reserved"
 	"github.com/clusterkeep/clusterkeep/internal/staging"
 	"github.com/clusterkeep/clusterkeep/internal/wire/hiveconv"
 	"github.com/clusterkeep/clusterkeep/internal/writers"
@@ -309,25 +310,14 @@ func checkMembers(ctx context.Context, o Options, db string, selfID string) ([]P
 	members := map[string]Peer{}
 	collect := func(h *hive.Hive) error {
 		return h.View(func(r *hive.Reader) error {
-			nodes, err := r.Get(hive.ReservedKey + "/Nodes")
+			ms, err := reserved.Members(r)
 			if err != nil {
-				return nil
+				return fmt.Errorf("read the members recorded in %s: %w", h.Path(), err)
 			}
-			for _, nid := range nodes.Subkeys {
-				k, err := r.Get(hive.ReservedKey + "/Nodes/" + nid)
-				if err != nil || nid == selfID {
-					continue
+			for _, m := range ms {
+				if m.ID != selfID {
+					members[m.ID] = Peer{Name: m.Name, API: m.APIAddr}
 				}
-				p := Peer{}
-				for _, v := range k.Values {
-					switch strings.ToLower(v.Name) {
-					case "name":
-						p.Name = v.String
-					case "apiaddr":
-						p.API = v.String
-					}
-				}
-				members[nid] = p
 			}
 			return nil
 		})

@@ -18,8 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/clusterkeep/clusterkeep/internal/backend"
 	"github.com/clusterkeep/clusterkeep/internal/localcluster"
-	"github.com/clusterkeep/clusterkeep/internal/target"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
@@ -114,18 +114,18 @@ func (s *Server) Stop() {
 // Env is the environment a clusterkeep process needs to use the server.
 func (s *Server) Env() []string {
 	return []string{"AWS_ACCESS_KEY_ID=" + s.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s.SecretKey,
-		target.EnvEndpoint + "=" + s.Endpoint, target.EnvRegion + "=" + s.Region, target.EnvPathStyle + "=1"}
+		backend.EnvEndpoint + "=" + s.Endpoint, backend.EnvRegion + "=" + s.Region, backend.EnvPathStyle + "=1"}
 }
 
 // Options are S3 target options for the server.
-func (s *Server) Options() target.S3Options {
-	return target.S3Options{Endpoint: s.Endpoint, PathStyle: true, Region: s.Region,
+func (s *Server) Options() backend.S3Options {
+	return backend.S3Options{Endpoint: s.Endpoint, PathStyle: true, Region: s.Region,
 		Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, "")}
 }
 
 // MakeBucket creates a bucket.
 func (s *Server) MakeBucket(ctx context.Context, name string) error {
-	t, err := target.NewS3(name, "", s.Options())
+	t, err := backend.NewS3(name, "", s.Options())
 	if err != nil {
 		return err
 	}

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/clusterkeep/clusterkeep/internal/backend"
 	"github.com/clusterkeep/clusterkeep/internal/backup"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
-	"github.com/clusterkeep/clusterkeep/internal/target"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
 )
 
@@ -32,7 +32,7 @@ func TestPruneDirectoryTarget(t *testing.T) {
 	// this host whose process is gone (named as this one's is, with
 	// another process id), one whose host an older clusterkeep did not
 	// record, and a directory that is no set.
-	w, err := target.NewDir(to).Begin(tc.Context(t), "y")
+	w, err := backend.NewDir(to).Begin(tc.Context(t), "y")
 	if err != nil {
 		t.Fatal(err)
 	}

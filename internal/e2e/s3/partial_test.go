@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clusterkeep/clusterkeep/internal/target"
+	"github.com/clusterkeep/clusterkeep/internal/backend"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
 	"github.com/minio/minio-go/v7"
 )
@@ -19,7 +19,7 @@ func TestUploadIsAgedByItsNewestPart(t *testing.T) {
 	ctx := tc.Context(t)
 	b := bucket(t, s)
 	const age = 3 * time.Second
-	tg := s3Target(t, s, b, "bk", func(o *target.S3Options) { o.PartialAge = age })
+	tg := s3Target(t, s, b, "bk", func(o *backend.S3Options) { o.PartialAge = age })
 	core := minio.Core{Client: tg.Client()}
 	key := "bk/long-upload/data/writers/db"
 	id, err := core.NewMultipartUpload(ctx, b, key, minio.PutObjectOptions{})
@@ -33,7 +33,7 @@ func TestUploadIsAgedByItsNewestPart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	judged := func() target.Partial {
+	judged := func() backend.Partial {
 		t.Helper()
 		ps, err := tg.Partials(ctx)
 		if err != nil {

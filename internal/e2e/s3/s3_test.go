@@ -15,13 +15,13 @@ import (
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/agent"
+	"github.com/clusterkeep/clusterkeep/internal/backend"
 	"github.com/clusterkeep/clusterkeep/internal/backup"
 	"github.com/clusterkeep/clusterkeep/internal/backupset/offline"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/localcluster"
 	"github.com/clusterkeep/clusterkeep/internal/s3server"
-	"github.com/clusterkeep/clusterkeep/internal/target"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
 	"github.com/clusterkeep/clusterkeep/internal/wire"
 	"github.com/minio/minio-go/v7"
@@ -83,13 +83,13 @@ func bucket(t *testing.T, s *s3server.Server) string {
 
 // s3Target is the S3 target at s3://bucket/prefix, for looking at what
 // is stored.
-func s3Target(t *testing.T, s *s3server.Server, bucket, prefix string, mutate func(*target.S3Options)) *target.S3 {
+func s3Target(t *testing.T, s *s3server.Server, bucket, prefix string, mutate func(*backend.S3Options)) *backend.S3 {
 	t.Helper()
 	o := s.Options()
 	if mutate != nil {
 		mutate(&o)
 	}
-	tg, err := target.NewS3(bucket, prefix, o)
+	tg, err := backend.NewS3(bucket, prefix, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func s3Target(t *testing.T, s *s3server.Server, bucket, prefix string, mutate fu
 }
 
 // keys lists every object key under prefix.
-func keys(t *testing.T, tg *target.S3, prefix string) []string {
+func keys(t *testing.T, tg *backend.S3, prefix string) []string {
 	t.Helper()
 	var out []string
 	for o := range tg.Client().ListObjects(tc.Context(t), tg.Bucket(), minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
@@ -352,7 +352,7 @@ func TestBackupKilledMidUploadOnS3(t *testing.T) {
 			t.Fatalf("prune removed a young partial set: %+v", p)
 		}
 	}
-	old := s3Target(t, s, b, "bk", func(o *target.S3Options) { o.PartialAge = time.Nanosecond })
+	old := s3Target(t, s, b, "bk", func(o *backend.S3Options) { o.PartialAge = time.Nanosecond })
 	partials, err = old.Partials(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -476,7 +476,7 @@ func TestTamperedObjectIsRefusedOnS3(t *testing.T) {
 
 	// The manifest changed.
 	path, prefix = backupOnce()
-	m := get(prefix + target.ManifestName)
-	put(prefix+target.ManifestName, bytes.Replace(m, []byte(`"hive_seq": `), []byte(`"hive_seq": 1`), 1))
+	m := get(prefix + backend.ManifestName)
+	put(prefix+backend.ManifestName, bytes.Replace(m, []byte(`"hive_seq": `), []byte(`"hive_seq": 1`), 1))
 	refused("a changed manifest", path)
 }
