@@ -45,10 +45,7 @@ func orDash(s string) string {
 func nodeTable(w io.Writer, nodes []wire.NodeInfo) {
 	var rows [][]string
 	for _, n := range nodes {
-		role := ""
-		if n.Leader {
-			role = "leader"
-		}
+		role := nodeRole(n)
 		why := n.Why
 		if n.RestorePending != "" {
 			why = strings.TrimSpace("restore pending (backup " + n.RestorePending + ") " + why)
@@ -56,6 +53,19 @@ func nodeTable(w io.Writer, nodes []wire.NodeInfo) {
 		rows = append(rows, []string{n.Name, string(n.State), role, n.APIAddr, fmt.Sprint(n.Applied), why})
 	}
 	ui.Table(w, []string{"NODE", "STATE", "ROLE", "API", "APPLIED", "WHY"}, rows)
+}
+
+// nodeRole is a member's part in consensus, as the dashboard shows it:
+// leader, follower, or non-voter (a member that replicates but does not
+// vote, such as one still joining).
+func nodeRole(n wire.NodeInfo) string {
+	switch {
+	case n.Leader:
+		return "leader"
+	case n.Voter:
+		return "follower"
+	}
+	return "non-voter"
 }
 
 func nodeCmd(g *globals) *cobra.Command {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
 	"github.com/clusterkeep/clusterkeep/internal/wire/hiveconv"
 	"github.com/spf13/cobra"
 )
@@ -117,7 +119,7 @@ type string, multi-string, uint32, uint64 or binary. Names keep their case and
 match case-insensitively. The subtree "Cluster" is kept by the cluster itself
 and is read-only here.`,
 	}
-	cmd.AddCommand(configGet(g), configList(g), configSet(g), configDelete(g), configExport(g), configImport(g))
+	cmd.AddCommand(configGet(g), configList(g), configSet(g), configDelete(g), configExport(g), configImport(g), configWatch(g))
 	return cmd
 }
 
@@ -125,6 +127,7 @@ func configGet(g *globals) *cobra.Command {
 	var rf readFlags
 	c := &cobra.Command{
 		Use: "get KEY NAME", Short: "Print one value", Args: exactArgs(2),
+		Example: "  clusterkeep config get Apps/Web Port",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := g.context(cmd)
 			defer cancel()
@@ -196,37 +199,40 @@ func configSet(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "set KEY NAME VALUE...",
 		Short: "Set a value (the key is created if needed)",
-		Long: `Set a value. --type is string (default), multi-string (the VALUE arguments are
+		Long: `Set a value. Without --type, a value that exists keeps its type (VALUE must
+read as that type) and a new value is a string; --type sets the type, and is
+how a value's type is changed: string, multi-string (the VALUE arguments are
 the strings, or one JSON array), uint32, uint64 (decimal or 0x hex) or binary
-(hex). "config set KEY" with no name creates the key alone.`,
+(hex). "config set KEY" with no name creates the key alone. A VALUE that
+starts with "-" follows "--" (config set KEY NAME -- -1).`,
+		Example: `  clusterkeep config set Apps/Web Port 8080 --type uint32
+  clusterkeep config set Apps/Web Port 9090      # stays a uint32
+  clusterkeep config set Apps/Web Hosts a b --type multi-string`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 2 || len(args) == 0 {
-				return usageError{fmt.Errorf("want KEY, or KEY NAME VALUE")}
+			if len(args) == 2 {
+				return usageError{fmt.Errorf("%s: a NAME needs a VALUE\n%s", cmdName(cmd), usageHint(cmd))}
 			}
-			if len(args) > 3 && typ != string(hive.TypeMultiString) {
+			if len(args) == 0 {
+				return usageError{fmt.Errorf("%s: want KEY, or KEY NAME VALUE\n%s", cmdName(cmd), usageHint(cmd))}
+			}
+			if len(args) > 3 && cmd.Flags().Changed("type") && typ != string(hive.TypeMultiString) {
 				return usageError{fmt.Errorf("one VALUE expected for --type %s, got %d (quote it)", typ, len(args)-2)}
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := hive.ParseType(typ)
-			if err != nil {
-				return usageError{err}
+			var t hive.Type
+			if cmd.Flags().Changed("type") {
+				var err error
+				if t, err = hive.ParseType(typ); err != nil {
+					return usageError{err}
+				}
 			}
-			op := hive.CreateKey(args[0])
-			if len(args) > 1 {
-				data := args[2]
-				if t == hive.TypeMultiString && !(len(args) == 3 && strings.HasPrefix(data, "[")) {
-					data = jsonArray(args[2:])
-				}
-				if t == hive.TypeString {
-					data = fmt.Sprintf("%q", data)
-				}
-				v, err := hive.ParseData(args[1], t, data)
-				if err != nil {
+			if t != "" && len(args) > 1 {
+				// Checked before the cluster is asked anything.
+				if _, err := valueFromArgs(t, args[1], args[2:]); err != nil {
 					return err
 				}
-				op = hive.SetValue(args[0], v)
 			}
 			ctx, cancel := g.context(cmd)
 			defer cancel()
@@ -234,15 +240,83 @@ the strings, or one JSON array), uint32, uint64 (decimal or 0x hex) or binary
 			if err != nil {
 				return err
 			}
-			seq, err := c.Txn(ctx, hiveconv.Txn(hive.Txn{Ops: []hive.Op{op}}))
+			var seq uint64
+			switch {
+			case len(args) == 1:
+				seq, err = c.Txn(ctx, wire.Txn{Ops: []wire.Op{wire.CreateKey(args[0])}})
+			case t != "":
+				v, _ := valueFromArgs(t, args[1], args[2:])
+				seq, err = c.Txn(ctx, wire.Txn{Ops: []wire.Op{wire.SetValue(args[0], hiveconv.Value(v))}})
+			default:
+				seq, err = setKeepingType(ctx, c, args[0], args[1], args[2:])
+			}
 			if err != nil {
 				return err
 			}
 			return g.out.Result(map[string]any{"seq": seq}, func(w io.Writer) { fmt.Fprintf(w, "ok, sequence %d\n", seq) })
 		},
 	}
-	c.Flags().StringVar(&typ, "type", "string", "value type: string, multi-string, uint32, uint64 or binary")
+	c.Flags().StringVar(&typ, "type", "string", "value type: string, multi-string, uint32, uint64 or binary (default: the value's type if it exists, else string)")
 	return c
+}
+
+// valueFromArgs builds a value of type t named name from the VALUE
+// arguments: several (or one JSON array) for a multi-string, one otherwise.
+func valueFromArgs(t hive.Type, name string, vals []string) (hive.Value, error) {
+	if len(vals) > 1 && t != hive.TypeMultiString {
+		return hive.Value{}, usageError{fmt.Errorf("value %q is a %s: one VALUE expected, got %d (quote it, or --type multi-string to make it a list)", name, t, len(vals))}
+	}
+	data := vals[0]
+	if t == hive.TypeMultiString && !(len(vals) == 1 && strings.HasPrefix(data, "[")) {
+		data = jsonArray(vals)
+	}
+	if t == hive.TypeString {
+		data = fmt.Sprintf("%q", data)
+	}
+	return hive.ParseData(name, t, data)
+}
+
+// valueSetter is what setKeepingType needs of the cluster.
+type valueSetter interface {
+	GetValue(ctx context.Context, path, name string, opts ...client.ReadOption) (wire.Value, error)
+	Txn(ctx context.Context, t wire.Txn) (uint64, error)
+}
+
+// setKeepingType sets a value without --type: one that exists keeps its
+// type, a new one is a string. The write holds only if the value is still
+// what was read (or still missing), so a concurrent change of its type is
+// never overwritten in the type read before; such a race is read again.
+func setKeepingType(ctx context.Context, c valueSetter, key, name string, vals []string) (uint64, error) {
+	const attempts = 5
+	for i := 0; ; i++ {
+		cur, err := c.GetValue(ctx, key, name)
+		var cond wire.Cond
+		t := hive.TypeString
+		switch {
+		case errors.Is(err, client.ErrValueNotFound) || errors.Is(err, client.ErrKeyNotFound):
+			cond = wire.Cond{Kind: wire.CondValueMissing, Key: key, Name: name}
+		case err != nil:
+			return 0, err
+		default:
+			t = hive.Type(cur.Type)
+			cond = wire.Cond{Kind: wire.CondValueEquals, Key: key, Value: &cur}
+		}
+		v, err := valueFromArgs(t, name, vals)
+		if err != nil {
+			if errors.Is(err, hive.ErrInvalidValue) && cond.Kind == wire.CondValueEquals {
+				return 0, fmt.Errorf("%w (value %q of %q is a %s and keeps its type; --type changes it)", err, name, key, t)
+			}
+			return 0, err
+		}
+		seq, err := c.Txn(ctx, wire.Txn{Conds: []wire.Cond{cond}, Ops: []wire.Op{wire.SetValue(key, hiveconv.Value(v))}})
+		if errors.Is(err, client.ErrPrecondition) && i+1 < attempts {
+			continue // changed between the read and the write: read it again
+		}
+		if errors.Is(err, client.ErrPrecondition) {
+			return 0, fmt.Errorf("set value %q of %q: it kept changing while being set (%d tries): %w", name, key, attempts, err)
+		}
+		return seq, err
+	}
 }
 
 func jsonArray(items []string) string {
@@ -257,6 +331,7 @@ func jsonArray(items []string) string {
 func configDelete(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use: "delete KEY [NAME]", Short: "Delete a value, or a key with its whole subtree", Args: rangeArgs(1, 2),
+		Example: "  clusterkeep config delete Apps/Web Port",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := g.context(cmd)
 			defer cancel()

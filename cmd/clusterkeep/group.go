@@ -185,17 +185,56 @@ func groupCmd(g *globals) *cobra.Command {
 
 func groupStatusCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use: "status", Short: "Each group's owner, state, resources, last failure and failovers", Args: exactArgs(0),
+		Use: "status [NAME]", Short: "Each group's (or one group's) owner, state, resources, last failure and failovers", Args: rangeArgs(0, 1),
+		Example: "  clusterkeep group status\n  clusterkeep group status site",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withCluster(cmd, func(ctx context.Context, c *client.Cluster) error {
 				st, err := c.GroupsStatus(ctx)
 				if err != nil {
 					return fmt.Errorf("group status: %w", err)
 				}
-				return g.out.Result(st, func(w io.Writer) { groupStatusText(w, st) })
+				if len(args) == 1 {
+					if st, err = oneGroup(st, args[0]); err != nil {
+						return err
+					}
+				}
+				return g.out.Result(st, func(w io.Writer) { groupStatusText(w, st, time.Now()) })
 			})
 		},
 	}
+}
+
+// oneGroup is the status of the group named name (case-insensitively).
+func oneGroup(st []placement.GroupStatus, name string) ([]placement.GroupStatus, error) {
+	var names []string
+	for _, s := range st {
+		if strings.EqualFold(s.Name, name) {
+			return []placement.GroupStatus{s}, nil
+		}
+		names = append(names, s.Name)
+	}
+	known := "there are none"
+	if len(names) > 0 {
+		known = "they are " + strings.Join(names, ", ")
+	}
+	return nil, fmt.Errorf("group status %s: %w: no group named %s (%s)", name, client.ErrNotFound, name, known)
+}
+
+// ownerHint says that a group's owner stopped renewing its lease, and
+// when the group fails over: until then it shows the owner's last state.
+func ownerHint(s placement.GroupStatus, now time.Time) string {
+	if !s.OwnerUnreachable {
+		return ""
+	}
+	hint := "owner unreachable"
+	if !s.OwnerLastHeard.IsZero() {
+		hint += fmt.Sprintf(" (last heard %s ago)", ui.ShortDuration(now.Sub(s.OwnerLastHeard).Round(time.Second)))
+	}
+	if left := s.OwnerLeaseEnds.Sub(now); left > 0 {
+		return hint + fmt.Sprintf("; its lease ends %s (in %s), then the group fails over",
+			s.OwnerLeaseEnds.UTC().Format("15:04:05Z"), ui.ShortDuration(left.Round(time.Second)))
+	}
+	return hint + "; its lease has ended: failing over"
 }
 
 // groupEventsCmd follows the groups' changes of state and placement: it
@@ -255,15 +294,19 @@ func groupEventsCmd(g *globals) *cobra.Command {
 	}
 }
 
-func groupStatusText(w io.Writer, st []placement.GroupStatus) {
+func groupStatusText(w io.Writer, st []placement.GroupStatus, now time.Time) {
 	var rows [][]string
 	for _, s := range st {
 		owner := orDash(s.Owner)
 		if s.Next != "" {
 			owner += " -> " + s.Next
 		}
+		why := s.Reason
+		if h := ownerHint(s, now); h != "" {
+			why = strings.TrimPrefix(why+"; "+h, "; ")
+		}
 		rows = append(rows, []string{s.Name, s.Wanted, s.State, owner,
-			fmt.Sprintf("%d/%d in %s", s.Failovers, s.FailoverThreshold, ui.ShortDuration(time.Duration(s.FailoverPeriod))), orDash(s.Reason)})
+			fmt.Sprintf("%d/%d in %s", s.Failovers, s.FailoverThreshold, ui.ShortDuration(time.Duration(s.FailoverPeriod))), orDash(why)})
 	}
 	ui.Table(w, []string{"GROUP", "WANTED", "STATE", "OWNER", "FAILOVERS", "WHY"}, rows)
 	for _, s := range st {

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -62,6 +64,27 @@ func main() {
 		os.Exit(resources.GuardMain(os.Args[2:]))
 	}
 	g := &globals{}
+	root := newRoot(g)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := root.ExecuteContext(ctx)
+	stop()
+	stopProfile()
+	if err != nil {
+		if g.out == nil {
+			g.out = ui.New(g.json)
+		}
+		g.out.Error(err)
+		var ue usageError
+		if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// newRoot is the command tree, its flags bound to g.
+func newRoot(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "clusterkeep",
 		Short:         "Run, back up and restore a failover cluster's configuration",
@@ -83,24 +106,59 @@ func main() {
 	root.PersistentFlags().StringVar(&g.s3Endpoint, "s3-endpoint", "", "S3 endpoint URL for s3:// targets on a self-hosted store, http(s)://host:port (default $"+backend.EnvEndpoint+")")
 	root.PersistentFlags().BoolVar(&g.s3PathStyle, "s3-path-style", false, "address S3 buckets by path (endpoint/bucket/key), not by host name (default $"+backend.EnvPathStyle+")")
 	root.PersistentFlags().StringVar(&g.s3Region, "s3-region", "", "S3 region (default $"+backend.EnvRegion+")")
-	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(agentCmd(g), asideCmd(g), tokenCmd(g), scheduleCmd(g), resourceCmd(g), groupCmd(g), localCmd(g), stateCmd(g), clusterCmd(g), nodeCmd(g), configCmd(g), writersCmd(g), backupCmd(g), restoreCmd(g))
+	return root
+}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := root.ExecuteContext(ctx)
-	stop()
-	stopProfile()
-	if err != nil {
-		if g.out == nil {
-			g.out = ui.New(g.json)
+// flagError is a usage error for a flag the command does not know. A
+// negative number (config set KEY NAME -1) is read as flags too: the error
+// says how to pass it as a value.
+func flagError(cmd *cobra.Command, err error) error {
+	msg := err.Error()
+	if _, arg, ok := strings.Cut(msg, "unknown shorthand flag: "); ok {
+		if _, word, ok := strings.Cut(arg, " in "); ok {
+			if _, perr := strconv.ParseFloat(word, 64); perr == nil {
+				return usageError{fmt.Errorf("%s: %s is read as a flag because it starts with \"-\": put -- before such values, as in\n  %s\n%s",
+					cmdName(cmd), word, withDashes(cmd, os.Args[1:], word), usageHint(cmd))}
+			}
 		}
-		g.out.Error(err)
-		var ue usageError
-		if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
-			os.Exit(2)
-		}
-		os.Exit(1)
 	}
+	return usageError{fmt.Errorf("%s: %w\n%s", cmdName(cmd), err, usageHint(cmd))}
+}
+
+// withDashes is the command line args with "--" before the argument word,
+// the flags that followed it moved before the "--".
+func withDashes(cmd *cobra.Command, args []string, word string) string {
+	at := slices.Index(args, word)
+	if at < 0 {
+		return cmd.CommandPath() + " ... -- " + word
+	}
+	var flags, rest []string
+	for i := at; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			rest = append(rest, a)
+			continue
+		}
+		if _, err := strconv.ParseFloat(a, 64); err == nil {
+			rest = append(rest, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if f := cmd.Flags().Lookup(name); f != nil && !strings.Contains(a, "=") && f.Value.Type() != "bool" && i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	out := append(append(append(append([]string{cmd.Root().Name()}, args[:at]...), flags...), "--"), rest...)
+	return strings.Join(out, " ")
+}
+
+// cmdName is the command's path without the program's name.
+func cmdName(cmd *cobra.Command) string {
+	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
 }
 
 // credentials resolves what clients trust and prove: flags, then the
@@ -159,21 +217,111 @@ func (g *globals) withCluster(cmd *cobra.Command, f func(ctx context.Context, c 
 	return f(ctx, c)
 }
 
-// exactArgs is cobra.ExactArgs whose error is a usage error.
+// exactArgs is cobra.ExactArgs whose error is a usage error saying what
+// was expected: the usage line and an example.
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
-			return usageError{err}
+		if len(args) != n {
+			return argCountError(cmd, args, fmt.Sprintf("%s %s", countWord(n), argWord(n)))
 		}
 		return nil
 	}
 }
 
+// rangeArgs is cobra.RangeArgs, with exactArgs' error.
 func rangeArgs(min, max int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.RangeArgs(min, max)(cmd, args); err != nil {
-			return usageError{err}
+		if len(args) < min || len(args) > max {
+			return argCountError(cmd, args, fmt.Sprintf("%s to %s %s", countWord(min), countWord(max), argWord(max)))
 		}
 		return nil
 	}
+}
+
+func countWord(n int) string {
+	if n == 0 {
+		return "no"
+	}
+	return fmt.Sprint(n)
+}
+
+func argWord(n int) string {
+	if n == 1 {
+		return "argument"
+	}
+	return "arguments"
+}
+
+// argCountError says how many arguments cmd takes, how many it got, its
+// usage line and an example.
+func argCountError(cmd *cobra.Command, args []string, want string) error {
+	got := "none"
+	if len(args) > 0 {
+		got = fmt.Sprintf("%d (%s)", len(args), strings.Join(args, " "))
+	}
+	return usageError{fmt.Errorf("%s takes %s, got %s\n%s", cmdName(cmd), want, got, usageHint(cmd))}
+}
+
+// usageHint is a command's usage line and an example of it.
+func usageHint(cmd *cobra.Command) string {
+	return "usage:   " + strings.TrimSuffix(cmd.UseLine(), " [flags]") + "\nexample: " + firstExample(cmd)
+}
+
+// firstExample is the command's first example, or one made from its
+// usage line with each placeholder replaced by a typical value.
+func firstExample(cmd *cobra.Command) string {
+	if ex := strings.TrimSpace(cmd.Example); ex != "" {
+		line, _, _ := strings.Cut(ex, "\n")
+		line, _, _ = strings.Cut(line, "  #")
+		return strings.TrimSpace(line)
+	}
+	words := strings.Fields(cmd.Use)
+	out := []string{cmd.Parent().CommandPath(), words[0]}
+	if !cmd.HasParent() {
+		out = out[1:]
+	}
+	depth := 0
+	for _, w := range words[1:] {
+		// Optional parts ([...]) are left out, and of alternatives (a | b)
+		// the first is taken.
+		opens, closes := strings.Count(w, "["), strings.Count(w, "]")
+		depth += opens
+		if depth > 0 {
+			depth -= closes
+			continue
+		}
+		if w == "|" {
+			break
+		}
+		w = strings.TrimSuffix(w, "...")
+		if ex, ok := placeholderExamples[w]; ok {
+			w = ex
+		}
+		out = append(out, w)
+	}
+	return strings.Join(out, " ")
+}
+
+// placeholderExamples are typical values of the usage lines' placeholders.
+var placeholderExamples = map[string]string{
+	"KEY":                        "Apps/Web",
+	"NAME":                       "web",
+	"VALUE":                      "8080",
+	"NODE":                       "node2",
+	"FILE":                       "export.txt",
+	"PATH":                       "./backups/local-20250101T000000Z",
+	"BACKUP":                     "./backups/local-20250101T000000Z",
+	"DIR":                        "./backups",
+	"DIR|s3://BUCKET/PREFIX":     "./backups",
+	"TARGET":                     "./backups",
+	"BACKUP_A":                   "./backups/local-20250101T000000Z",
+	"BACKUP_B":                   "./backups/local-20250102T000000Z",
+	"GROUP":                      "web",
+	"ROLE":                       "read",
+	"N":                          "7",
+	"RESOURCE":                   "web-ip",
+	"TYPE":                       "process",
+	"ID":                         "web",
+	"NAME|ID":                    "web",
+	"DIR|ARCHIVE|s3://BUCKET/ID": "./backups/local-20250101T000000Z",
 }

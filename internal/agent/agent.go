@@ -114,7 +114,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 	a.roleData = newRolesStore(svc)
 	a.engine = placement.NewEngine(lc, a.roleData, log.With("part", "placement"))
 	handler := api.NewServer(svc, coord, log, api.WithMetrics(reg.Handler()), api.WithBackupSource(scheduleRuns{svc}),
-		api.WithPlacement(a.engine))
+		api.WithBackupSource(scheduleSets{svc}), api.WithPeerHistory(a.peerHistory), api.WithPlacement(a.engine))
 	if err := errors.Join(reg.Attach(metrics.Sources{Cluster: svc, Shadow: coord, Members: handler.Members, Groups: svc}),
 		reg.AttachSchedule(svc.ScheduleRecord), reg.AttachAside(cfg.DataDir)); err != nil {
 		coord.Close(ctx)

@@ -78,6 +78,9 @@ func (s *Server) groupStatuses(ctx context.Context) ([]placement.GroupStatus, er
 	}
 	reports := s.ops.placement.Reports()
 	for i, st := range out {
+		if l, ok := s.ops.placement.LeaseOf(owners[i]); ok && owners[i] != "" && l.Unreachable {
+			out[i].OwnerUnreachable, out[i].OwnerLeaseEnds, out[i].OwnerLastHeard = true, l.Ends, l.LastHeard
+		}
 		rep, ok := reports[owners[i]]
 		if !ok || owners[i] == "" {
 			continue

@@ -19,6 +19,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/reserved"
 	"github.com/clusterkeep/clusterkeep/internal/security"
+	"github.com/clusterkeep/clusterkeep/internal/shadow"
 	"github.com/clusterkeep/clusterkeep/internal/ui"
 	"github.com/clusterkeep/clusterkeep/internal/wire"
 )
@@ -39,12 +40,20 @@ func WithBackupSource(b dashboard.BackupSource) Option {
 	return func(o *ops) { o.backups = append(o.backups, b) }
 }
 
+// WithPeerHistory lets the dashboard list every member's backup and
+// restore sessions: fetch asks the member at an API address for its
+// coordinator's history (GET /v1/shadow/history), as a member node.
+func WithPeerHistory(fetch func(ctx context.Context, addr string) (shadow.History, error)) Option {
+	return func(o *ops) { o.peerHistory = fetch }
+}
+
 // ops is the server's metrics handler and dashboard.
 type ops struct {
-	metrics   http.Handler
-	backups   []dashboard.BackupSource
-	ui        *dashboard.UI
-	placement *placement.Engine
+	metrics     http.Handler
+	peerHistory func(ctx context.Context, addr string) (shadow.History, error)
+	backups     []dashboard.BackupSource
+	ui          *dashboard.UI
+	placement   *placement.Engine
 }
 
 // SessionCookie holds the dashboard's token. The __Host- prefix makes the
@@ -58,8 +67,32 @@ func (s *Server) setUpOps(opts []Option) {
 	for _, o := range opts {
 		o(&s.ops)
 	}
-	own := dashboard.Sessions{Coord: s.coord, Node: func() string { return s.svc.Identity().NodeName }}
-	s.ops.ui = dashboard.New(uiSource{s}, s.log, append([]dashboard.BackupSource{own}, s.ops.backups...)...)
+	self := func() string { return s.svc.Identity().NodeName }
+	var sessions dashboard.BackupSource = dashboard.Sessions{Coord: s.coord, Node: self}
+	if s.ops.peerHistory != nil {
+		sessions = dashboard.ClusterSessions{Own: dashboard.Sessions{Coord: s.coord, Node: self}, Self: self,
+			Peers: s.peers, Fetch: s.ops.peerHistory}
+	}
+	s.ops.ui = dashboard.New(uiSource{s}, s.log, append([]dashboard.BackupSource{sessions}, s.ops.backups...)...)
+}
+
+// peers are the members with their API addresses, for the dashboard.
+func (s *Server) peers() ([]dashboard.Peer, error) {
+	ms, err := s.svc.Members()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dashboard.Peer, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, dashboard.Peer{Name: m.Name, APIAddr: m.APIAddr})
+	}
+	return out, nil
+}
+
+// shadowHistory answers GET /v1/shadow/history: what this node's
+// coordinator served, its recent sessions newest first.
+func (s *Server) shadowHistory(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.coord.History())
 }
 
 // opsRoutes are the metrics and the dashboard. The dashboard's pages need
@@ -68,6 +101,7 @@ func (s *Server) setUpOps(opts []Option) {
 func (s *Server) opsRoutes() []route {
 	return []route{
 		{"GET /metrics", accessRead, s.serveMetrics},
+		{"GET /v1/shadow/history", accessRead, s.shadowHistory},
 		{"GET /ui/login", accessPublic, s.loginPage},
 		{"POST /ui/login", accessPublic, s.login},
 		{"POST /ui/logout", accessPublic, s.logout},

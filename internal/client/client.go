@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/clusterkeep/clusterkeep/internal/schedule"
@@ -44,6 +46,7 @@ var (
 	ErrInvalid        = errors.New("invalid request")
 	ErrConflict       = errors.New("conflict")
 	ErrUnavailable    = errors.New("no member of the cluster answered")
+	ErrRefused        = errors.New("every address refused the connection: no node listens there (check --cluster or " + EnvCluster + ")")
 	ErrUncertain      = errors.New("outcome unknown: the node went away after receiving the request")
 	ErrNotConfigured  = errors.New("node is not a member of a cluster")
 	ErrCompacted      = errors.New("watch history compacted: re-read and watch again")
@@ -120,6 +123,10 @@ type Cluster struct {
 	single  bool // a Node handle: no failover
 	broken  error
 	opened  wire.ClusterInfo
+	// reached is set once any member has answered through the handle:
+	// from then on refused connections are a cluster restarting, and are
+	// retried for the whole window.
+	reached atomic.Bool
 }
 
 // Option configures OpenCluster.
@@ -276,6 +283,7 @@ type request struct {
 func (c *Cluster) do(ctx context.Context, rq request) (*http.Response, error) {
 	deadline := time.Now().Add(c.retries)
 	var last error
+	refused := map[string]bool{}
 	for attempt := 0; ; attempt++ {
 		addr := c.Current()
 		resp, err := c.once(ctx, addr, rq)
@@ -288,6 +296,14 @@ func (c *Cluster) do(ctx context.Context, rq request) (*http.Response, error) {
 		last = err
 		if c.single {
 			return nil, fmt.Errorf("%w: %w", ErrUnavailable, last)
+		}
+		// No node listens at any address and none ever answered: a wrong
+		// address, not an election; waiting would only hide it.
+		if connRefused(addr, err) {
+			refused[addr] = true
+			if addrs := c.Addrs(); !c.reached.Load() && len(refused) >= len(addrs) {
+				return nil, fmt.Errorf("%w: %w: %s", ErrUnavailable, ErrRefused, strings.Join(addrs, ", "))
+			}
 		}
 		c.next(addr)
 		if ctx.Err() != nil {
@@ -333,6 +349,9 @@ func (c *Cluster) once(ctx context.Context, addr string, rq request) (*http.Resp
 		req.Header.Set("Authorization", wire.JoinScheme+" "+c.creds.JoinSecret)
 	}
 	resp, err := hc.Do(req)
+	if err == nil {
+		c.reached.Store(true)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -365,6 +384,15 @@ func (c *Cluster) once(ctx context.Context, addr string, rq request) (*http.Resp
 		}
 	}
 	return nil, ae
+}
+
+// connRefused reports whether err is addr refusing the connection: nothing
+// listens there (for a unix socket, also no socket file).
+func connRefused(addr string, err error) bool {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	return strings.HasPrefix(addr, unixPrefix) && errors.Is(err, syscall.ENOENT)
 }
 
 // notSent reports whether a transport error happened before the request

@@ -37,6 +37,25 @@ func TestCLI(t *testing.T) {
 	if out, _, _ := run("config", "get", "Apps/Web", "Hosts"); out != "a\nb c\n" {
 		t.Fatalf("get multi-string: %q", out)
 	}
+	// Without --type a value keeps its type, a new one is a string, and
+	// --type changes a type.
+	mustJSON("config", "set", "Apps/Web", "Port", "9090")
+	if m := mustJSON("config", "get", "Apps/Web", "Port"); m["type"] != "uint32" || m["data"].(float64) != 9090 {
+		t.Fatalf("set without --type changed the type: %v", m)
+	}
+	mustJSON("config", "set", "Apps/Web", "Hosts", "c", "d")
+	if out, _, _ := run("config", "get", "Apps/Web", "Hosts"); out != "c\nd\n" {
+		t.Fatalf("multi-string set without --type: %q", out)
+	}
+	mustJSON("config", "set", "Apps/Web", "Motd", "42")
+	if m := mustJSON("config", "get", "Apps/Web", "Motd"); m["type"] != "string" || m["data"] != "42" {
+		t.Fatalf("new value without --type: %v", m)
+	}
+	mustJSON("config", "set", "Apps/Web", "Motd", "0x10", "--type", "uint64")
+	if m := mustJSON("config", "get", "Apps/Web", "Motd"); m["type"] != "uint64" || m["data"].(float64) != 16 {
+		t.Fatalf("type changed with --type: %v", m)
+	}
+	mustJSON("config", "set", "Apps/Web", "Port", "8080")
 	if m := mustJSON("cluster", "info"); m["name"] != "local" || len(m["nodes"].([]any)) != 3 {
 		t.Fatalf("cluster info: %v", m)
 	}
@@ -52,6 +71,7 @@ func TestCLI(t *testing.T) {
 	mustJSON("node", "resume", "node2")
 
 	// Bad input: a clear message on stderr, a non-zero exit, nothing changed.
+	nowhere := tc.FreeAddr(t)
 	for _, c := range []struct {
 		args []string
 		code int
@@ -59,16 +79,21 @@ func TestCLI(t *testing.T) {
 	}{
 		{[]string{"config", "get", "Nope", "x"}, 1, "key not found"},
 		{[]string{"config", "set", "a//b", "x", "y"}, 1, "empty name"},
-		{[]string{"config", "set", "a", "x", "99999999999", "--type", "uint32"}, 1, "not a uint32"},
+		{[]string{"config", "set", "a", "x", "99999999999", "--type", "uint32"}, 1, `"99999999999" is not a uint32: too large; want at most 4294967295`},
+		{[]string{"config", "set", "Apps/Web", "Port", "http"}, 1, `is not a uint32: want a whole number from 0 to 4294967295, decimal or hex with 0x (such as 8080 or 0x1f90) (value "Port" of "Apps/Web" is a uint32 and keeps its type; --type changes it)`},
+		{[]string{"config", "set", "Apps/Web", "Port", "-1"}, 2, "-1 is read as a flag because it starts with \"-\": put -- before such values, as in\n  clusterkeep config set Apps/Web Port -- -1"},
+		{[]string{"config", "set", "Apps/Web", "Port", "--", "-1"}, 1, "is not a uint32: negative"},
+		{[]string{"config", "set", "Apps/Web", "Port", "1", "2"}, 2, "is a uint32: one VALUE expected, got 2"},
 		{[]string{"config", "set", "a", "x", "1", "--type", "float"}, 2, "invalid value type"},
 		{[]string{"config", "set", "Cluster/Nodes", "x", "1"}, 1, "read-only"},
 		{[]string{"config", "get", "--bogus"}, 2, "unknown flag"},
-		{[]string{"config", "get", "a"}, 2, "accepts 2 arg"},
+		{[]string{"config", "get", "a"}, 2, "config get takes 2 arguments, got 1 (a)\nusage:   clusterkeep config get KEY NAME\nexample: clusterkeep config get Apps/Web Port"},
 		{[]string{"node", "evict", "nosuchnode"}, 1, "no such node"},
+		{[]string{"--cluster", nowhere, "config", "get", "Apps/Web", "Port"}, 1, "every address refused the connection: no node listens there (check --cluster or CLUSTERKEEP_CLUSTER): " + nowhere},
 		{[]string{"config", "list", "--data-dir", lc.Nodes[0].DataDir}, 1, "holds its database"},
 	} {
 		out, errOut, code := run(c.args...)
-		if code != c.code || !strings.Contains(errOut, c.want) || out != "" {
+		if code != c.code || !strings.Contains(errOut, c.want) || out != "" || strings.Contains(errOut, "strconv") {
 			t.Errorf("%v: exit %d (want %d), stderr %q (want %q), stdout %q", c.args, code, c.code, errOut, c.want, out)
 		}
 	}

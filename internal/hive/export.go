@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -77,37 +78,63 @@ func FormatData(v Value) string {
 
 // ParseData parses a value's data from its text form, as written by Export
 // and typed by an operator: strings Go-quoted or bare, multi-strings a JSON
-// array, numbers decimal (or 0x hex), binary hex.
+// array, numbers decimal (or 0x hex), binary hex. Its errors say in words
+// what the text should have been, never in the parser's own terms.
 func ParseData(name string, t Type, s string) (Value, error) {
 	v := Value{Name: name, Type: t}
-	var err error
+	var why string
 	switch t {
 	case TypeString:
 		if strings.HasPrefix(s, `"`) {
-			v.String, err = strconv.Unquote(s)
+			var err error
+			if v.String, err = strconv.Unquote(s); err != nil {
+				why = `it starts with a quote but is not a well-formed quoted string (close the quote, escape inner quotes as \")`
+			}
 		} else {
 			v.String = s
 		}
 	case TypeMultiString:
-		err = json.Unmarshal([]byte(s), &v.Strings)
-		if err == nil && v.Strings == nil {
-			err = fmt.Errorf("not a JSON array of strings")
+		if json.Unmarshal([]byte(s), &v.Strings) != nil || v.Strings == nil {
+			why = `want a JSON array of strings, such as ["a","b"]`
 		}
 	case TypeUint32:
 		var n uint64
-		n, err = strconv.ParseUint(s, 0, 32)
+		n, why = parseUint(s, 32)
 		v.Uint32 = uint32(n)
 	case TypeUint64:
-		v.Uint64, err = strconv.ParseUint(s, 0, 64)
+		v.Uint64, why = parseUint(s, 64)
 	case TypeBinary:
-		v.Binary, err = hex.DecodeString(s)
+		var err error
+		if v.Binary, err = hex.DecodeString(s); err != nil {
+			why = "want hexadecimal bytes, two digits each, such as 0a1bff"
+		}
 	default:
 		return Value{}, fmt.Errorf("value %q: %w: %q", name, ErrInvalidType, t)
 	}
-	if err != nil {
-		return Value{}, fmt.Errorf("value %q: %w: %q is not a %s: %v", name, ErrInvalidValue, s, t, err)
+	if why != "" {
+		return Value{}, fmt.Errorf("value %q: %w: %q is not a %s: %s", name, ErrInvalidValue, s, t, why)
 	}
 	return v, v.Validate()
+}
+
+// parseUint parses an unsigned number of bits bits, decimal or 0x hex; on
+// failure it says why in words.
+func parseUint(s string, bits int) (uint64, string) {
+	n, err := strconv.ParseUint(s, 0, bits)
+	if err == nil {
+		return n, ""
+	}
+	max := uint64(1)<<bits - 1
+	if bits == 64 {
+		max = ^uint64(0)
+	}
+	switch {
+	case strings.HasPrefix(strings.TrimSpace(s), "-"):
+		return 0, fmt.Sprintf("negative; want a whole number from 0 to %d", max)
+	case errors.Is(err, strconv.ErrRange):
+		return 0, fmt.Sprintf("too large; want at most %d", max)
+	}
+	return 0, fmt.Sprintf("want a whole number from 0 to %d, decimal or hex with 0x (such as 8080 or 0x1f90)", max)
 }
 
 // ParseExport reads an export and returns the operations that recreate it:

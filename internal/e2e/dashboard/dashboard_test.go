@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -426,6 +427,16 @@ func TestDashboardInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Two more taken through node2: node1's page lists them too.
+	var throughNode2 []string
+	for range 2 {
+		r, err := backup.Create(ctx, backup.Options{DataDir: t.TempDir(), Cluster: []string{c.Nodes[1].API}, To: t.TempDir(), Node: "node2",
+			Client: []client.Option{client.WithCredentials(cr)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		throughNode2 = append(throughNode2, r.BackupID)
+	}
 	to := t.TempDir()
 	if err := cl.SetSchedule(ctx, schedule.Config{Spec: "@every 1h", Target: to}); err != nil {
 		t.Fatal(err)
@@ -450,20 +461,26 @@ func TestDashboardInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read the backups page: %v", err)
 	}
-	served, scheduled := false, false
+	served, scheduled, inTarget := false, false, false
+	servedByNode2 := map[string]bool{}
 	for _, src := range sources {
 		for _, r := range src.Rows {
 			switch {
 			case strings.Contains(src.Source, "shadow-copy coordinator") && r.ID == res.BackupID:
 				served = r.Kind == "backup" && r.Result == "completed" && r.Where == "node1"
+			case strings.Contains(src.Source, "shadow-copy coordinator") && slices.Contains(throughNode2, r.ID):
+				servedByNode2[r.ID] = r.Kind == "backup" && r.Result == "completed" && r.Where == "node2"
 			case strings.HasPrefix(src.Source, "Scheduled backups: @every 1h to "+to) && r.Where == run.Path:
 				scheduled = r.Type == "scheduled" && r.Result == "completed" && r.Verified == "verified"
+			case src.Source == "Sets in the schedule's target "+to && strings.HasPrefix(r.Where, run.Path):
+				inTarget = r.Kind == "backup" && r.Result == "completed"
 			}
 		}
 	}
-	if !served || !scheduled {
-		t.Errorf("the backups page lacks the backup %s node1 served (found: %v) or the scheduled run %s (found: %v): %+v",
-			res.BackupID, served, run.Path, scheduled, sources)
+	if !served || !scheduled || !inTarget || !servedByNode2[throughNode2[0]] || !servedByNode2[throughNode2[1]] {
+		t.Errorf("the backups page lacks the backup %s node1 served (found: %v), the backups %v node2 served (found: %v), "+
+			"or the scheduled run %s in the schedule's table (found: %v) and among the target's sets (found: %v): %+v",
+			res.BackupID, served, throughNode2, servedByNode2, run.Path, scheduled, inTarget, sources)
 	}
 	console.check(t, "the backups page")
 }

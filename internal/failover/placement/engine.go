@@ -335,3 +335,44 @@ func (e *Engine) input(now time.Time) (Input, map[string]string, error) {
 	}
 	return in, texts, nil
 }
+
+// Lease is what the leader knows of a node's lease, for status pages.
+type Lease struct {
+	// LastHeard is when the node last renewed in this leader's term
+	// (zero: not since this node leads).
+	LastHeard time.Time `json:"last_heard,omitzero"`
+	// Ends is when the lease ends: the node has stopped its groups by
+	// then, and the leader may place them elsewhere.
+	Ends time.Time `json:"ends"`
+	// Unreachable: the node has missed two renewals.
+	Unreachable bool `json:"unreachable"`
+	// Released: the node said it stopped every group.
+	Released bool `json:"released,omitempty"`
+}
+
+// LeaseOf is node's lease as this leader counts it; false on a follower.
+func (e *Engine) LeaseOf(node string) (Lease, bool) {
+	term := e.store.ReadyTerm()
+	if term == 0 {
+		return Lease{}, false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	since, wait := e.since, e.wait
+	if term != e.term {
+		// No renewal reached this leader yet: its count starts now.
+		since, wait = now, e.cfg.Lease
+	}
+	late := 2 * e.cfg.Renew
+	g, ok := e.grants[node]
+	switch {
+	case ok && g.at.IsZero():
+		return Lease{LastHeard: g.received, Ends: g.received, Released: true}, true
+	case ok:
+		return Lease{LastHeard: g.received, Ends: g.at.Add(e.cfg.Lease), Unreachable: now.Sub(g.received) > late}, true
+	}
+	// Not heard from since this node leads: a grant of the earlier
+	// leader may hold until the recorded lease has passed.
+	return Lease{Ends: since.Add(wait), Unreachable: now.Sub(since) > late}, true
+}

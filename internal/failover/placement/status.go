@@ -28,4 +28,10 @@ type GroupStatus struct {
 	LastFailure       string         `json:"last_failure,omitempty"`
 	LastFailureAt     time.Time      `json:"last_failure_at,omitzero"`
 	Changed           time.Time      `json:"changed,omitzero"`
+	// OwnerUnreachable: the owner has stopped renewing its lease (it may
+	// be dead); the group stays on it until OwnerLeaseEnds, then fails
+	// over. OwnerLastHeard is its last renewal to this leader.
+	OwnerUnreachable bool      `json:"owner_unreachable,omitempty"`
+	OwnerLeaseEnds   time.Time `json:"owner_lease_ends,omitzero"`
+	OwnerLastHeard   time.Time `json:"owner_last_heard,omitzero"`
 }
