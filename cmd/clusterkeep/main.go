@@ -84,7 +84,7 @@ func main() {
 	root.PersistentFlags().BoolVar(&g.s3PathStyle, "s3-path-style", false, "address S3 buckets by path (endpoint/bucket/key), not by host name (default $"+target.EnvPathStyle+")")
 	root.PersistentFlags().StringVar(&g.s3Region, "s3-region", "", "S3 region (default $"+target.EnvRegion+")")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(agentCmd(g), tokenCmd(g), scheduleCmd(g), resourceCmd(g), groupCmd(g), localCmd(g), stateCmd(g), clusterCmd(g), nodeCmd(g), configCmd(g), writersCmd(g), backupCmd(g), restoreCmd(g))
+	root.AddCommand(agentCmd(g), tokenCmd(g), scheduleCmd(g), resourceCmd(g), groupCmd(g), localCmd(g), stateCmd(g), clusterCmd(g), nodeCmd(g), configCmd(g), writersCmd(g), backupCmd(g), restoreCmd(g), genManCmd(root))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := root.ExecuteContext(ctx)
