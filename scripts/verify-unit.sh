@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Checks deploy/systemd/clusterkeep.service with `systemd-analyze verify`
+# Checks deploy/systemd/clusterkeep.service, alone and with the example
+# drop-in deploy/debian/run-as-root.conf, with `systemd-analyze verify`
 # in a scratch root holding the host's own units, the unit and BINARY at
 # /usr/bin/clusterkeep; with MANDIR (uncompressed or .gz pages), the man
 # page the unit names must be there too. Any complaint fails, warnings
@@ -25,9 +26,16 @@ if [ -n "$mandir" ] && command -v man >/dev/null 2>&1; then
 	man=yes
 	export MANPATH=$scratch/man
 fi
-if ! out=$(systemd-analyze verify --man=$man --root="$scratch" clusterkeep.service 2>&1) || [ -n "$out" ]; then
-	echo "verify-unit: systemd-analyze verify complains about deploy/systemd/clusterkeep.service:" >&2
-	echo "$out" >&2
-	exit 1
-fi
-echo "verify-unit: systemd-analyze verify passes (man pages checked: $man)" >&2
+verify() {
+	if ! out=$(systemd-analyze verify --man=$man --root="$scratch" clusterkeep.service 2>&1) || [ -n "$out" ]; then
+		echo "verify-unit: systemd-analyze verify complains about deploy/systemd/clusterkeep.service$1:" >&2
+		echo "$out" >&2
+		exit 1
+	fi
+}
+verify ""
+# And with the package's example drop-in that runs the agent as root.
+mkdir -p "$scratch/etc/systemd/system/clusterkeep.service.d"
+cp deploy/debian/run-as-root.conf "$scratch/etc/systemd/system/clusterkeep.service.d/"
+verify " with deploy/debian/run-as-root.conf"
+echo "verify-unit: systemd-analyze verify passes, with and without the run-as-root drop-in (man pages checked: $man)" >&2

@@ -2,8 +2,10 @@ package docker
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,10 +43,14 @@ func TestPackageOnThreeSystemdHosts(t *testing.T) {
 	m.boot(img)
 	start := time.Now()
 
-	for _, h := range m.ms {
-		m.docker("cp", deb, h.container+":/var/tmp/clusterkeep.deb")
-		m.must(h, "dpkg -i /var/tmp/clusterkeep.deb")
-	}
+	// On the three at once: dpkg takes seconds on each.
+	m.each(func(h *machine) error {
+		if _, err := docker(ctx(t), "cp", deb, h.container+":/var/tmp/clusterkeep.deb"); err != nil {
+			return err
+		}
+		_, err := m.try(h, "dpkg -i /var/tmp/clusterkeep.deb")
+		return err
+	})
 	n1, n2, n3 := m.ms[0], m.ms[1], m.ms[2]
 	// What the package made, and that it started nothing.
 	for script, want := range map[string]string{
@@ -66,12 +72,13 @@ func TestPackageOnThreeSystemdHosts(t *testing.T) {
 
 	// The systemd resource's unit, bound to the agent's unit as the README
 	// says, and listed in the polkit rule the package installed.
-	for _, h := range m.ms {
-		m.must(h, `printf '[Unit]\nDescription=clusterkeep package test service\nBindsTo=clusterkeep.service\nAfter=clusterkeep.service\n[Service]\nExecStart=/bin/sleep infinity\n' > /etc/systemd/system/ckdemo.service
+	m.each(func(h *machine) error {
+		_, err := m.try(h, `printf '[Unit]\nDescription=clusterkeep package test service\nBindsTo=clusterkeep.service\nAfter=clusterkeep.service\n[Service]\nExecStart=/bin/sleep infinity\n' > /etc/systemd/system/ckdemo.service
 sed -i 's|// "web.service",|"ckdemo.service",|' /etc/polkit-1/rules.d/50-clusterkeep.rules
 grep -q '"ckdemo.service",' /etc/polkit-1/rules.d/50-clusterkeep.rules
 systemctl daemon-reload`)
-	}
+		return err
+	})
 
 	// node1 creates the cluster; the others join with its join token.
 	m.configure(n1, `"create": "pkg"`)
@@ -199,11 +206,34 @@ func (m *machines) sh(h *machine, script string, args ...string) (string, int) {
 // must runs a script that must succeed.
 func (m *machines) must(h *machine, script string, args ...string) string {
 	m.t.Helper()
+	out, err := m.try(h, script, args...)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return out
+}
+
+// try runs a script and says how it failed if it did.
+func (m *machines) try(h *machine, script string, args ...string) (string, error) {
 	out, errOut, code, err := run(ctx(m.t), "docker", append([]string{"exec", h.container, "sh", "-c", script, "sh"}, args...)...)
 	if err != nil || code != 0 {
-		m.t.Fatalf("on %s: %s: exit %d %v: %s%s", h.name, script, code, err, out, errOut)
+		return "", fmt.Errorf("on %s: %s: exit %d %v: %s%s", h.name, script, code, err, out, errOut)
 	}
-	return strings.TrimSpace(out)
+	return strings.TrimSpace(out), nil
+}
+
+// each runs f on every host at once; any failure fails the test.
+func (m *machines) each(f func(h *machine) error) {
+	m.t.Helper()
+	errs := make([]error, len(m.ms))
+	var wg sync.WaitGroup
+	for i, h := range m.ms {
+		wg.Go(func() { errs[i] = f(h) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		m.t.Fatal(err)
+	}
 }
 
 // ck runs the clusterkeep CLI on h as root, through the node's socket.
