@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -34,8 +35,10 @@ type machines struct {
 // one systemd resource runs its unit on its owner, started by systemd for
 // the unprivileged agent through polkit, and when the owner's host shuts
 // down the unit runs on the next owner and nowhere else (systemctl on each
-// host says so); the host comes back with its agent started at boot; a
-// backup is taken on a node; purging the package leaves the node's data.
+// host says so); the host comes back with its agent started at boot; when
+// an owner's agent is killed, systemd stops the unit bound to it and
+// restarts the agent; a backup is taken on a node; purging the package
+// leaves the node's data.
 func TestPackageOnThreeSystemdHosts(t *testing.T) {
 	img := systemdImageFor(t)
 	deb := buildDeb(t)
@@ -124,6 +127,25 @@ systemctl daemon-reload`)
 	if st := m.waitGroup(n1, "site", "", ""); st.Owner != "node3" {
 		t.Fatalf("after node2 came back the group runs on %s, want node3 (failback never)", st.Owner)
 	}
+
+	// node3's agent dies (SIGKILL): systemd kills what is left of its unit
+	// (the unit guard among it), BindsTo= stops ckdemo.service, and
+	// Restart=on-failure starts the agent again; the group is then Online
+	// and its unit runs where it is Online, and nowhere else.
+	since := "@" + strconv.FormatInt(time.Now().Unix()-1, 10)
+	m.must(n3, "systemctl kill --signal=KILL --kill-whom=main clusterkeep.service")
+	m.c.eventually("systemd restarted node3's agent", 2*time.Minute, func() error {
+		out, _ := m.sh(n3, "echo $(systemctl show -P NRestarts clusterkeep.service) $(systemctl is-active clusterkeep.service)")
+		if out != "1 active" {
+			return fmt.Errorf("restarts, state: %s", out)
+		}
+		return nil
+	})
+	if out := m.must(n3, "journalctl --no-pager -o cat -u ckdemo.service --since "+since); !strings.Contains(out, "Stopped ckdemo.service") {
+		t.Fatalf("ckdemo.service was not stopped when node3's agent died; its journal since: %q", out)
+	}
+	m.waitAllUp(n1)
+	m.waitOwnerRunsUnit(n1, "site")
 
 	// Back up on a node, as root, as the README does: the backup program
 	// finds the node running on the host by itself.
@@ -286,6 +308,41 @@ func (m *machines) waitGroup(h *machine, group, node, not string) api.GroupStatu
 		return fmt.Errorf("last status %+v", last)
 	})
 	return last
+}
+
+// waitOwnerRunsUnit waits until group is Online and ckdemo.service is
+// active on its owner and on no other host, seen in one look.
+func (m *machines) waitOwnerRunsUnit(h *machine, group string) {
+	m.c.eventually("group "+group+" online, its unit active on its owner only", 3*time.Minute, func() error {
+		out, code := m.sh(h, "clusterkeep --cluster unix:/var/lib/clusterkeep/api.sock --timeout 10s group status --json 2>&1")
+		if code != 0 {
+			return fmt.Errorf("group status: %s", out)
+		}
+		var list []api.GroupStatus
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
+			return err
+		}
+		var st api.GroupStatus
+		for _, s := range list {
+			if s.Name == group {
+				st = s
+			}
+		}
+		if st.State != "Online" {
+			return fmt.Errorf("status %+v", st)
+		}
+		var wrong []string
+		for _, x := range m.ms {
+			active, _ := m.sh(x, "systemctl is-active ckdemo.service")
+			if (active == "active") != (x.name == st.Owner) {
+				wrong = append(wrong, x.name+": "+active)
+			}
+		}
+		if len(wrong) > 0 {
+			return fmt.Errorf("group on %s; ckdemo.service: %s", st.Owner, strings.Join(wrong, ", "))
+		}
+		return nil
+	})
 }
 
 // waitUnits waits until systemd on each host says ckdemo.service is
