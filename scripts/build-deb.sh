@@ -6,15 +6,16 @@
 # deploy/debian/nfpm.yaml. Checks the unit with `systemd-analyze verify`
 # when systemd-analyze is installed. Prints the package's path last.
 #
-#   VERSION   the package version (default: internal/version's, ~ for -,
-#             and +git and the commit)
+#   VERSION   the package version (default: internal/version's with ~ for
+#             -, then +git, the commit's UTC time and its hash)
 #   ARCH      Debian architecture (default: Go's GOARCH)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
 base=$(sed -n 's/^var Version = "\(.*\)"$/\1/p' internal/version/version.go)
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# +git, the commit's UTC time (so that later commits sort later) and its hash.
+commit=$(TZ=UTC git log -1 --date=format-local:%Y%m%d%H%M%S --format=%cd.%h 2>/dev/null || echo 0.unknown)
 version=${VERSION:-${base//-/\~}+git$commit}
 arch=${ARCH:-$(go env GOARCH)}
 out_dir=${OUT_DIR:-$root/dist}
