@@ -4,8 +4,9 @@
 # detector; the end-to-end tests run the real binary as separate processes;
 # the dashboard test drives a headless Chromium (installed with
 # scripts/install-chromium.sh when missing); the container suite runs three
-# nodes in FROM-scratch containers when a Docker engine answers. Each says
-# clearly when it did not run.
+# nodes in FROM-scratch containers when a Docker engine answers, and the
+# Debian package on three containers booting systemd. Each says clearly
+# when it did not run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,12 +19,24 @@ fi
 echo "== go vet"
 go vet ./...
 (cd bench/etcdload && go vet ./...)
+(cd deploy/mkdeb && go vet ./...)
+
+echo "== the systemd unit (systemd-analyze verify)"
+if command -v systemd-analyze >/dev/null 2>&1; then
+  unit_tmp=$(mktemp -d)
+  go build -o "$unit_tmp/clusterkeep" ./cmd/clusterkeep
+  "$unit_tmp/clusterkeep" gen-man "$unit_tmp/man"
+  scripts/verify-unit.sh "$unit_tmp/clusterkeep" "$unit_tmp/man"
+  rm -rf "$unit_tmp"
+else
+  echo "NOT RUN: systemd-analyze is missing, so deploy/systemd/clusterkeep.service was not verified (apt-get install systemd)."
+fi
 
 echo "== bench/setup.sh (etcd for the benchmark smoke run's side by side)"
 ./bench/setup.sh || echo "WARNING: bench/setup.sh could not install etcd: the smoke run says it skips the etcd side by side"
 
 echo "== go test (race detector on the concurrent packages)"
-race_pkgs=$(go list ./internal/... | grep -v -e /internal/e2e$ -e /internal/e2e/docker$ -e /internal/e2e/dashboard$ -e /internal/e2e/s3$)
+race_pkgs=$(go list ./cmd/... ./internal/... | grep -v -e /internal/e2e$ -e /internal/e2e/docker$ -e /internal/e2e/dashboard$ -e /internal/e2e/s3$)
 go test -race -count=1 -timeout 20m $race_pkgs
 
 echo "== go test (end to end: agent processes on loopback)"
@@ -48,7 +61,11 @@ go test -count=1 -timeout 20m ./internal/e2e/s3
 
 echo "== go test (containers: three nodes on docker networks)"
 if docker info >/dev/null 2>&1; then
-  go test -v -count=1 -timeout 15m ./internal/e2e/docker
+  # The package test boots systemd in a Debian image made with debootstrap
+  # (once; cached in .cache/systemd-rootfs and in the engine); it says it
+  # did not run when debootstrap cannot be installed.
+  ./scripts/install-debootstrap.sh || echo "WARNING: scripts/install-debootstrap.sh failed: the package test on systemd hosts will say it did not run"
+  go test -v -count=1 -timeout 25m ./internal/e2e/docker
 else
   echo "NOT RUN: the container suite (./internal/e2e/docker) needs a Docker engine, and 'docker info' failed here."
 fi

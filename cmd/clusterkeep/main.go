@@ -107,7 +107,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.PersistentFlags().BoolVar(&g.s3PathStyle, "s3-path-style", false, "address S3 buckets by path (endpoint/bucket/key), not by host name (default $"+backend.EnvPathStyle+")")
 	root.PersistentFlags().StringVar(&g.s3Region, "s3-region", "", "S3 region (default $"+backend.EnvRegion+")")
 	root.SetFlagErrorFunc(flagError)
-	root.AddCommand(agentCmd(g), asideCmd(g), tokenCmd(g), scheduleCmd(g), resourceCmd(g), groupCmd(g), localCmd(g), stateCmd(g), clusterCmd(g), nodeCmd(g), configCmd(g), writersCmd(g), backupCmd(g), restoreCmd(g))
+	root.AddCommand(agentCmd(g), asideCmd(g), tokenCmd(g), scheduleCmd(g), resourceCmd(g), groupCmd(g), localCmd(g), stateCmd(g), clusterCmd(g), nodeCmd(g), configCmd(g), writersCmd(g), backupCmd(g), restoreCmd(g), genManCmd(root))
 	return root
 }
 
