@@ -33,6 +33,7 @@ const (
 	PendingDir = plan.PendingDir
 	planFile   = plan.File
 	raftDir    = "raft"
+	lockFile   = "restore.lock"
 	AsideDir   = aside.Dir
 )
 
@@ -42,45 +43,110 @@ type Plan = plan.Plan
 // Pending returns the plan staged in dataDir, or nil.
 func Pending(dataDir string) (*Plan, error) { return plan.Pending(dataDir) }
 
-// Stage writes the plan and the cluster database (read from clusdb, which
-// may be nil) into dataDir's pending directory, replacing any staged
-// before. The restore becomes pending only once everything is durable.
-func Stage(dataDir string, p Plan, clusdb io.Reader) error {
+// Workspace is a restore being staged: a temporary directory inside the
+// data directory, so on its file system, where the restore's files are
+// written once and checked, then made pending by a rename (Commit): they
+// reach their place by renames alone, never by a copy. Until Commit, and
+// after Close without it, nothing of the restore is pending. It holds the
+// data directory's staging lock until Commit or Close.
+type Workspace struct {
+	dataDir, dir string
+	// created: Begin made the data directory, and Close without Commit
+	// removes it again.
+	created   bool
+	unlock    func()
+	committed bool
+}
+
+// Begin starts staging a restore in dataDir, replacing what stagings that
+// died left (a restore already pending stays so until Commit).
+func Begin(dataDir string) (*Workspace, error) {
+	_, err := os.Stat(dataDir)
+	created := errors.Is(err, os.ErrNotExist)
 	unlock, err := lock(dataDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer unlock()
 	clearTemps(dataDir)
 	tmp, err := os.MkdirTemp(dataDir, PendingDir+".tmp-")
 	if err != nil {
-		return fmt.Errorf("stage restore: %w", err)
+		unlock()
+		return nil, fmt.Errorf("stage restore: %w", err)
 	}
-	defer os.RemoveAll(tmp)
-	if clusdb != nil {
-		if err := fsutil.WriteFileAtomic(filepath.Join(tmp, hive.FileName), clusdb); err != nil {
-			return fmt.Errorf("stage restore: %w", err)
-		}
-		if err := hive.CheckFile(filepath.Join(tmp, hive.FileName)); err != nil {
-			return fmt.Errorf("stage restore: the cluster database to restore: %w", err)
-		}
-		p.HasClusterDB = true
+	return &Workspace{dataDir: dataDir, dir: tmp, created: created, unlock: unlock}, nil
+}
+
+// Dir is the workspace's directory.
+func (w *Workspace) Dir() string { return w.dir }
+
+// DatabasePath is where the cluster database to restore is written.
+func (w *Workspace) DatabasePath() string { return filepath.Join(w.dir, hive.FileName) }
+
+// Commit makes the workspace the data directory's pending restore, with the
+// plan, replacing any staged before; the database, if written, must be
+// durable already. The restore is pending only once the plan and the
+// directory are durable too.
+func (w *Workspace) Commit(p Plan) error {
+	if w.committed || w.unlock == nil {
+		return fmt.Errorf("stage restore: the workspace is closed")
 	}
+	_, err := os.Stat(w.DatabasePath())
+	p.HasClusterDB = err == nil
 	raw, _ := json.MarshalIndent(p, "", "  ")
-	if err := fsutil.WriteFileAtomic(filepath.Join(tmp, planFile), bytes.NewReader(raw)); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(w.dir, planFile), bytes.NewReader(raw)); err != nil {
 		return fmt.Errorf("stage restore: %w", err)
 	}
-	if err := fsutil.SyncDir(tmp); err != nil {
+	if err := fsutil.SyncDir(w.dir); err != nil {
 		return err
 	}
-	final := filepath.Join(dataDir, PendingDir)
+	final := filepath.Join(w.dataDir, PendingDir)
 	if err := os.RemoveAll(final); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, final); err != nil {
+	if err := os.Rename(w.dir, final); err != nil {
 		return fmt.Errorf("stage restore: %w", err)
 	}
-	return fsutil.SyncDir(dataDir)
+	w.committed = true
+	w.unlock()
+	w.unlock = nil
+	return fsutil.SyncDir(w.dataDir)
+}
+
+// Close ends the workspace: without Commit, its directory is removed (and
+// the data directory, if Begin made it), so that nothing changed.
+func (w *Workspace) Close() {
+	if !w.committed {
+		os.RemoveAll(w.dir)
+		if w.created {
+			os.Remove(filepath.Join(w.dataDir, lockFile))
+			os.Remove(w.dataDir)
+		}
+	}
+	if w.unlock != nil {
+		w.unlock()
+		w.unlock = nil
+	}
+}
+
+// Stage writes the plan and the cluster database (read from clusdb, which
+// may be nil, and checked whole) into dataDir's pending directory,
+// replacing any staged before. The restore becomes pending only once
+// everything is durable.
+func Stage(dataDir string, p Plan, clusdb io.Reader) error {
+	w, err := Begin(dataDir)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if clusdb != nil {
+		if err := fsutil.WriteFileAtomic(w.DatabasePath(), clusdb); err != nil {
+			return fmt.Errorf("stage restore: %w", err)
+		}
+		if err := hive.CheckFile(w.DatabasePath()); err != nil {
+			return fmt.Errorf("stage restore: the cluster database to restore: %w", err)
+		}
+	}
+	return w.Commit(p)
 }
 
 // Apply applies the restore staged in dataDir, if any. The caller holds the
@@ -99,12 +165,13 @@ func Apply(dataDir string) (*Plan, error) {
 	pending := filepath.Join(dataDir, PendingDir)
 	if p.HasClusterDB {
 		staged, live := filepath.Join(pending, hive.FileName), filepath.Join(dataDir, hive.FileName)
-		if _, err := os.Stat(staged); err == nil {
-			if err := hive.CheckFile(staged); err != nil {
-				return nil, fmt.Errorf("apply restore: the staged database: %w", err)
+		// The staged database was checked when it was staged, then made
+		// durable: it is not read again here (the whole file would be,
+		// for nothing). Gone, it was applied already by a run that died.
+		if _, err := os.Stat(staged); err != nil {
+			if _, err := os.Stat(live); err != nil {
+				return nil, fmt.Errorf("apply restore: the staged database is gone and none is in place: stage the restore again")
 			}
-		} else if _, err := os.Stat(live); err != nil {
-			return nil, fmt.Errorf("apply restore: the staged database is gone and none is in place: stage the restore again")
 		}
 	}
 	kept := filepath.Join(dataDir, AsideDir, "restore-"+p.ID)
@@ -190,7 +257,7 @@ func lock(dataDir string) (func(), error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dataDir, "restore.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(filepath.Join(dataDir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock staged restore: %w", err)
 	}
