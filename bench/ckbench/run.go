@@ -159,6 +159,8 @@ func restoreRound(ctx context.Context, o options, t *table, u *ours, e *etcdClus
 	const mib = 1 << 20
 	t.fig("4. restore of a wiped node, command to caught up (s)", "%.2f").add(nonAuth)
 	t.fig("4. restore of a wiped node, the command alone (s)", "%.2f").add(wiped.seconds)
+	t.fig("4. restore of a wiped node, command peak memory (MiB)", "%.1f").add(wiped.rssMiB)
+	t.fig("4. restore of a wiped node, command bytes written (MiB)", "%.1f").add(float64(wiped.writeBytes) / mib)
 	t.fig("4. authoritative restore, command to 3 nodes serving it (s)", "%.2f").add(auth.seconds)
 	t.fig("4. authoritative restore, the command alone (s)", "%.2f").add(auth.cmd.seconds)
 	t.targeted("4. authoritative restore command peak memory (MiB)", "%.1f", "<= 64", func(v float64) bool { return v <= 64 }).add(auth.cmd.rssMiB)
