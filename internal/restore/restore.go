@@ -286,7 +286,7 @@ func restoreNode(ctx context.Context, o Options, set *backupset.Set) (*Result, e
 	if err := ws.Commit(plan); err != nil {
 		return nil, err
 	}
-	if _, err := staging.Apply(o.DataDir); err != nil {
+	if _, err := staging.ApplyFiles(o.DataDir); err != nil {
 		return nil, fmt.Errorf("restore: %w (run the same command again to finish)", err)
 	}
 	res.Applied = "now"

@@ -159,3 +159,37 @@ func files(t *testing.T, dir string) string {
 	sort.Strings(out)
 	return strings.Join(out, "\n")
 }
+
+// An authoritative restore's command does not open the restored hive
+// read-write (that would hold all of it in the command's memory): the reset
+// of its consensus index is left to the service's start, which applies it
+// before it opens anything.
+func TestAuthoritativeRestoreLeavesTheConsensusResetToTheStart(t *testing.T) {
+	dataDir, path := stoppedNodeWithBackup(t)
+	applied := func() uint64 {
+		h, err := hive.OpenReadOnly(filepath.Join(dataDir, hive.FileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		return h.Applied()
+	}
+	if _, err := restore.Run(tc.Context(t), restore.Options{Path: path, DataDir: dataDir, Authoritative: true}); err != nil {
+		t.Fatal(err)
+	}
+	if applied() == 0 {
+		t.Fatal("the restore command reset the consensus index (or the backup holds none)")
+	}
+	// What the service does first at its start.
+	for range 2 {
+		if p, err := staging.Apply(dataDir); err != nil || p != nil {
+			t.Fatalf("apply at start: %+v %v", p, err)
+		}
+		if got := applied(); got != 0 {
+			t.Fatalf("consensus index %d after the start's apply, want 0", got)
+		}
+	}
+	if got := valueOfA(t, dataDir); got != 1 {
+		t.Fatalf("restored A/v=%d, want the backup's 1", got)
+	}
+}

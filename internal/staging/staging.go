@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/clusterkeep/clusterkeep/internal/aside"
@@ -34,7 +35,10 @@ const (
 	planFile   = plan.File
 	raftDir    = "raft"
 	lockFile   = "restore.lock"
-	AsideDir   = aside.Dir
+	// resetFile marks a restored hive whose consensus index is still to
+	// reset.
+	resetFile = "consensus-reset"
+	AsideDir  = aside.Dir
 )
 
 // Plan is what a staged restore will do (its file is internal/staging/plan's).
@@ -149,19 +153,70 @@ func Stage(dataDir string, p Plan, clusdb io.Reader) error {
 	return w.Commit(p)
 }
 
-// Apply applies the restore staged in dataDir, if any. The caller holds the
-// node's service lock, and opens neither the hive nor raft before Apply
-// returns. It returns the plan applied, or nil.
-func Apply(dataDir string) (*Plan, error) {
+// Apply applies the restore staged in dataDir, if any, and finishes one
+// that ApplyFiles left. The caller holds the node's service lock, and opens
+// neither the hive nor raft before Apply returns. It returns the plan
+// applied, or nil.
+func Apply(dataDir string) (*Plan, error) { return apply(dataDir, true) }
+
+// ApplyFiles is Apply that does not open the restored hive: the reset of
+// an authoritative restore's consensus index is left to the next Apply,
+// which the service runs at its start before it opens anything. A
+// read-write open of the hive visits every page (bbolt rebuilds its free
+// list through its mmap): in the restore command it would hold the whole
+// hive in memory, for a step the service's own start does as it opens the
+// hive anyway.
+func ApplyFiles(dataDir string) (*Plan, error) { return apply(dataDir, false) }
+
+func apply(dataDir string, finish bool) (*Plan, error) {
 	unlock, err := lock(dataDir)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 	p, err := Pending(dataDir)
-	if err != nil || p == nil {
+	if err == nil && p != nil {
+		err = applyPlan(dataDir, p)
+	}
+	if err != nil {
 		return nil, err
 	}
+	if finish {
+		if err := resetConsensus(dataDir); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// resetConsensus resets the consensus index of the hive an authoritative
+// restore put in place, if that is still to do: a new consensus history
+// starts at index 1 under the new generation, and the hive must not skip
+// its entries as replays.
+func resetConsensus(dataDir string) error {
+	marker := filepath.Join(dataDir, resetFile)
+	if _, err := os.Stat(marker); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	db := filepath.Join(dataDir, hive.FileName)
+	if _, err := os.Stat(db); err == nil {
+		h, err := hive.Open(db, hive.Options{})
+		if err != nil {
+			return fmt.Errorf("apply restore: %w", err)
+		}
+		err = h.ResetConsensus()
+		h.Close()
+		if err != nil {
+			return fmt.Errorf("apply restore: %w", err)
+		}
+	}
+	if err := os.Remove(marker); err != nil {
+		return fmt.Errorf("apply restore: %w", err)
+	}
+	return fsutil.SyncDir(dataDir)
+}
+
+func applyPlan(dataDir string, p *Plan) error {
 	pending := filepath.Join(dataDir, PendingDir)
 	if p.HasClusterDB {
 		staged, live := filepath.Join(pending, hive.FileName), filepath.Join(dataDir, hive.FileName)
@@ -170,13 +225,13 @@ func Apply(dataDir string) (*Plan, error) {
 		// for nothing). Gone, it was applied already by a run that died.
 		if _, err := os.Stat(staged); err != nil {
 			if _, err := os.Stat(live); err != nil {
-				return nil, fmt.Errorf("apply restore: the staged database is gone and none is in place: stage the restore again")
+				return fmt.Errorf("apply restore: the staged database is gone and none is in place: stage the restore again")
 			}
 		}
 	}
 	kept := filepath.Join(dataDir, AsideDir, "restore-"+p.ID)
 	if err := os.MkdirAll(kept, 0o700); err != nil {
-		return nil, fmt.Errorf("apply restore: %w", err)
+		return fmt.Errorf("apply restore: %w", err)
 	}
 	// Each move happens once: a repeated Apply finds it done.
 	moves := [][2]string{}
@@ -188,36 +243,36 @@ func Apply(dataDir string) (*Plan, error) {
 		moves = append([][2]string{{filepath.Join(dataDir, raftDir), filepath.Join(kept, raftDir)}}, moves...)
 	}
 	if err := copyIfMissing(noderegistry.Path(dataDir), filepath.Join(kept, noderegistry.FileName)); err != nil {
-		return nil, fmt.Errorf("apply restore: keep the old registry: %w", err)
+		return fmt.Errorf("apply restore: keep the old registry: %w", err)
 	}
 	for _, m := range moves {
 		if err := moveOnce(m[0], m[1]); err != nil {
-			return nil, fmt.Errorf("apply restore: %w", err)
+			return fmt.Errorf("apply restore: %w", err)
 		}
 	}
-	if p.Authoritative && p.HasClusterDB {
-		// A new consensus history starts at index 1 under the new
-		// generation: the hive must not skip its entries as replays.
-		h, err := hive.Open(filepath.Join(dataDir, hive.FileName), hive.Options{})
-		if err != nil {
-			return nil, fmt.Errorf("apply restore: %w", err)
+	// The hive's consensus index is reset by resetConsensus, after the
+	// plan: the marker is durable, or gone with the hive it was left for,
+	// before the plan is.
+	switch marker := filepath.Join(dataDir, resetFile); {
+	case p.Authoritative && p.HasClusterDB:
+		if err := fsutil.WriteFileAtomic(marker, strings.NewReader(p.ID)); err != nil {
+			return fmt.Errorf("apply restore: %w", err)
 		}
-		err = h.ResetConsensus()
-		h.Close()
-		if err != nil {
-			return nil, fmt.Errorf("apply restore: %w", err)
+	case p.HasClusterDB:
+		if err := os.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("apply restore: %w", err)
 		}
 	}
 	if err := noderegistry.Save(dataDir, p.Identity); err != nil {
-		return nil, fmt.Errorf("apply restore: %w", err)
+		return fmt.Errorf("apply restore: %w", err)
 	}
 	if err := fsutil.SyncDir(dataDir); err != nil {
-		return nil, err
+		return err
 	}
 	if err := os.RemoveAll(pending); err != nil {
-		return nil, fmt.Errorf("apply restore: clear the staged restore: %w", err)
+		return fmt.Errorf("apply restore: clear the staged restore: %w", err)
 	}
-	return p, fsutil.SyncDir(dataDir)
+	return fsutil.SyncDir(dataDir)
 }
 
 // moveOnce renames from to to unless that was done already: from is gone,
