@@ -174,6 +174,9 @@ func apply(dataDir string, finish bool) (*Plan, error) {
 		return nil, err
 	}
 	defer unlock()
+	// A workspace holds the lock while it lives: one seen here is of a
+	// staging that died, and its partial copy goes.
+	clearTemps(dataDir)
 	p, err := Pending(dataDir)
 	if err == nil && p != nil {
 		err = applyPlan(dataDir, p)
