@@ -1,5 +1,5 @@
 // Package benchutil holds what the benchmark programs share: measuring a
-// child process's own peak memory.
+// child process's own peak memory and the bytes it writes.
 package benchutil
 
 import (
@@ -33,4 +33,20 @@ func WatchHWM(pid int, done <-chan struct{}) float64 {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// WriteBytes is the process's write_bytes from /proc/PID/io: the bytes it
+// caused to be sent to storage (page-cache pages it dirtied), whatever
+// became of them after.
+func WriteBytes(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && k == "write_bytes" {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/io has no write_bytes", pid)
 }

@@ -10,7 +10,9 @@
 //     and with backups running back to back;
 //  3. the backup's peak memory (its VmHWM, sampled from /proc);
 //  4. restores: a wiped node restored and caught up, and the whole cluster
-//     rolled back authoritatively to all three members serving it;
+//     rolled back authoritatively to all three members serving it, with
+//     the restore command's own time, peak memory and bytes written, and
+//     the bytes written by it and the three agents (/proc/PID/io);
 //  5. etcd side by side: three-member write throughput, etcdctl snapshot
 //     save, and etcdctl snapshot restore plus the start of one member.
 //
@@ -60,7 +62,7 @@ func main() {
 	etcd := flag.Bool("etcd", true, "measure etcd side by side (runs bench/setup.sh when etcd is not installed)")
 	dir := flag.String("dir", "", "work directory (default: a temporary one, removed at the end)")
 	profile := flag.String("profile", "", "write into this directory CPU profiles of the agents during the first round's write runs, and CPU and heap profiles of every clusterkeep command the suite runs (backup create, restore) over its whole run")
-	compare := flag.String("compare", "", "another clusterkeep binary: each round also runs its backup create (alone and under the writers) beside this tree's, on the same cluster, for before/after figures of a change to the backup process")
+	compare := flag.String("compare", "", "another clusterkeep binary: each round also runs its backup create (alone and under the writers) and its authoritative restore command beside this tree's, on the same cluster, for before/after figures of a change to the backup or restore process")
 	only := flag.String("only", "", "comma-separated parts to run (backup,writes,restore); default all")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))

@@ -285,44 +285,88 @@ func holds(ctx context.Context, nd localcluster.Node, v uint64) bool {
 	return err == nil && got.Uint64 == v
 }
 
+// restoreCmd is one run of `clusterkeep restore`: its time, peak memory
+// and bytes written.
+type restoreCmd struct {
+	seconds, rssMiB float64
+	writeBytes      int64
+}
+
+// runRestore runs `bin restore args...` as an operator would, a process of
+// its own. Its bytes written are the kernel's write_bytes of /proc/PID/io,
+// read through wait4's rusage (ru_oublock is that counter in 512-byte
+// units), as /proc/PID is gone once the process is reaped.
+func (u *ours) runRestore(bin string, args ...string) restoreCmd {
+	cmd := exec.Command(bin, append([]string{"restore"}, append(args, "--timeout", cmdTimeout)...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		fatalf("restore: %v", err)
+	}
+	done := make(chan struct{})
+	peak := make(chan float64)
+	go func() { peak <- benchutil.WatchHWM(cmd.Process.Pid, done) }()
+	err := cmd.Wait()
+	took := time.Since(t0)
+	close(done)
+	hwm := <-peak
+	if err != nil {
+		fatalf("restore %v: %v %s", args, err, out.Bytes())
+	}
+	var wb int64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		wb = ru.Oublock * 512
+	}
+	return restoreCmd{seconds: took.Seconds(), rssMiB: hwm, writeBytes: wb}
+}
+
 // restoreWiped wipes node3, restores it from the backup and waits until it
 // holds a value written after the backup.
-func (u *ours) restoreWiped(ctx context.Context, backup string) float64 {
+func (u *ours) restoreWiped(ctx context.Context, backup string) (float64, restoreCmd) {
 	after := uint64(time.Now().UnixNano())
 	u.mark(ctx, after)
 	n3 := u.lc.Nodes[2]
 	u.lc.Stop(n3.Name, true)
 	os.RemoveAll(n3.DataDir)
 	t0 := time.Now()
-	if out, err := exec.Command(u.bin, "restore", backup, "--data-dir", n3.DataDir, "--timeout", cmdTimeout).CombinedOutput(); err != nil {
-		fatalf("restore: %v %s", err, out)
-	}
+	c := u.runRestore(u.bin, backup, "--data-dir", n3.DataDir)
 	u.start(ctx, n3.Name)
 	for !holds(ctx, n3, after) {
 		u.tooLong(t0, "the wiped node to catch up")
 		time.Sleep(20 * time.Millisecond)
 	}
-	return time.Since(t0).Seconds()
+	return time.Since(t0).Seconds(), c
 }
 
-// restoreAuthoritative stops the cluster, rolls it back to the backup and
-// waits until every node serves the backup's mark at the new generation.
-func (u *ours) restoreAuthoritative(ctx context.Context, backup string, want uint64) float64 {
+// authRun is an authoritative restore: command to every node serving the
+// backup, the command alone, and the bytes written by the command and the
+// three agents it took.
+type authRun struct {
+	seconds    float64
+	cmd        restoreCmd
+	writeBytes int64
+	hiveBytes  int64
+}
+
+// restoreAuthoritative stops the cluster, rolls it back to the backup with
+// the restore command of bin, and waits until every node serves the
+// backup's mark at the new generation.
+func (u *ours) restoreAuthoritative(ctx context.Context, bin, backup string, want uint64) authRun {
 	st, _ := client.GetNodeState(ctx, u.lc.Nodes[0].DataDir)
 	oldGen := st.Generation
 	if err := u.lc.Down(); err != nil {
 		fatalf("%v", err)
 	}
 	t0 := time.Now()
-	if out, err := exec.Command(u.bin, "restore", backup, "--authoritative", "--data-dir", u.lc.Nodes[0].DataDir, "--timeout", cmdTimeout).CombinedOutput(); err != nil {
-		fatalf("restore --authoritative: %v %s", err, out)
-	}
+	c := u.runRestore(bin, backup, "--authoritative", "--data-dir", u.lc.Nodes[0].DataDir)
+	pids := make([]int, len(u.lc.Nodes))
 	var wg sync.WaitGroup
-	for _, n := range u.lc.Nodes {
+	for i, n := range u.lc.Nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			u.start(ctx, n.Name)
+			pids[i] = u.start(ctx, n.Name)
 		}()
 	}
 	wg.Wait()
@@ -336,27 +380,40 @@ func (u *ours) restoreAuthoritative(ctx context.Context, backup string, want uin
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	took := time.Since(t0).Seconds()
+	r := authRun{seconds: time.Since(t0).Seconds(), cmd: c, writeBytes: c.writeBytes}
+	// The agents started after the command: all they wrote since is the
+	// restore's.
+	for i, pid := range pids {
+		wb, err := benchutil.WriteBytes(pid)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "ckbench: bytes written by %s: %v\n", u.lc.Nodes[i].Name, err)
+		}
+		r.writeBytes += wb
+	}
+	if fi, err := os.Stat(u.dbPath("node1")); err == nil {
+		r.hiveBytes = fi.Size()
+	}
 	// What the stale members moved aside is kept by design; the benchmark
 	// removes it, or rounds of a 1M-key hive would fill the disk.
 	for _, n := range u.lc.Nodes {
 		os.RemoveAll(filepath.Join(n.DataDir, "aside"))
 	}
-	return took
+	return r
 }
 
-// start starts a node; the callers wait for what they measure, so a start
+// start starts a node and returns its pid; the callers wait for what they measure, so a start
 // slower than localcluster's own wait (a node moving a large state aside)
 // is not an error, but a node whose process is gone is.
-func (u *ours) start(ctx context.Context, name string) {
+func (u *ours) start(ctx context.Context, name string) int {
 	nd, err := u.lc.Start(ctx, name)
 	if err == nil {
-		return
+		return nd.PID
 	}
 	if nd == nil || nd.PID <= 0 || syscall.Kill(nd.PID, 0) != nil {
 		fatalf("start %s: %v", name, err)
 	}
 	fmt.Fprintf(os.Stderr, "ckbench: %v; waiting on\n", err)
+	return nd.PID
 }
 
 // tooLong gives up on a restore that has not finished in half an hour.

@@ -55,7 +55,7 @@ func runSize(ctx context.Context, o options, n int) {
 			writesRound(ctx, o, t, u, e, round)
 		}
 		if o.want("restore") {
-			restoreRound(ctx, t, u, e, dir)
+			restoreRound(ctx, o, t, u, e, dir)
 		}
 	}
 	if e != nil {
@@ -144,16 +144,38 @@ func writesRound(ctx context.Context, o options, t *table, u *ours, e *etcdClust
 	}
 }
 
-func restoreRound(ctx context.Context, t *table, u *ours, e *etcdCluster, dir string) {
+func restoreRound(ctx context.Context, o options, t *table, u *ours, e *etcdCluster, dir string) {
 	before := uint64(time.Now().UnixNano())
 	u.mark(ctx, before)
 	to := filepath.Join(dir, "restore-backups")
 	b := u.backup(to, "--node", "node3")
-	nonAuth := u.restoreWiped(ctx, b.path)
-	auth := u.restoreAuthoritative(ctx, b.path, before)
+	nonAuth, wiped := u.restoreWiped(ctx, b.path)
+	auth := u.restoreAuthoritative(ctx, u.bin, b.path, before)
+	var cmp authRun
+	if o.compare != "" {
+		cmp = u.restoreAuthoritative(ctx, o.compare, b.path, before)
+	}
 	os.RemoveAll(to)
+	const mib = 1 << 20
 	t.fig("4. restore of a wiped node, command to caught up (s)", "%.2f").add(nonAuth)
-	t.fig("4. authoritative restore, command to 3 nodes serving it (s)", "%.2f").add(auth)
+	t.fig("4. restore of a wiped node, the command alone (s)", "%.2f").add(wiped.seconds)
+	t.fig("4. restore of a wiped node, command peak memory (MiB)", "%.1f").add(wiped.rssMiB)
+	t.fig("4. restore of a wiped node, command bytes written (MiB)", "%.1f").add(float64(wiped.writeBytes) / mib)
+	t.fig("4. authoritative restore, command to 3 nodes serving it (s)", "%.2f").add(auth.seconds)
+	t.fig("4. authoritative restore, the command alone (s)", "%.2f").add(auth.cmd.seconds)
+	t.targeted("4. authoritative restore command peak memory (MiB)", "%.1f", "<= 64", func(v float64) bool { return v <= 64 }).add(auth.cmd.rssMiB)
+	t.fig("4. authoritative restore command, bytes written (MiB)", "%.1f").add(float64(auth.cmd.writeBytes) / mib)
+	t.fig("4. authoritative restore, bytes written by the command and 3 agents (MiB)", "%.1f").add(float64(auth.writeBytes) / mib)
+	if auth.hiveBytes > 0 {
+		t.targeted("4. authoritative restore, bytes written / hive size", "%.2f", "<= 3.5", func(v float64) bool { return v <= 3.5 }).add(float64(auth.writeBytes) / float64(auth.hiveBytes))
+	}
+	if o.compare != "" {
+		t.fig("4c. -compare's authoritative restore, command to 3 nodes serving it (s)", "%.2f").add(cmp.seconds)
+		t.fig("4c. -compare's authoritative restore command alone (s)", "%.2f").add(cmp.cmd.seconds)
+		t.fig("4c. -compare's authoritative restore command peak memory (MiB)", "%.1f").add(cmp.cmd.rssMiB)
+		t.fig("4c. -compare's authoritative restore command, bytes written (MiB)", "%.1f").add(float64(cmp.cmd.writeBytes) / mib)
+		t.fig("4c. -compare's authoritative restore, bytes written by the command and 3 agents (MiB)", "%.1f").add(float64(cmp.writeBytes) / mib)
+	}
 	if e != nil {
 		want := fmt.Sprint(before)
 		e.mark(want)
@@ -162,7 +184,7 @@ func restoreRound(ctx context.Context, t *table, u *ours, e *etcdCluster, dir st
 		s := e.restoreOne(snap, filepath.Join(dir, "etcd-restored"), want)
 		os.Remove(snap)
 		t.fig("5. etcdctl snapshot restore + start of 1 member (s)", "%.2f").add(s)
-		t.targeted("5. etcd's restore / our authoritative restore (same round)", "%.2f", "> 1", func(v float64) bool { return v > 1 }).add(s / auth)
+		t.targeted("5. etcd's restore / our authoritative restore (same round)", "%.2f", "> 1", func(v float64) bool { return v > 1 }).add(s / auth.seconds)
 	}
 }
 

@@ -16,8 +16,10 @@ func restoreCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "restore PATH",
 		Short: "Restore a backup: on this node, on the whole cluster (--authoritative), or one key (--key)",
-		Long: `Restore a backup set. The whole set is verified first; a set that fails
-changes nothing.
+		Long: `Restore a backup set. The whole set is verified first, every byte against
+its checksum, as it is read once into this node's data directory; a set
+that fails changes nothing. --deep also checks the backup's database page
+by page and key by key.
 
 Without --authoritative, this node (--data-dir) gets the backup's database
 (and its registry, when the backup was taken on this node): when its service
@@ -99,6 +101,7 @@ this node today owns, never through or over a symbolic link.`,
 	f.BoolVar(&o.Force, "force", false, "go on although some members cannot be reached (see --help for the risk)")
 	f.BoolVar(&o.NewCluster, "new-cluster", false, "create the backup's cluster on this new machine (disaster recovery)")
 	f.StringVar(&o.Key, "key", "", "restore only this key and its subtree, into the running cluster")
+	f.BoolVar(&o.Deep, "deep", false, "also run bbolt's full structural check and the hive's walk of every key and value on the backup's database (by default its checksums and its header are checked)")
 	identities = identityFlag(cmd)
 	return cmd
 }

@@ -98,7 +98,11 @@ func TestNonAuthoritativeRestoreOfAWipedNode(t *testing.T) {
 		t.Fatalf("restore of a running node's identity: exit %d %s", code, errOut)
 	}
 	if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
-		t.Fatalf("a refused restore wrote %d entries", len(entries))
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("a refused restore wrote %d entries: %v", len(entries), names)
 	}
 	// node3's disk dies.
 	lc.Stop("node3", true)

@@ -32,7 +32,6 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
 	"github.com/clusterkeep/clusterkeep/internal/staging"
 	"github.com/clusterkeep/clusterkeep/internal/wire/hiveconv"
-	"github.com/clusterkeep/clusterkeep/internal/writers"
 	"github.com/google/uuid"
 )
 
@@ -62,6 +61,10 @@ type Options struct {
 	NewCluster    bool // the backup's cluster is recreated on new machines
 	Key           string
 	Cluster       []string // cluster addresses, for --key
+	// Deep adds, to the checksums of every byte and the database's open
+	// check, bbolt's full structural check and the hive's walk of every
+	// key and value of the backup's database.
+	Deep bool
 	// Identities decrypt an encrypted set. Given, the set must be
 	// encrypted (backupset.ErrNotEncrypted otherwise).
 	Identities []age.Identity
@@ -101,8 +104,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.ProbeTimeout == 0 {
 		o.ProbeTimeout = 2 * time.Second
 	}
-	// The check leaves a verified copy of the database: every later step
-	// reads it, rather than the set again.
 	set, err := offline.OpenSet(o.Path, o.Identities...)
 	if err != nil {
 		return nil, fmt.Errorf("restore: nothing was changed: %w", err)
@@ -111,15 +112,17 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("restore: nothing was changed: %w: it is encrypted to %s; give an age identity file of one of them with --identity",
 			backupset.ErrNoIdentity, strings.Join(set.Manifest.Encryption.Recipients, ", "))
 	}
-	m, db, cleanup, err := offline.VerifyKeepingDatabase(o.Path, nil, o.Identities...)
+	if o.Key == "" {
+		return restoreNode(ctx, o, set)
+	}
+	// A key restore reads a subtree of the database: from a verified
+	// copy, made aside and removed at the end.
+	_, db, cleanup, err := offline.VerifyKeepingDatabase(o.Path, nil, o.Identities...)
 	if err != nil {
 		return nil, fmt.Errorf("restore: the backup does not verify, nothing was changed: %w", err)
 	}
 	defer cleanup()
-	if o.Key != "" {
-		return restoreKey(ctx, o, set, db)
-	}
-	return restoreNode(ctx, o, set, m, db)
+	return restoreKey(ctx, o, set, db)
 }
 
 // withHive opens the verified copy of the backup's database read-only.
@@ -171,21 +174,14 @@ func restoreKey(ctx context.Context, o Options, set *backupset.Set, db string) (
 	return &Result{Kind: "key", Applied: "now", BackupID: set.Manifest.BackupID, Cluster: c.Name(), Seq: seq, Keys: keys}, nil
 }
 
-// backupRegistry reads the registry identity stored in the set, if any.
-func backupRegistry(set *backupset.Set) (*noderegistry.Identity, error) {
-	f, ok := set.Manifest.File(writers.RegistryID, noderegistry.FileName)
-	if !ok {
+// backupRegistry reads the registry identity of the set, from the verified
+// copy of its registry file (path, in a directory of its own; "" when the
+// set holds none), and removes that copy.
+func backupRegistry(path string) (*noderegistry.Identity, error) {
+	if path == "" {
 		return nil, nil
 	}
-	path, cleanup, err := set.Extract(f, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer cleanup()
-	dir, err := os.MkdirTemp("", "clusterkeep-registry-")
-	if err != nil {
-		return nil, err
-	}
+	dir := filepath.Dir(path)
 	defer os.RemoveAll(dir)
 	if err := os.Rename(path, noderegistry.Path(dir)); err != nil {
 		return nil, err
@@ -197,15 +193,32 @@ func backupRegistry(set *backupset.Set) (*noderegistry.Identity, error) {
 	return &id, nil
 }
 
-func restoreNode(ctx context.Context, o Options, set *backupset.Set, m *backupset.Manifest, db string) (*Result, error) {
+// restoreNode restores this node's data directory. The set is read once,
+// into the staging workspace inside the data directory: its database is
+// decrypted, decompressed, checked against the manifest and written there
+// in one pass, made durable, and reaches its place by renames alone. The
+// restore becomes pending only once all of the set verified and every
+// check passed; until then the data directory is as it was.
+func restoreNode(ctx context.Context, o Options, set *backupset.Set) (*Result, error) {
+	// Before anything is written there: a typo must not become a folder.
+	if err := checkDataDir(o.DataDir); err != nil {
+		return nil, err
+	}
+	ws, err := staging.Begin(o.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("restore: nothing was changed: %w", err)
+	}
+	defer ws.Close()
+	ex, err := offline.VerifyInto(set, ws.Dir(), o.Deep, nil)
+	if err != nil {
+		return nil, fmt.Errorf("restore: the backup does not verify, nothing was changed: %w", err)
+	}
+	m, db := ex.Manifest, ex.Database
 	kind := "non-authoritative"
 	if o.Authoritative {
 		kind = "authoritative"
 	}
 	res := &Result{Kind: kind, BackupID: m.BackupID, Cluster: m.Cluster.Name}
-	if err := checkDataDir(o.DataDir); err != nil {
-		return nil, err
-	}
 	local, err := noderegistry.Load(o.DataDir)
 	installed := err == nil
 	if err != nil && !errors.Is(err, noderegistry.ErrNotInstalled) {
@@ -218,7 +231,7 @@ func restoreNode(ctx context.Context, o Options, set *backupset.Set, m *backupse
 		return nil, fmt.Errorf("restore: %w: the backup is of cluster %s (%s), this node belongs to %s (%s); say --new-cluster to create the backup's cluster here from it",
 			ErrOtherCluster, m.Cluster.Name, m.Cluster.ID, local.ClusterName, local.ClusterID)
 	}
-	fromBackup, err := backupRegistry(set)
+	fromBackup, err := backupRegistry(ex.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("restore: read the backup's registry: %w", err)
 	}
@@ -276,20 +289,12 @@ func restoreNode(ctx context.Context, o Options, set *backupset.Set, m *backupse
 		return nil, fmt.Errorf("restore: nothing was changed: %w", err)
 	}
 	plan := staging.Plan{ID: uuid.NewString(), BackupID: m.BackupID, Backup: set.Location, Staged: time.Now().UTC(), Authoritative: o.Authoritative, Identity: id}
-	r, err := os.Open(db)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
-		return nil, err
-	}
 	// RESTORE_STOP_START: with the service stopped, the files are replaced
 	// now; with it running they cannot be, and the restore is staged for
 	// its next start (RESTORE_AT_REBOOT).
 	lock, err := noderegistry.LockService(o.DataDir)
 	if errors.Is(err, noderegistry.ErrLocked) {
-		if err := staging.Stage(o.DataDir, plan, r); err != nil {
+		if err := ws.Commit(plan); err != nil {
 			return nil, err
 		}
 		res.Applied = "at the next start of the node service"
@@ -300,10 +305,10 @@ func restoreNode(ctx context.Context, o Options, set *backupset.Set, m *backupse
 		return nil, err
 	}
 	defer lock.Unlock()
-	if err := staging.Stage(o.DataDir, plan, r); err != nil {
+	if err := ws.Commit(plan); err != nil {
 		return nil, err
 	}
-	if _, err := staging.Apply(o.DataDir); err != nil {
+	if _, err := staging.ApplyFiles(o.DataDir); err != nil {
 		return nil, fmt.Errorf("restore: %w (run the same command again to finish)", err)
 	}
 	res.Applied = "now"

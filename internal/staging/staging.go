@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/clusterkeep/clusterkeep/internal/aside"
@@ -33,7 +34,11 @@ const (
 	PendingDir = plan.PendingDir
 	planFile   = plan.File
 	raftDir    = "raft"
-	AsideDir   = aside.Dir
+	lockFile   = "restore.lock"
+	// resetFile marks a restored hive whose consensus index is still to
+	// reset.
+	resetFile = "consensus-reset"
+	AsideDir  = aside.Dir
 )
 
 // Plan is what a staged restore will do (its file is internal/staging/plan's).
@@ -42,74 +47,202 @@ type Plan = plan.Plan
 // Pending returns the plan staged in dataDir, or nil.
 func Pending(dataDir string) (*Plan, error) { return plan.Pending(dataDir) }
 
-// Stage writes the plan and the cluster database (read from clusdb, which
-// may be nil) into dataDir's pending directory, replacing any staged
-// before. The restore becomes pending only once everything is durable.
-func Stage(dataDir string, p Plan, clusdb io.Reader) error {
+// Workspace is a restore being staged: a temporary directory inside the
+// data directory, so on its file system, where the restore's files are
+// written once and checked, then made pending by a rename (Commit): they
+// reach their place by renames alone, never by a copy. Until Commit, and
+// after Close without it, nothing of the restore is pending. It holds the
+// data directory's staging lock until Commit or Close.
+type Workspace struct {
+	dataDir, dir string
+	// created: Begin made the data directory, and Close without Commit
+	// removes it again.
+	created bool
+	// newLock: Begin made the lock file, which Close without Commit
+	// removes (a restore refused leaves nothing behind).
+	newLock   bool
+	unlock    func()
+	committed bool
+}
+
+// Begin starts staging a restore in dataDir, replacing what stagings that
+// died left (a restore already pending stays so until Commit).
+func Begin(dataDir string) (*Workspace, error) {
+	_, err := os.Stat(dataDir)
+	created := errors.Is(err, os.ErrNotExist)
+	_, err = os.Stat(filepath.Join(dataDir, lockFile))
+	newLock := errors.Is(err, os.ErrNotExist)
 	unlock, err := lock(dataDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer unlock()
 	clearTemps(dataDir)
 	tmp, err := os.MkdirTemp(dataDir, PendingDir+".tmp-")
 	if err != nil {
-		return fmt.Errorf("stage restore: %w", err)
+		unlock()
+		return nil, fmt.Errorf("stage restore: %w", err)
 	}
-	defer os.RemoveAll(tmp)
-	if clusdb != nil {
-		if err := fsutil.WriteFileAtomic(filepath.Join(tmp, hive.FileName), clusdb); err != nil {
-			return fmt.Errorf("stage restore: %w", err)
-		}
-		if err := hive.CheckFile(filepath.Join(tmp, hive.FileName)); err != nil {
-			return fmt.Errorf("stage restore: the cluster database to restore: %w", err)
-		}
-		p.HasClusterDB = true
+	return &Workspace{dataDir: dataDir, dir: tmp, created: created, newLock: newLock, unlock: unlock}, nil
+}
+
+// Dir is the workspace's directory.
+func (w *Workspace) Dir() string { return w.dir }
+
+// DatabasePath is where the cluster database to restore is written.
+func (w *Workspace) DatabasePath() string { return filepath.Join(w.dir, hive.FileName) }
+
+// Commit makes the workspace the data directory's pending restore, with the
+// plan, replacing any staged before; the database, if written, must be
+// durable already. The restore is pending only once the plan and the
+// directory are durable too.
+func (w *Workspace) Commit(p Plan) error {
+	if w.committed || w.unlock == nil {
+		return fmt.Errorf("stage restore: the workspace is closed")
 	}
+	_, err := os.Stat(w.DatabasePath())
+	p.HasClusterDB = err == nil
 	raw, _ := json.MarshalIndent(p, "", "  ")
-	if err := fsutil.WriteFileAtomic(filepath.Join(tmp, planFile), bytes.NewReader(raw)); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(w.dir, planFile), bytes.NewReader(raw)); err != nil {
 		return fmt.Errorf("stage restore: %w", err)
 	}
-	if err := fsutil.SyncDir(tmp); err != nil {
+	if err := fsutil.SyncDir(w.dir); err != nil {
 		return err
 	}
-	final := filepath.Join(dataDir, PendingDir)
+	final := filepath.Join(w.dataDir, PendingDir)
 	if err := os.RemoveAll(final); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, final); err != nil {
+	if err := os.Rename(w.dir, final); err != nil {
 		return fmt.Errorf("stage restore: %w", err)
+	}
+	w.committed = true
+	w.unlock()
+	w.unlock = nil
+	return fsutil.SyncDir(w.dataDir)
+}
+
+// Close ends the workspace: without Commit, its directory is removed (and
+// the data directory, if Begin made it), so that nothing changed.
+func (w *Workspace) Close() {
+	if !w.committed {
+		os.RemoveAll(w.dir)
+		// A refused restore leaves the data directory as it found it.
+		if w.created || w.newLock {
+			os.Remove(filepath.Join(w.dataDir, lockFile))
+		}
+		if w.created {
+			os.Remove(w.dataDir)
+		}
+	}
+	if w.unlock != nil {
+		w.unlock()
+		w.unlock = nil
+	}
+}
+
+// Stage writes the plan and the cluster database (read from clusdb, which
+// may be nil, and checked whole) into dataDir's pending directory,
+// replacing any staged before. The restore becomes pending only once
+// everything is durable.
+func Stage(dataDir string, p Plan, clusdb io.Reader) error {
+	w, err := Begin(dataDir)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if clusdb != nil {
+		if err := fsutil.WriteFileAtomic(w.DatabasePath(), clusdb); err != nil {
+			return fmt.Errorf("stage restore: %w", err)
+		}
+		if err := hive.CheckFile(w.DatabasePath()); err != nil {
+			return fmt.Errorf("stage restore: the cluster database to restore: %w", err)
+		}
+	}
+	return w.Commit(p)
+}
+
+// Apply applies the restore staged in dataDir, if any, and finishes one
+// that ApplyFiles left. The caller holds the node's service lock, and opens
+// neither the hive nor raft before Apply returns. It returns the plan
+// applied, or nil.
+func Apply(dataDir string) (*Plan, error) { return apply(dataDir, true) }
+
+// ApplyFiles is Apply that does not open the restored hive: the reset of
+// an authoritative restore's consensus index is left to the next Apply,
+// which the service runs at its start before it opens anything. A
+// read-write open of the hive visits every page (bbolt rebuilds its free
+// list through its mmap): in the restore command it would hold the whole
+// hive in memory, for a step the service's own start does as it opens the
+// hive anyway.
+func ApplyFiles(dataDir string) (*Plan, error) { return apply(dataDir, false) }
+
+func apply(dataDir string, finish bool) (*Plan, error) {
+	unlock, err := lock(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	// A workspace holds the lock while it lives: one seen here is of a
+	// staging that died, and its partial copy goes.
+	clearTemps(dataDir)
+	p, err := Pending(dataDir)
+	if err == nil && p != nil {
+		err = applyPlan(dataDir, p)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if finish {
+		if err := resetConsensus(dataDir); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// resetConsensus resets the consensus index of the hive an authoritative
+// restore put in place, if that is still to do: a new consensus history
+// starts at index 1 under the new generation, and the hive must not skip
+// its entries as replays.
+func resetConsensus(dataDir string) error {
+	marker := filepath.Join(dataDir, resetFile)
+	if _, err := os.Stat(marker); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	db := filepath.Join(dataDir, hive.FileName)
+	if _, err := os.Stat(db); err == nil {
+		h, err := hive.Open(db, hive.Options{})
+		if err != nil {
+			return fmt.Errorf("apply restore: %w", err)
+		}
+		err = h.ResetConsensus()
+		h.Close()
+		if err != nil {
+			return fmt.Errorf("apply restore: %w", err)
+		}
+	}
+	if err := os.Remove(marker); err != nil {
+		return fmt.Errorf("apply restore: %w", err)
 	}
 	return fsutil.SyncDir(dataDir)
 }
 
-// Apply applies the restore staged in dataDir, if any. The caller holds the
-// node's service lock, and opens neither the hive nor raft before Apply
-// returns. It returns the plan applied, or nil.
-func Apply(dataDir string) (*Plan, error) {
-	unlock, err := lock(dataDir)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	p, err := Pending(dataDir)
-	if err != nil || p == nil {
-		return nil, err
-	}
+func applyPlan(dataDir string, p *Plan) error {
 	pending := filepath.Join(dataDir, PendingDir)
 	if p.HasClusterDB {
 		staged, live := filepath.Join(pending, hive.FileName), filepath.Join(dataDir, hive.FileName)
-		if _, err := os.Stat(staged); err == nil {
-			if err := hive.CheckFile(staged); err != nil {
-				return nil, fmt.Errorf("apply restore: the staged database: %w", err)
+		// The staged database was checked when it was staged, then made
+		// durable: it is not read again here (the whole file would be,
+		// for nothing). Gone, it was applied already by a run that died.
+		if _, err := os.Stat(staged); err != nil {
+			if _, err := os.Stat(live); err != nil {
+				return fmt.Errorf("apply restore: the staged database is gone and none is in place: stage the restore again")
 			}
-		} else if _, err := os.Stat(live); err != nil {
-			return nil, fmt.Errorf("apply restore: the staged database is gone and none is in place: stage the restore again")
 		}
 	}
 	kept := filepath.Join(dataDir, AsideDir, "restore-"+p.ID)
 	if err := os.MkdirAll(kept, 0o700); err != nil {
-		return nil, fmt.Errorf("apply restore: %w", err)
+		return fmt.Errorf("apply restore: %w", err)
 	}
 	// Each move happens once: a repeated Apply finds it done.
 	moves := [][2]string{}
@@ -121,36 +254,36 @@ func Apply(dataDir string) (*Plan, error) {
 		moves = append([][2]string{{filepath.Join(dataDir, raftDir), filepath.Join(kept, raftDir)}}, moves...)
 	}
 	if err := copyIfMissing(noderegistry.Path(dataDir), filepath.Join(kept, noderegistry.FileName)); err != nil {
-		return nil, fmt.Errorf("apply restore: keep the old registry: %w", err)
+		return fmt.Errorf("apply restore: keep the old registry: %w", err)
 	}
 	for _, m := range moves {
 		if err := moveOnce(m[0], m[1]); err != nil {
-			return nil, fmt.Errorf("apply restore: %w", err)
+			return fmt.Errorf("apply restore: %w", err)
 		}
 	}
-	if p.Authoritative && p.HasClusterDB {
-		// A new consensus history starts at index 1 under the new
-		// generation: the hive must not skip its entries as replays.
-		h, err := hive.Open(filepath.Join(dataDir, hive.FileName), hive.Options{})
-		if err != nil {
-			return nil, fmt.Errorf("apply restore: %w", err)
+	// The hive's consensus index is reset by resetConsensus, after the
+	// plan: the marker is durable, or gone with the hive it was left for,
+	// before the plan is.
+	switch marker := filepath.Join(dataDir, resetFile); {
+	case p.Authoritative && p.HasClusterDB:
+		if err := fsutil.WriteFileAtomic(marker, strings.NewReader(p.ID)); err != nil {
+			return fmt.Errorf("apply restore: %w", err)
 		}
-		err = h.ResetConsensus()
-		h.Close()
-		if err != nil {
-			return nil, fmt.Errorf("apply restore: %w", err)
+	case p.HasClusterDB:
+		if err := os.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("apply restore: %w", err)
 		}
 	}
 	if err := noderegistry.Save(dataDir, p.Identity); err != nil {
-		return nil, fmt.Errorf("apply restore: %w", err)
+		return fmt.Errorf("apply restore: %w", err)
 	}
 	if err := fsutil.SyncDir(dataDir); err != nil {
-		return nil, err
+		return err
 	}
 	if err := os.RemoveAll(pending); err != nil {
-		return nil, fmt.Errorf("apply restore: clear the staged restore: %w", err)
+		return fmt.Errorf("apply restore: clear the staged restore: %w", err)
 	}
-	return p, fsutil.SyncDir(dataDir)
+	return fsutil.SyncDir(dataDir)
 }
 
 // moveOnce renames from to to unless that was done already: from is gone,
@@ -190,7 +323,7 @@ func lock(dataDir string) (func(), error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dataDir, "restore.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(filepath.Join(dataDir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock staged restore: %w", err)
 	}

@@ -239,6 +239,11 @@ func checkBolt(s *backupset.Set, f backupset.File, progress func(int64)) error {
 		return err
 	}
 	defer cleanup()
+	return checkBoltFile(path)
+}
+
+// checkBoltFile runs bbolt's consistency check on a database file.
+func checkBoltFile(path string) error {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
 	if err != nil {
 		return err

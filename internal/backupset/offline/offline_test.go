@@ -1,6 +1,8 @@
 package offline_test
 
 import (
+	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,6 +61,37 @@ func TestVerifyCatchesEveryCorruption(t *testing.T) {
 				t.Errorf("compress=%v: %s passed verify", compress, name)
 			} else {
 				t.Logf("compress=%v: %s: %v", compress, name, err)
+			}
+			// A restore's single pass catches it too, leaving nothing
+			// where it was writing.
+			for _, deep := range []bool{false, true} {
+				out := t.TempDir()
+				if s, err := backupset.Open(dir); err == nil {
+					if _, err := offline.VerifyInto(s, out, deep, nil); err == nil {
+						t.Errorf("compress=%v deep=%v: %s passed the restore's pass", compress, deep, name)
+					}
+				}
+				if left, _ := os.ReadDir(out); len(left) > 0 {
+					t.Errorf("compress=%v deep=%v: %s: left %v", compress, deep, name, left)
+				}
+			}
+		}
+		// An intact set comes out whole, byte for byte the set's database.
+		for _, deep := range []bool{false, true} {
+			s, err := backupset.Open(res.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ex, err := offline.VerifyInto(s, t.TempDir(), deep, nil)
+			if err != nil {
+				t.Fatalf("compress=%v deep=%v: %v", compress, deep, err)
+			}
+			got, _ := os.ReadFile(ex.Database)
+			r, _ := s.Open(s.Manifest.Files[0])
+			want, err := io.ReadAll(r)
+			r.Close()
+			if err != nil || !bytes.Equal(got, want) || ex.Registry == "" {
+				t.Fatalf("compress=%v deep=%v: the database written differs from the set's (%v), registry %q", compress, deep, err, ex.Registry)
 			}
 		}
 	}
