@@ -329,8 +329,14 @@ func (u *ours) restoreWiped(ctx context.Context, backup string) (float64, restor
 	n3 := u.lc.Nodes[2]
 	u.lc.Stop(n3.Name, true)
 	os.RemoveAll(n3.DataDir)
+	// A wiped node's folder is made empty again and the restore is told
+	// which node it is for, as an operator does (restore refuses a folder
+	// that does not exist).
+	if err := os.Mkdir(n3.DataDir, 0o700); err != nil {
+		fatalf("recreate %s: %v", n3.DataDir, err)
+	}
 	t0 := time.Now()
-	c := u.runRestore(u.bin, backup, "--data-dir", n3.DataDir)
+	c := u.runRestore(u.bin, backup, "--data-dir", n3.DataDir, "--node", n3.Name)
 	u.start(ctx, n3.Name)
 	for !holds(ctx, n3, after) {
 		u.tooLong(t0, "the wiped node to catch up")
