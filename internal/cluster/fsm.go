@@ -84,11 +84,22 @@ func (f *fsm) Apply(l *raft.Log) interface{} { return f.ApplyBatch([]*raft.Log{l
 func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	out := make([]interface{}, len(logs))
 	entries := make([]hive.Entry, 0, len(logs))
-	pos := make([]int, 0, len(logs))
-	var last uint64
+	// cmds maps each command's entry to its log: entries[cmds[j].entry]
+	// answers logs[cmds[j].log].
+	type cmd struct{ entry, log int }
+	cmds := make([]cmd, 0, len(logs))
+	var last, lastTerm uint64
 	for i, l := range logs {
-		last = l.Index
-		if l.Type != raft.LogCommand {
+		last, lastTerm = l.Index, l.Term
+		switch l.Type {
+		case raft.LogConfiguration:
+			// The hive keeps the configuration in force with the index it
+			// was committed at, so that it knows where it stands in the
+			// log (hiveSnapshots).
+			entries = append(entries, hive.Entry{Index: l.Index, Term: l.Term, Mark: true, Config: l.Data})
+			continue
+		case raft.LogCommand:
+		default:
 			continue
 		}
 		c, err := decodeCommand(l.Data)
@@ -102,34 +113,37 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 			out[i] = &applyResult{}
 			continue
 		}
-		entries = append(entries, hive.Entry{Index: l.Index, Txn: c.Txn, System: c.System})
-		pos = append(pos, i)
+		cmds = append(cmds, cmd{len(entries), i})
+		entries = append(entries, hive.Entry{Index: l.Index, Term: l.Term, Txn: c.Txn, System: c.System})
 	}
 	if len(entries) == 0 || entries[len(entries)-1].Index != last {
 		// The hive records the last index of the batch even when no key
 		// changed with it, so that its applied index is the FSM's.
-		entries = append(entries, hive.Entry{Index: last, Mark: true})
+		entries = append(entries, hive.Entry{Index: last, Term: lastTerm, Mark: true})
 	}
-	{
-		res, err := f.hive.Apply(entries)
-		if err != nil {
-			// The hive cannot take committed entries: continuing would
-			// diverge from the cluster. Stop the node; it replays on restart.
-			panic(fmt.Sprintf("clusterkeep: cannot apply committed entries to the hive: %v", err))
-		}
-		if f.counters != nil {
-			f.counters.countApplied(res[:len(pos)])
-		}
-		for j := range pos {
-			out[pos[j]] = &applyResult{Seq: res[j].Seq, Err: res[j].Err}
-		}
+	res, err := f.hive.Apply(entries)
+	if err != nil {
+		// The hive cannot take committed entries: continuing would
+		// diverge from the cluster. Stop the node; it replays on restart.
+		panic(fmt.Sprintf("clusterkeep: cannot apply committed entries to the hive: %v", err))
+	}
+	applied := make([]hive.Result, len(cmds))
+	for j, c := range cmds {
+		applied[j] = res[c.entry]
+		out[c.log] = &applyResult{Seq: res[c.entry].Seq, Err: res[c.entry].Err}
+	}
+	if f.counters != nil {
+		f.counters.countApplied(applied)
 	}
 	f.advance(last)
 	return out
 }
 
-func (f *fsm) StoreConfiguration(index uint64, _ raft.Configuration) {
-	if _, err := f.hive.Apply([]hive.Entry{{Index: index, Mark: true}}); err != nil {
+// StoreConfiguration is called for configuration entries only by a raft
+// that does not batch (ApplyBatch takes them here); it has no term to
+// record, so the hive's position is unknown until the next entry.
+func (f *fsm) StoreConfiguration(index uint64, c raft.Configuration) {
+	if _, err := f.hive.Apply([]hive.Entry{{Index: index, Mark: true, Config: raft.EncodeConfiguration(c)}}); err != nil {
 		panic(fmt.Sprintf("clusterkeep: cannot record configuration entry %d in the hive: %v", index, err))
 	}
 	f.advance(index)
@@ -147,6 +161,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	if err := f.hive.Replace(rc); err != nil {
 		return fmt.Errorf("install raft snapshot: %w", err)
+	}
+	if f.counters != nil {
+		f.counters.installed.Add(1)
 	}
 	f.advance(f.hive.Applied())
 	return nil

@@ -313,7 +313,7 @@ func (s *Service) startRaft(bootstrap bool) error {
 	rc.NotifyCh = notify
 	f := newFSM(s.hive)
 	f.counters = &s.counters
-	r, err := raft.NewRaft(rc, f, store, store, snaps, trans)
+	r, err := raft.NewRaft(rc, f, store, store, &hiveSnapshots{SnapshotStore: snaps, hive: s.hive}, trans)
 	if err != nil {
 		trans.Close()
 		store.Close()

@@ -22,6 +22,9 @@ type Stats struct {
 	// nothing (a precondition failed, or the change was invalid).
 	WritesApplied  uint64
 	WritesRejected uint64
+	// SnapshotsInstalled counts the whole hives this node received from a
+	// leader, because the entries it lacked were no longer in the log.
+	SnapshotsInstalled uint64
 	// HiveBytes is the size of the database file (clusdb).
 	HiveBytes int64
 	// RestoreAppliedAtStart is whether this process applied a restore
@@ -34,6 +37,7 @@ type counters struct {
 	leaderChanges  atomic.Uint64
 	writesApplied  atomic.Uint64
 	writesRejected atomic.Uint64
+	installed      atomic.Uint64
 	restoredAtOpen atomic.Bool
 }
 
@@ -43,6 +47,7 @@ func (s *Service) Stats() Stats {
 		LeaderChanges:         s.counters.leaderChanges.Load(),
 		WritesApplied:         s.counters.writesApplied.Load(),
 		WritesRejected:        s.counters.writesRejected.Load(),
+		SnapshotsInstalled:    s.counters.installed.Load(),
 		RestoreAppliedAtStart: s.counters.restoredAtOpen.Load(),
 	}
 	if r, err := s.currentRaft(); err == nil {

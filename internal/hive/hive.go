@@ -52,6 +52,12 @@ var (
 	bucketReqOrder = []byte("requests-order")
 	keySeq         = []byte("seq")
 	keyApplied     = []byte("applied")
+	// The term of the entry at keyApplied, and the consensus configuration
+	// in force there with the index it was committed at: with them the
+	// hive says where it stands in the log (Position).
+	keyAppliedTerm = []byte("applied-term")
+	keyConfig      = []byte("config")
+	keyConfigIndex = []byte("config-index")
 	keyFormat      = []byte("format")
 	keyMeta        = []byte{0} // inside a key's bucket: its own record
 )
@@ -325,6 +331,13 @@ func (h *Hive) Applied() uint64 {
 	return s
 }
 
+// Position returns where the hive stands in the consensus log.
+func (h *Hive) Position() Position {
+	var p Position
+	_ = h.View(func(r *Reader) error { p = r.Position(); return nil })
+	return p
+}
+
 // Entry is one transaction to apply, with the consensus index it was
 // committed at (0 when the hive is changed directly, offline).
 type Entry struct {
@@ -336,6 +349,11 @@ type Entry struct {
 	// Mark records Index as applied without a transaction: a consensus
 	// entry that changes no key (a no-op, a configuration change).
 	Mark bool
+	// Term is the consensus term of the entry at Index.
+	Term uint64
+	// Config, when set, is the consensus configuration this entry puts in
+	// force, as the consensus layer encodes it (the hive does not read it).
+	Config []byte
 }
 
 // Result is what applying one Entry did: the sequence number it committed
@@ -415,7 +433,7 @@ func applyEntries(tx *bolt.Tx, entries []Entry) ([]Result, []Event, uint64, erro
 	results := make([]Result, len(entries))
 	var events []Event
 	meta := tx.Bucket(bucketMeta)
-	applied := getU64(meta.Get(keyApplied))
+	applied, term := getU64(meta.Get(keyApplied)), getU64(meta.Get(keyAppliedTerm))
 	seq := getU64(meta.Get(keySeq))
 	for i, e := range entries {
 		if e.Index != 0 && e.Index <= applied {
@@ -423,7 +441,12 @@ func applyEntries(tx *bolt.Tx, entries []Entry) ([]Result, []Event, uint64, erro
 			continue
 		}
 		if e.Index != 0 {
-			applied = e.Index
+			applied, term = e.Index, e.Term
+			if e.Config != nil {
+				if err := putConfig(meta, e.Index, e.Config); err != nil {
+					return nil, nil, 0, err
+				}
+			}
 		}
 		if e.Mark {
 			continue
@@ -459,7 +482,28 @@ func applyEntries(tx *bolt.Tx, entries []Entry) ([]Result, []Event, uint64, erro
 	if err := meta.Put(keySeq, u64(seq)); err != nil {
 		return nil, nil, 0, err
 	}
+	if err := meta.Put(keyAppliedTerm, u64(term)); err != nil {
+		return nil, nil, 0, err
+	}
 	return results, events, seq, meta.Put(keyApplied, u64(applied))
+}
+
+func putConfig(meta *bolt.Bucket, index uint64, config []byte) error {
+	if err := meta.Put(keyConfig, config); err != nil {
+		return err
+	}
+	return meta.Put(keyConfigIndex, u64(index))
+}
+
+// forgetPosition drops what the hive knows of its place in the consensus
+// log: a new consensus history starts, or none is left.
+func forgetPosition(meta *bolt.Bucket) error {
+	for _, k := range [][]byte{keyAppliedTerm, keyConfig, keyConfigIndex} {
+		if err := meta.Delete(k); err != nil {
+			return err
+		}
+	}
+	return meta.Put(keyApplied, u64(0))
 }
 
 // Snapshot is a consistent, point-in-time read of the whole hive that does
@@ -616,7 +660,7 @@ func (h *Hive) ResetConsensus() error {
 				return err
 			}
 		}
-		return tx.Bucket(bucketMeta).Put(keyApplied, u64(0))
+		return forgetPosition(tx.Bucket(bucketMeta))
 	})
 }
 
@@ -649,7 +693,7 @@ func (h *Hive) Clear() error {
 		if err := m.Put(keySeq, u64(0)); err != nil {
 			return err
 		}
-		return m.Put(keyApplied, u64(0))
+		return forgetPosition(m)
 	})
 	if err != nil {
 		return fmt.Errorf("clear hive %s: %w", h.path, err)

@@ -59,6 +59,27 @@ func (r *Reader) Seq() uint64 { return getU64(r.tx.Bucket(bucketMeta).Get(keySeq
 // Applied is the consensus index of the last applied entry.
 func (r *Reader) Applied() uint64 { return getU64(r.tx.Bucket(bucketMeta).Get(keyApplied)) }
 
+// Position is where a hive stands in the consensus log: the index and term
+// of the last entry it applied, and the configuration in force there with
+// the index it was committed at. A zero Term or a nil Config means the hive
+// does not know (a hive of an earlier version, or one reset for a new
+// consensus history).
+type Position struct {
+	Index, Term uint64
+	Config      []byte
+	ConfigIndex uint64
+}
+
+// Position reads where the hive stands in the consensus log.
+func (r *Reader) Position() Position {
+	m := r.tx.Bucket(bucketMeta)
+	p := Position{Index: getU64(m.Get(keyApplied)), Term: getU64(m.Get(keyAppliedTerm)), ConfigIndex: getU64(m.Get(keyConfigIndex))}
+	if c := m.Get(keyConfig); c != nil {
+		p.Config = bytes.Clone(c)
+	}
+	return p
+}
+
 // lookup walks to the bucket of p, returning the case-preserved path.
 func (r *Reader) lookup(p Path) (*bolt.Bucket, Path, error) {
 	b := r.tx.Bucket(bucketTree)

@@ -119,7 +119,7 @@ type stateCollector struct {
 	src Sources
 
 	info, raftState, term, commit, applied, last, isLeader, voter, leaderChanges *prometheus.Desc
-	hiveBytes, seq, writesApplied, writesRejected                                *prometheus.Desc
+	hiveBytes, seq, writesApplied, writesRejected, snapshotsInstalled            *prometheus.Desc
 	generation, members, membersUp                                               *prometheus.Desc
 	sessionsStarted, sessionsCompleted, sessionsFailed                           *prometheus.Desc
 	backupLastTime, backupLastBytes, backupLastSeconds, backupLastSuccess        *prometheus.Desc
@@ -129,36 +129,37 @@ type stateCollector struct {
 
 func newStateCollector(src Sources) *stateCollector {
 	return &stateCollector{
-		src:               src,
-		info:              desc("node_info", "The node and its cluster (value 1).", "node", "node_id", "cluster", "cluster_id", "version"),
-		raftState:         desc("raft_state", "The node's consensus state: 1 for the current one.", "state"),
-		term:              desc("raft_term", "The current consensus term."),
-		commit:            desc("raft_commit_index", "The highest log index known to be committed."),
-		applied:           desc("raft_applied_index", "The last log index applied to this node's hive."),
-		last:              desc("raft_last_log_index", "The last index in this node's consensus log."),
-		isLeader:          desc("raft_is_leader", "1 when this node is the leader."),
-		voter:             desc("raft_voter", "1 when this node is a voter in the consensus configuration."),
-		leaderChanges:     desc("raft_leader_changes_total", "Changes of leader this node observed since it started."),
-		hiveBytes:         desc("hive_size_bytes", "Size of this node's hive file (clusdb)."),
-		seq:               desc("hive_sequence", "The hive's sequence number: the last committed transaction's."),
-		writesApplied:     desc("hive_writes_applied_total", "Transactions committed to this node's hive since the agent started."),
-		writesRejected:    desc("hive_writes_rejected_total", "Committed transactions that changed nothing (a precondition failed) since the agent started."),
-		generation:        desc("cluster_generation", "The cluster generation (raised by every authoritative restore)."),
-		members:           desc("cluster_members", "Members of the cluster, as this node records them."),
-		membersUp:         desc("cluster_members_up", "Members in state Up, as this node sees them."),
-		sessionsStarted:   desc("shadow_sessions_started_total", "Backup and restore sessions this node's shadow-copy coordinator started.", "kind"),
-		sessionsCompleted: desc("shadow_sessions_completed_total", "Sessions that completed.", "kind"),
-		sessionsFailed:    desc("shadow_sessions_failed_total", "Sessions that failed or were aborted.", "kind"),
-		backupLastTime:    desc("backup_last_completion_timestamp_seconds", "When the last backup served by this node completed (Unix time)."),
-		backupLastBytes:   desc("backup_last_size_bytes", "Size of the snapshot set of the last completed backup."),
-		backupLastSeconds: desc("backup_last_duration_seconds", "Duration of the last completed backup, from start to completion."),
-		backupLastSuccess: desc("backup_last_success", "1 when the last backup served by this node completed, 0 when it failed."),
-		targetLastTime:    desc("backup_target_last_completion_timestamp_seconds", "When the last backup to the target that this node served (of those it remembers) completed (Unix time).", "target"),
-		targetLastBytes:   desc("backup_target_last_size_bytes", "Size of the snapshot set of the last completed backup to the target that this node served.", "target"),
-		targetLastSeconds: desc("backup_target_last_duration_seconds", "Duration of the last completed backup to the target that this node served.", "target"),
-		targetLastSuccess: desc("backup_target_last_success", "1 when the last backup to the target that this node served completed, 0 when it failed.", "target"),
-		restoreEvents:     desc("restore_events_total", "Restore events on this node: sessions started, completed, failed; a staged restore applied at the service's start.", "event"),
-		restorePending:    desc("restore_pending", "1 when a restore is staged for the service's next start."),
+		src:                src,
+		info:               desc("node_info", "The node and its cluster (value 1).", "node", "node_id", "cluster", "cluster_id", "version"),
+		raftState:          desc("raft_state", "The node's consensus state: 1 for the current one.", "state"),
+		term:               desc("raft_term", "The current consensus term."),
+		commit:             desc("raft_commit_index", "The highest log index known to be committed."),
+		applied:            desc("raft_applied_index", "The last log index applied to this node's hive."),
+		last:               desc("raft_last_log_index", "The last index in this node's consensus log."),
+		isLeader:           desc("raft_is_leader", "1 when this node is the leader."),
+		voter:              desc("raft_voter", "1 when this node is a voter in the consensus configuration."),
+		leaderChanges:      desc("raft_leader_changes_total", "Changes of leader this node observed since it started."),
+		hiveBytes:          desc("hive_size_bytes", "Size of this node's hive file (clusdb)."),
+		seq:                desc("hive_sequence", "The hive's sequence number: the last committed transaction's."),
+		writesApplied:      desc("hive_writes_applied_total", "Transactions committed to this node's hive since the agent started."),
+		writesRejected:     desc("hive_writes_rejected_total", "Committed transactions that changed nothing (a precondition failed) since the agent started."),
+		snapshotsInstalled: desc("snapshots_installed_total", "Whole hives received from a leader since the agent started, because the entries this node lacked were no longer in the log."),
+		generation:         desc("cluster_generation", "The cluster generation (raised by every authoritative restore)."),
+		members:            desc("cluster_members", "Members of the cluster, as this node records them."),
+		membersUp:          desc("cluster_members_up", "Members in state Up, as this node sees them."),
+		sessionsStarted:    desc("shadow_sessions_started_total", "Backup and restore sessions this node's shadow-copy coordinator started.", "kind"),
+		sessionsCompleted:  desc("shadow_sessions_completed_total", "Sessions that completed.", "kind"),
+		sessionsFailed:     desc("shadow_sessions_failed_total", "Sessions that failed or were aborted.", "kind"),
+		backupLastTime:     desc("backup_last_completion_timestamp_seconds", "When the last backup served by this node completed (Unix time)."),
+		backupLastBytes:    desc("backup_last_size_bytes", "Size of the snapshot set of the last completed backup."),
+		backupLastSeconds:  desc("backup_last_duration_seconds", "Duration of the last completed backup, from start to completion."),
+		backupLastSuccess:  desc("backup_last_success", "1 when the last backup served by this node completed, 0 when it failed."),
+		targetLastTime:     desc("backup_target_last_completion_timestamp_seconds", "When the last backup to the target that this node served (of those it remembers) completed (Unix time).", "target"),
+		targetLastBytes:    desc("backup_target_last_size_bytes", "Size of the snapshot set of the last completed backup to the target that this node served.", "target"),
+		targetLastSeconds:  desc("backup_target_last_duration_seconds", "Duration of the last completed backup to the target that this node served.", "target"),
+		targetLastSuccess:  desc("backup_target_last_success", "1 when the last backup to the target that this node served completed, 0 when it failed.", "target"),
+		restoreEvents:      desc("restore_events_total", "Restore events on this node: sessions started, completed, failed; a staged restore applied at the service's start.", "event"),
+		restorePending:     desc("restore_pending", "1 when a restore is staged for the service's next start."),
 	}
 }
 
@@ -166,7 +167,7 @@ func newStateCollector(src Sources) *stateCollector {
 // collecting asks the other members).
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.info, c.raftState, c.term, c.commit, c.applied, c.last, c.isLeader, c.voter,
-		c.leaderChanges, c.hiveBytes, c.seq, c.writesApplied, c.writesRejected, c.generation, c.members, c.membersUp,
+		c.leaderChanges, c.hiveBytes, c.seq, c.writesApplied, c.writesRejected, c.snapshotsInstalled, c.generation, c.members, c.membersUp,
 		c.sessionsStarted, c.sessionsCompleted, c.sessionsFailed, c.backupLastTime, c.backupLastBytes, c.backupLastSeconds,
 		c.backupLastSuccess, c.targetLastTime, c.targetLastBytes, c.targetLastSeconds, c.targetLastSuccess,
 		c.restoreEvents, c.restorePending} {
@@ -228,6 +229,7 @@ func (c *stateCollector) collectCluster(ch chan<- prometheus.Metric, svc Cluster
 	gauge(ch, c.seq, float64(st.Seq))
 	counter(ch, c.writesApplied, float64(stats.WritesApplied))
 	counter(ch, c.writesRejected, float64(stats.WritesRejected))
+	counter(ch, c.snapshotsInstalled, float64(stats.SnapshotsInstalled))
 	gauge(ch, c.generation, float64(st.Generation))
 	gauge(ch, c.restorePending, b2f(st.RestorePending != ""))
 	counter(ch, c.restoreEvents, b2f(stats.RestoreAppliedAtStart), "applied_at_start")

@@ -1,0 +1,100 @@
+package cluster
+
+// The hive as a consensus snapshot of itself.
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/hashicorp/raft"
+)
+
+// hiveSnapshotID names the snapshot that is the hive itself.
+const hiveSnapshotID = "hive"
+
+// hiveSnapshots is raft's snapshot store with the hive offered as one more
+// snapshot, the newest whenever the hive has applied past the newest file:
+// the hive records the index, term and configuration of the last entry it
+// applied (hive.Position), which is all a snapshot's metadata says. So a
+// node whose hive came from a backup set, with no consensus log at all,
+// starts at the set's index, and the leader sends it only the entries it
+// lacks instead of the whole hive again; a restart resumes at the hive's
+// last group commit, not at the older snapshot file; and a snapshot sent
+// to a follower streams the hive file as it is, from a read transaction.
+// Raft reads only the metadata at start (NoSnapshotRestoreOnStart), and
+// snapshots it takes or receives are kept in the files as before.
+type hiveSnapshots struct {
+	raft.SnapshotStore
+	hive *hive.Hive
+}
+
+// List is the stored snapshots, newest first, with the hive in front of
+// them when it is newer.
+func (s *hiveSnapshots) List() ([]*raft.SnapshotMeta, error) {
+	list, err := s.SnapshotStore.List()
+	if err != nil {
+		return nil, err
+	}
+	meta, ok := snapshotMeta(s.hive.Position())
+	if !ok || (len(list) > 0 && list[0].Index >= meta.Index) {
+		return list, nil
+	}
+	return append([]*raft.SnapshotMeta{meta}, list...), nil
+}
+
+// Open opens a stored snapshot, or streams the hive from a read
+// transaction, with the metadata of that transaction.
+func (s *hiveSnapshots) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	if id != hiveSnapshotID {
+		return s.SnapshotStore.Open(id)
+	}
+	snap, err := s.hive.Snapshot()
+	if err != nil {
+		return nil, nil, fmt.Errorf("open the hive as a snapshot: %w", err)
+	}
+	meta, ok := snapshotMeta(snap.Reader().Position())
+	if !ok {
+		snap.Close()
+		return nil, nil, fmt.Errorf("open the hive as a snapshot: the hive does not know where it stands in the log")
+	}
+	meta.Size = snap.Size()
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := snap.WriteTo(pw)
+		snap.Close()
+		pw.CloseWithError(err)
+	}()
+	return meta, pr, nil
+}
+
+// snapshotMeta is the metadata of a snapshot at p, if p is whole.
+func snapshotMeta(p hive.Position) (*raft.SnapshotMeta, bool) {
+	if p.Index == 0 || p.Term == 0 || p.Config == nil || p.ConfigIndex > p.Index {
+		return nil, false
+	}
+	c, ok := decodeConfiguration(p.Config)
+	if !ok || len(c.Servers) == 0 {
+		return nil, false
+	}
+	return &raft.SnapshotMeta{
+		Version:            raft.SnapshotVersionMax,
+		ID:                 hiveSnapshotID,
+		Index:              p.Index,
+		Term:               p.Term,
+		Configuration:      c,
+		ConfigurationIndex: p.ConfigIndex,
+	}, true
+}
+
+// decodeConfiguration reads a configuration as raft encodes it; raft's own
+// decoder panics on bytes it cannot read, which a damaged hive must not
+// turn into a crash at start.
+func decodeConfiguration(b []byte) (c raft.Configuration, ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	return raft.DecodeConfiguration(b), true
+}

@@ -1,0 +1,123 @@
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/clusterkeep/clusterkeep/internal/hive"
+)
+
+// TestRestoredHiveResumesAtItsIndex: a node whose consensus log is gone and
+// whose hive is a copy taken earlier (a wiped node restored from a backup
+// set) starts where the copy stands in the log: the leader sends it only
+// the entries after the copy, not the whole log nor the whole hive.
+func TestRestoredHiveResumesAtItsIndex(t *testing.T) {
+	base := t.TempDir()
+	open := func(name string) *Service {
+		cfg := fastConfig(t, filepath.Join(base, name), name)
+		cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = 64, 200, 100*time.Millisecond
+		return openWith(t, cfg)
+	}
+	a, b, c := open("a"), open("b"), open("c")
+	if err := a.Create(ctx(t), "resume"); err != nil {
+		t.Fatal(err)
+	}
+	leaderOf(t, a)
+	join(t, a, b)
+	join(t, a, c)
+	write := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			l := leaderOf(t, a, b)
+			if _, err := l.Apply(ctx(t), hive.Txn{Ops: []hive.Op{hive.SetValue(fmt.Sprintf("k/%d", i), hive.Uint32Value("v", uint32(i)))}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	has := func(s *Service, n int) func() error {
+		return func() error {
+			for i := range n {
+				if v, err := s.Hive().GetValue(fmt.Sprintf("k/%d", i), "v"); err != nil || v.Uint32 != uint32(i) {
+					return fmt.Errorf("k/%d: %+v %v", i, v, err)
+				}
+			}
+			return nil
+		}
+	}
+	write(0, 300)
+	eventually(t, "c has every key", has(c, 300))
+
+	// The copy, as a backup takes it: a read transaction of c's hive.
+	snap, err := c.Hive().Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := snap.Reader().Position()
+	copyPath := filepath.Join(base, "copy")
+	f, err := os.Create(copyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snap.WriteTo(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	snap.Close()
+	if at.Index == 0 || at.Term == 0 || at.Config == nil {
+		t.Fatalf("the hive does not know where it stands in the log: %+v", at)
+	}
+
+	c.Close()
+	write(300, 340)
+
+	dir := filepath.Join(base, "c")
+	if err := os.RemoveAll(filepath.Join(dir, "raft")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(copyPath, filepath.Join(dir, hive.FileName)); err != nil {
+		t.Fatal(err)
+	}
+	c = open("c")
+	eventually(t, "c catches up from the log", has(c, 340))
+	// c's new log starts after the copy: the leader sent it the entries
+	// it lacked and none it had (without the copy's position it starts at
+	// index 0, and is sent the whole log, or the whole hive once the log's
+	// start is compacted away).
+	if first, err := c.store.FirstIndex(); err != nil || first != at.Index+1 {
+		t.Fatalf("c's log starts at %d (%v), want %d: the entry after the copy", first, err, at.Index+1)
+	}
+	if n := c.Stats().SnapshotsInstalled; n != 0 {
+		t.Fatalf("c was sent the whole hive %d times; it needed only the entries after %d", n, at.Index)
+	}
+	// And it keeps up as a member: a later write reaches it.
+	write(340, 341)
+	eventually(t, "c takes new writes", has(c, 341))
+}
+
+// TestPositionIsForgottenForANewHistory: an authoritative restore's reset
+// (and a cleared hive) leave no position, so raft starts them afresh.
+func TestPositionIsForgottenForANewHistory(t *testing.T) {
+	h, err := hive.Open(filepath.Join(t.TempDir(), hive.FileName), hive.Options{CommitInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if _, err := h.Apply([]hive.Entry{{Index: 7, Term: 2, Mark: true, Config: []byte{1}}, {Index: 9, Term: 3, Txn: hive.Txn{Ops: []hive.Op{hive.SetValue("A", hive.Uint32Value("v", 1))}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if p := h.Position(); p.Index != 9 || p.Term != 3 || p.ConfigIndex != 7 || string(p.Config) != "\x01" {
+		t.Fatalf("position %+v", p)
+	}
+	if err := h.ResetConsensus(); err != nil {
+		t.Fatal(err)
+	}
+	if p := h.Position(); p.Index != 0 || p.Term != 0 || p.Config != nil || p.ConfigIndex != 0 {
+		t.Fatalf("position after reset %+v", p)
+	}
+	if _, ok := snapshotMeta(h.Position()); ok {
+		t.Fatal("a reset hive is offered as a snapshot")
+	}
+}
