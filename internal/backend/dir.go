@@ -242,6 +242,18 @@ func (w *dirWriter) Create(name string) (Object, error) {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return nil, err
 	}
+	if !pageCacheOnly {
+		d, err := openDirect(dst)
+		if err == nil {
+			return d, nil
+		}
+		if !errors.Is(err, unix.EINVAL) {
+			return nil, err
+		}
+		// No direct I/O on this file system: through the page cache, with
+		// early writeback. (The refused open may have created the file.)
+		os.Remove(dst)
+	}
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, err
