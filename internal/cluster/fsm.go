@@ -35,6 +35,10 @@ type fsm struct {
 	hive *hive.Hive
 	// counters, when set, count the transactions applied.
 	counters *counters
+	// beforeReplace, when set, is called before a snapshot replaces the
+	// hive (it ends the hive's own streams, whose read transactions the
+	// replacement would wait for).
+	beforeReplace func()
 
 	mu      sync.Mutex
 	index   uint64        // the last log index this FSM has applied
@@ -159,6 +163,9 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	if f.beforeReplace != nil {
+		f.beforeReplace()
+	}
 	if err := f.hive.Replace(rc); err != nil {
 		return fmt.Errorf("install raft snapshot: %w", err)
 	}

@@ -313,7 +313,9 @@ func (s *Service) startRaft(bootstrap bool) error {
 	rc.NotifyCh = notify
 	f := newFSM(s.hive)
 	f.counters = &s.counters
-	r, err := raft.NewRaft(rc, f, store, store, &hiveSnapshots{SnapshotStore: snaps, hive: s.hive}, trans)
+	hs := &hiveSnapshots{SnapshotStore: snaps, hive: s.hive}
+	f.beforeReplace = hs.abortStreams
+	r, err := raft.NewRaft(rc, f, store, store, hs, trans)
 	if err != nil {
 		trans.Close()
 		store.Close()

@@ -3,8 +3,10 @@ package cluster
 // The hive as a consensus snapshot of itself.
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/hashicorp/raft"
@@ -27,7 +29,24 @@ const hiveSnapshotID = "hive"
 type hiveSnapshots struct {
 	raft.SnapshotStore
 	hive *hive.Hive
+
+	mu      sync.Mutex
+	streams map[*io.PipeWriter]struct{} // the hive's streams still open
 }
+
+// abortStreams ends every stream of the hive still open: each holds a read
+// transaction, which a replacement of the hive (a snapshot installed from a
+// new leader) would otherwise wait for, as long as a slow peer of the old
+// leader takes to read it.
+func (s *hiveSnapshots) abortStreams() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for pw := range s.streams {
+		pw.CloseWithError(errStreamAborted)
+	}
+}
+
+var errStreamAborted = errors.New("the hive is being replaced")
 
 // List is the stored snapshots, newest first, with the hive in front of
 // them when it is newer.
@@ -60,10 +79,19 @@ func (s *hiveSnapshots) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, erro
 	}
 	meta.Size = snap.Size()
 	pr, pw := io.Pipe()
+	s.mu.Lock()
+	if s.streams == nil {
+		s.streams = map[*io.PipeWriter]struct{}{}
+	}
+	s.streams[pw] = struct{}{}
+	s.mu.Unlock()
 	go func() {
 		_, err := snap.WriteTo(pw)
 		snap.Close()
 		pw.CloseWithError(err)
+		s.mu.Lock()
+		delete(s.streams, pw)
+		s.mu.Unlock()
 	}()
 	return meta, pr, nil
 }

@@ -97,6 +97,68 @@ func TestRestoredHiveResumesAtItsIndex(t *testing.T) {
 	eventually(t, "c takes new writes", has(c, 341))
 }
 
+// TestHiveNewerThanItsLogCatchesUp: a lagging node restored from a set
+// newer than its own log, its raft directory kept, starts at the set's
+// index and takes the entries after it. (The leader, which still holds
+// the node's old place in the log, sends from there: the entries up to the
+// set's index land in the log again, and are not applied twice.)
+func TestHiveNewerThanItsLogCatchesUp(t *testing.T) {
+	base := t.TempDir()
+	open := func(name string) *Service { return openSvc(t, filepath.Join(base, name), name) }
+	a, b, c := open("a"), open("b"), open("c")
+	if err := a.Create(ctx(t), "ahead"); err != nil {
+		t.Fatal(err)
+	}
+	leaderOf(t, a)
+	join(t, a, b)
+	join(t, a, c)
+	write := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if _, err := leaderOf(t, a, b).Apply(ctx(t), hive.Txn{Ops: []hive.Op{hive.SetValue(fmt.Sprintf("k/%d", i), hive.Uint32Value("v", uint32(i)))}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write(0, 20)
+	eventually(t, "c has k/19", func() error { _, err := c.Hive().GetValue("k/19", "v"); return err })
+	c.Close()
+	write(20, 60)
+	// The set: a copy of the leader's hive, well past c's log.
+	snap, err := leaderOf(t, a, b).Hive().Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := snap.Reader().Position()
+	f, err := os.Create(filepath.Join(base, "c", hive.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snap.WriteTo(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	snap.Close()
+	write(60, 70)
+	c = open("c")
+	eventually(t, "c takes the entries after the set", func() error {
+		for i := range 70 {
+			if v, err := c.Hive().GetValue(fmt.Sprintf("k/%d", i), "v"); err != nil || v.Uint32 != uint32(i) {
+				return fmt.Errorf("k/%d: %+v %v", i, v, err)
+			}
+		}
+		return nil
+	})
+	if r, err := c.currentRaft(); err != nil {
+		t.Fatal(err)
+	} else if st := r.Stats(); st["last_snapshot_index"] != fmt.Sprint(at.Index) {
+		t.Fatalf("c started at snapshot index %s, want the set's %d", st["last_snapshot_index"], at.Index)
+	}
+	if n := c.Stats().SnapshotsInstalled; n != 0 {
+		t.Fatalf("c was sent the whole hive %d times", n)
+	}
+}
+
 // TestPositionIsForgottenForANewHistory: an authoritative restore's reset
 // (and a cleared hive) leave no position, so raft starts them afresh.
 func TestPositionIsForgottenForANewHistory(t *testing.T) {

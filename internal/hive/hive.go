@@ -58,8 +58,12 @@ var (
 	keyAppliedTerm = []byte("applied-term")
 	keyConfig      = []byte("config")
 	keyConfigIndex = []byte("config-index")
-	keyFormat      = []byte("format")
-	keyMeta        = []byte{0} // inside a key's bucket: its own record
+	// keyPositionAt is the applied index the three keys above were kept
+	// with: a version that knows none of them advances keyApplied alone,
+	// and then they describe an earlier entry than the last one applied.
+	keyPositionAt = []byte("position-at")
+	keyFormat     = []byte("format")
+	keyMeta       = []byte{0} // inside a key's bucket: its own record
 )
 
 const (
@@ -434,6 +438,16 @@ func applyEntries(tx *bolt.Tx, entries []Entry) ([]Result, []Event, uint64, erro
 	var events []Event
 	meta := tx.Bucket(bucketMeta)
 	applied, term := getU64(meta.Get(keyApplied)), getU64(meta.Get(keyAppliedTerm))
+	if getU64(meta.Get(keyPositionAt)) != applied {
+		// An earlier version applied entries after the position was kept:
+		// a configuration may have changed among them, so none is known
+		// until the next configuration entry.
+		for _, k := range [][]byte{keyConfig, keyConfigIndex} {
+			if err := meta.Delete(k); err != nil {
+				return nil, nil, 0, err
+			}
+		}
+	}
 	seq := getU64(meta.Get(keySeq))
 	for i, e := range entries {
 		if e.Index != 0 && e.Index <= applied {
@@ -485,6 +499,9 @@ func applyEntries(tx *bolt.Tx, entries []Entry) ([]Result, []Event, uint64, erro
 	if err := meta.Put(keyAppliedTerm, u64(term)); err != nil {
 		return nil, nil, 0, err
 	}
+	if err := meta.Put(keyPositionAt, u64(applied)); err != nil {
+		return nil, nil, 0, err
+	}
 	return results, events, seq, meta.Put(keyApplied, u64(applied))
 }
 
@@ -498,7 +515,7 @@ func putConfig(meta *bolt.Bucket, index uint64, config []byte) error {
 // forgetPosition drops what the hive knows of its place in the consensus
 // log: a new consensus history starts, or none is left.
 func forgetPosition(meta *bolt.Bucket) error {
-	for _, k := range [][]byte{keyAppliedTerm, keyConfig, keyConfigIndex} {
+	for _, k := range [][]byte{keyAppliedTerm, keyConfig, keyConfigIndex, keyPositionAt} {
 		if err := meta.Delete(k); err != nil {
 			return err
 		}

@@ -73,7 +73,11 @@ type Position struct {
 // Position reads where the hive stands in the consensus log.
 func (r *Reader) Position() Position {
 	m := r.tx.Bucket(bucketMeta)
-	p := Position{Index: getU64(m.Get(keyApplied)), Term: getU64(m.Get(keyAppliedTerm)), ConfigIndex: getU64(m.Get(keyConfigIndex))}
+	p := Position{Index: getU64(m.Get(keyApplied))}
+	if getU64(m.Get(keyPositionAt)) != p.Index {
+		return p // kept with an earlier entry (see keyPositionAt): unknown
+	}
+	p.Term, p.ConfigIndex = getU64(m.Get(keyAppliedTerm)), getU64(m.Get(keyConfigIndex))
 	if c := m.Get(keyConfig); c != nil {
 		p.Config = bytes.Clone(c)
 	}
