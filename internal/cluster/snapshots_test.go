@@ -21,51 +21,14 @@ func TestRestoredHiveResumesAtItsIndex(t *testing.T) {
 		cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = 64, 200, 100*time.Millisecond
 		return openWith(t, cfg)
 	}
-	a, b, c := open("a"), open("b"), open("c")
-	if err := a.Create(ctx(t), "resume"); err != nil {
-		t.Fatal(err)
-	}
-	leaderOf(t, a)
-	join(t, a, b)
-	join(t, a, c)
-	write := func(from, to int) {
-		t.Helper()
-		for i := from; i < to; i++ {
-			l := leaderOf(t, a, b)
-			if _, err := l.Apply(ctx(t), hive.Txn{Ops: []hive.Op{hive.SetValue(fmt.Sprintf("k/%d", i), hive.Uint32Value("v", uint32(i)))}}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	has := func(s *Service, n int) func() error {
-		return func() error {
-			for i := range n {
-				if v, err := s.Hive().GetValue(fmt.Sprintf("k/%d", i), "v"); err != nil || v.Uint32 != uint32(i) {
-					return fmt.Errorf("k/%d: %+v %v", i, v, err)
-				}
-			}
-			return nil
-		}
-	}
+	a, b, c := formThree(t, "resume", open)
+	write := func(from, to int) { t.Helper(); writeKeys(t, from, to, a, b) }
 	write(0, 300)
-	eventually(t, "c has every key", has(c, 300))
+	eventually(t, "c has every key", hasKeys(c, 300))
 
 	// The copy, as a backup takes it: a read transaction of c's hive.
-	snap, err := c.Hive().Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := snap.Reader().Position()
 	copyPath := filepath.Join(base, "copy")
-	f, err := os.Create(copyPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := snap.WriteTo(f); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	snap.Close()
+	at := copyHive(t, c, copyPath)
 	if at.Index == 0 || at.Term == 0 || at.Config == nil {
 		t.Fatalf("the hive does not know where it stands in the log: %+v", at)
 	}
@@ -81,7 +44,7 @@ func TestRestoredHiveResumesAtItsIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	c = open("c")
-	eventually(t, "c catches up from the log", has(c, 340))
+	eventually(t, "c catches up from the log", hasKeys(c, 340))
 	// c's new log starts after the copy: the leader sent it the entries
 	// it lacked and none it had (without the copy's position it starts at
 	// index 0, and is sent the whole log, or the whole hive once the log's
@@ -94,7 +57,7 @@ func TestRestoredHiveResumesAtItsIndex(t *testing.T) {
 	}
 	// And it keeps up as a member: a later write reaches it.
 	write(340, 341)
-	eventually(t, "c takes new writes", has(c, 341))
+	eventually(t, "c takes new writes", hasKeys(c, 341))
 }
 
 // TestHiveNewerThanItsLogCatchesUp: a lagging node restored from a set
@@ -105,50 +68,17 @@ func TestRestoredHiveResumesAtItsIndex(t *testing.T) {
 func TestHiveNewerThanItsLogCatchesUp(t *testing.T) {
 	base := t.TempDir()
 	open := func(name string) *Service { return openSvc(t, filepath.Join(base, name), name) }
-	a, b, c := open("a"), open("b"), open("c")
-	if err := a.Create(ctx(t), "ahead"); err != nil {
-		t.Fatal(err)
-	}
-	leaderOf(t, a)
-	join(t, a, b)
-	join(t, a, c)
-	write := func(from, to int) {
-		t.Helper()
-		for i := from; i < to; i++ {
-			if _, err := leaderOf(t, a, b).Apply(ctx(t), hive.Txn{Ops: []hive.Op{hive.SetValue(fmt.Sprintf("k/%d", i), hive.Uint32Value("v", uint32(i)))}}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	a, b, c := formThree(t, "ahead", open)
+	write := func(from, to int) { t.Helper(); writeKeys(t, from, to, a, b) }
 	write(0, 20)
 	eventually(t, "c has k/19", func() error { _, err := c.Hive().GetValue("k/19", "v"); return err })
 	c.Close()
 	write(20, 60)
 	// The set: a copy of the leader's hive, well past c's log.
-	snap, err := leaderOf(t, a, b).Hive().Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := snap.Reader().Position()
-	f, err := os.Create(filepath.Join(base, "c", hive.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := snap.WriteTo(f); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	snap.Close()
+	at := copyHive(t, leaderOf(t, a, b), filepath.Join(base, "c", hive.FileName))
 	write(60, 70)
 	c = open("c")
-	eventually(t, "c takes the entries after the set", func() error {
-		for i := range 70 {
-			if v, err := c.Hive().GetValue(fmt.Sprintf("k/%d", i), "v"); err != nil || v.Uint32 != uint32(i) {
-				return fmt.Errorf("k/%d: %+v %v", i, v, err)
-			}
-		}
-		return nil
-	})
+	eventually(t, "c takes the entries after the set", hasKeys(c, 70))
 	if r, err := c.currentRaft(); err != nil {
 		t.Fatal(err)
 	} else if st := r.Stats(); st["last_snapshot_index"] != fmt.Sprint(at.Index) {
@@ -157,6 +87,62 @@ func TestHiveNewerThanItsLogCatchesUp(t *testing.T) {
 	if n := c.Stats().SnapshotsInstalled; n != 0 {
 		t.Fatalf("c was sent the whole hive %d times", n)
 	}
+}
+
+// formThree creates a cluster of three services opened by open and
+// returns them, the first leading.
+func formThree(t *testing.T, name string, open func(string) *Service) (a, b, c *Service) {
+	t.Helper()
+	a, b, c = open("a"), open("b"), open("c")
+	if err := a.Create(ctx(t), name); err != nil {
+		t.Fatal(err)
+	}
+	leaderOf(t, a)
+	join(t, a, b)
+	join(t, a, c)
+	return a, b, c
+}
+
+// writeKeys sets k/from … k/to-1 through whichever of svcs leads.
+func writeKeys(t *testing.T, from, to int, svcs ...*Service) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if _, err := leaderOf(t, svcs...).Apply(ctx(t), hive.Txn{Ops: []hive.Op{hive.SetValue(fmt.Sprintf("k/%d", i), hive.Uint32Value("v", uint32(i)))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// hasKeys holds once s's hive has k/0 … k/n-1 as writeKeys set them.
+func hasKeys(s *Service, n int) func() error {
+	return func() error {
+		for i := range n {
+			if v, err := s.Hive().GetValue(fmt.Sprintf("k/%d", i), "v"); err != nil || v.Uint32 != uint32(i) {
+				return fmt.Errorf("k/%d: %+v %v", i, v, err)
+			}
+		}
+		return nil
+	}
+}
+
+// copyHive writes s's hive to path as a backup takes it (a read
+// transaction) and returns where the copy stands in the log.
+func copyHive(t *testing.T, s *Service, path string) hive.Position {
+	t.Helper()
+	snap, err := s.Hive().Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := snap.WriteTo(f); err != nil {
+		t.Fatal(err)
+	}
+	return snap.Reader().Position()
 }
 
 // TestPositionIsForgottenForANewHistory: an authoritative restore's reset
