@@ -82,11 +82,13 @@ type Options struct {
 
 	// Entries given to Apply with a consensus index are applied into a
 	// pending write transaction, the group, committed in the background
-	// once it is CommitInterval old (default 10 ms) or holds CommitEntries
-	// entries (default 1000): the consensus log, fsync'd before an entry
-	// is applied, is what makes them durable, and a restart replays what
-	// the hive lost. A negative CommitInterval commits every Apply before
-	// it returns.
+	// once it is CommitInterval old (default 100 ms) or holds CommitEntries
+	// entries (default 10,000), as etcd's backend batches its commits: the
+	// consensus log, fsync'd before an entry is applied, is what makes them
+	// durable, and a restart replays what the hive lost. A commit holds up
+	// applies and reads while it writes, so fewer, larger groups cost less
+	// (each page a group dirties is written once per group). A negative
+	// CommitInterval commits every Apply before it returns.
 	CommitInterval time.Duration
 	CommitEntries  int
 	// OnCommitError is told, on a goroutine of its own, that a group
@@ -121,10 +123,10 @@ func Open(path string, opts Options) (*Hive, error) {
 		opts.MmapSize = 4 << 30
 	}
 	if opts.CommitInterval == 0 {
-		opts.CommitInterval = 10 * time.Millisecond
+		opts.CommitInterval = 100 * time.Millisecond
 	}
 	if opts.CommitEntries <= 0 {
-		opts.CommitEntries = 1000
+		opts.CommitEntries = 10000
 	}
 	h := &Hive{path: path, opts: opts, watch: newWatchers()}
 	db, err := h.openDB(false)
