@@ -48,7 +48,7 @@ func TestValuesFillTheirPages(t *testing.T) {
 			}
 			defer db.Close()
 			if err := db.View(func(tx *bolt.Tx) error {
-				st := tx.Bucket(bucketValues).Stats()
+				st := tx.Bucket(bucketData).Stats()
 				fill := float64(st.LeafInuse) / float64(st.LeafAlloc)
 				t.Logf("values: %d bytes in use in %d allocated (%.0f%%), page size %d", st.LeafInuse, st.LeafAlloc, 100*fill, db.Info().PageSize)
 				if fill < tc.minFill {

@@ -36,16 +36,20 @@ const FileName = "clusdb"
 // fifteen fit, and the file holds the data with almost nothing spare.
 const pageSize = 16 << 10
 
-// formatVersion is written in the meta bucket; a file of another format is refused.
-const formatVersion = 2
+// formatVersion is written in the meta bucket. A writable open converts a
+// file of format 2 (formatNested) and a read-only one reads it as it is;
+// any other format is refused.
+const formatVersion = 3
 
 var (
-	bucketTree = []byte("tree")
-	// bucketValues holds every value, keyed by the folded key path, a NUL
-	// and the folded value name: kept out of the key buckets, which then
-	// stay small enough for bbolt to store inline in their parent's page.
-	bucketValues = []byte("values")
-	bucketMeta   = []byte("meta")
+	// bucketKeys is the key index: every key but the root, by its folded
+	// path (see indexID), with its record (keyRecord).
+	bucketKeys = []byte("keys")
+	// bucketData holds every value, keyed by its key's number and the
+	// folded value name: a key's values lie together, and those of new
+	// keys are appended.
+	bucketData = []byte("data")
+	bucketMeta = []byte("meta")
 	// bucketRequests remembers the outcome of recent transactions by their
 	// request id, so a retried request is answered, not applied again.
 	bucketRequests = []byte("requests")
@@ -63,11 +67,8 @@ var (
 	// and then they describe an earlier entry than the last one applied.
 	keyPositionAt = []byte("position-at")
 	keyFormat     = []byte("format")
-	keyMeta       = []byte{0} // inside a key's bucket: its own record
-)
-
-const (
-	prefixKey = 'k'
+	keyRoot       = []byte("root")     // the root key's record
+	keyNextNum    = []byte("next-key") // the last key number given
 )
 
 // Options tune Open. The zero value is what an agent uses.
@@ -203,28 +204,7 @@ func (h *Hive) openDB(readOnly bool) (*bolt.DB, error) {
 	if readOnly {
 		err = db.View(checkFormat)
 	} else {
-		err = db.Update(func(tx *bolt.Tx) error {
-			for _, b := range [][]byte{bucketTree, bucketValues} {
-				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-					return err
-				}
-			}
-			for _, b := range [][]byte{bucketRequests, bucketReqOrder} {
-				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-					return err
-				}
-			}
-			m, err := tx.CreateBucketIfNotExists(bucketMeta)
-			if err != nil {
-				return err
-			}
-			if m.Get(keyFormat) == nil {
-				if err := m.Put(keyFormat, u64(formatVersion)); err != nil {
-					return err
-				}
-			}
-			return checkFormat(tx)
-		})
+		err = db.Update(prepare)
 	}
 	if err != nil {
 		db.Close()
@@ -233,13 +213,64 @@ func (h *Hive) openDB(readOnly bool) (*bolt.DB, error) {
 	return db, nil
 }
 
+// prepare makes a writable hive ready: the buckets of a new file, a
+// format 2 file converted.
+func prepare(tx *bolt.Tx) error {
+	for _, b := range [][]byte{bucketRequests, bucketReqOrder} {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return err
+		}
+	}
+	m, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return err
+	}
+	v := getU64(m.Get(keyFormat))
+	if v == 0 && tx.Bucket(bucketTree) != nil {
+		v = formatNested // as format 2 stamped such a file
+		if err := m.Put(keyFormat, u64(v)); err != nil {
+			return err
+		}
+	}
+	switch v {
+	case 0:
+		for _, b := range [][]byte{bucketKeys, bucketData} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if err := m.Put(keyFormat, u64(formatVersion)); err != nil {
+			return err
+		}
+	case formatNested:
+		if err := checkFormat(tx); err != nil {
+			return err
+		}
+		if err := convertNested(tx); err != nil {
+			return err
+		}
+	}
+	return checkFormat(tx)
+}
+
 func checkFormat(tx *bolt.Tx) error {
 	m := tx.Bucket(bucketMeta)
-	if m == nil || tx.Bucket(bucketTree) == nil || tx.Bucket(bucketValues) == nil {
+	if m == nil {
 		return fmt.Errorf("%w: not a clusterkeep hive (missing buckets)", ErrCorrupt)
 	}
-	if v := getU64(m.Get(keyFormat)); v != formatVersion {
-		return fmt.Errorf("%w: format version %d, this build reads %d", ErrCorrupt, v, formatVersion)
+	var trees [][]byte
+	switch v := getU64(m.Get(keyFormat)); v {
+	case formatVersion:
+		trees = [][]byte{bucketKeys, bucketData}
+	case formatNested:
+		trees = [][]byte{bucketTree, bucketValues}
+	default:
+		return fmt.Errorf("%w: format version %d, this build reads %d and %d", ErrCorrupt, v, formatNested, formatVersion)
+	}
+	for _, b := range trees {
+		if tx.Bucket(b) == nil {
+			return fmt.Errorf("%w: not a clusterkeep hive (missing buckets)", ErrCorrupt)
+		}
 	}
 	return nil
 }
@@ -476,7 +507,7 @@ func applyEntries(tx *bolt.Tx, entries []Entry) ([]Result, []Event, uint64, erro
 			results[i] = prev
 			continue
 		}
-		w := &writer{tx: tx, root: filled(tx.Bucket(bucketTree)), values: filled(tx.Bucket(bucketValues))}
+		w := newWriter(tx)
 		if err := w.check(c.conds); err != nil {
 			results[i].Err = err
 		} else {
@@ -643,7 +674,18 @@ func (h *Hive) Check() error {
 			return err
 		}
 		r := &Reader{tx: tx}
-		return r.Walk(Path{}, func(k Key) error { return nil })
+		values := 0
+		if err := r.Walk(Path{}, func(k Key) error { values += len(k.Values); return nil }); err != nil {
+			return err
+		}
+		if r.nested() {
+			return nil
+		}
+		// Every value belongs to a key.
+		if stored := tx.Bucket(bucketData).Stats().KeyN; stored != values {
+			return fmt.Errorf("%w: %d values stored, %d of them belong to a key", ErrCorrupt, stored, values)
+		}
+		return nil
 	})
 }
 
@@ -700,7 +742,7 @@ func (h *Hive) Clear() error {
 		return fmt.Errorf("clear hive %s: %w", h.path, err)
 	}
 	err := h.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketTree, bucketValues, bucketRequests, bucketReqOrder} {
+		for _, b := range [][]byte{bucketKeys, bucketData, bucketRequests, bucketReqOrder} {
 			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 				return err
 			}
@@ -709,6 +751,9 @@ func (h *Hive) Clear() error {
 			}
 		}
 		m := tx.Bucket(bucketMeta)
+		if err := m.Delete(keyRoot); err != nil {
+			return err
+		}
 		if err := m.Put(keySeq, u64(0)); err != nil {
 			return err
 		}

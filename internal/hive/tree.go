@@ -20,35 +20,79 @@ type Key struct {
 	Values  []Value  `json:"values"`
 }
 
-// keyRecord is what a key's bucket stores under keyMeta.
+// keyRecord is a key's entry in the key index: its number, which orders
+// its values in the data bucket, the sequence number of its last change and
+// its case-preserved path. The root's number is 0.
 type keyRecord struct {
+	num    uint64
 	change uint64
-	name   string
+	path   string
 }
 
 func (k keyRecord) encode() []byte {
-	b := binary.AppendUvarint(nil, k.change)
-	return append(b, k.name...)
+	b := binary.AppendUvarint(make([]byte, 0, 2*binary.MaxVarintLen64+len(k.path)), k.num)
+	b = binary.AppendUvarint(b, k.change)
+	return append(b, k.path...)
 }
 
 func decodeKeyRecord(b []byte) (keyRecord, error) {
-	c, n := binary.Uvarint(b)
+	num, n := binary.Uvarint(b)
 	if n <= 0 {
 		return keyRecord{}, fmt.Errorf("%w: stored key record", ErrCorrupt)
 	}
-	return keyRecord{change: c, name: string(b[n:])}, nil
+	change, m := binary.Uvarint(b[n:])
+	if m <= 0 {
+		return keyRecord{}, fmt.Errorf("%w: stored key record", ErrCorrupt)
+	}
+	return keyRecord{num: num, change: change, path: string(b[n+m:])}, nil
 }
 
-func subkeyID(name string) []byte { return append([]byte{prefixKey}, fold(name)...) }
+// name is the last name of the key's path.
+func (k keyRecord) name() string {
+	return k.path[strings.LastIndex(k.path, Separator)+1:]
+}
 
-// foldedPath is a key path as the values bucket orders it.
-func foldedPath(p Path) string { return fold(strings.Join(p, Separator)) }
+// indexSep separates names in the key index: it sorts before every
+// character a name may hold, so a key's descendants follow it at once,
+// parents before children, and a scan of the index is a walk of the tree.
+const indexSep = 0
 
-// valuePrefix starts the ids of every value of the key at p.
-func valuePrefix(p Path) []byte { return []byte(foldedPath(p) + "\x00") }
+// indexID is the id of the key at p in the key index (the root has none).
+func indexID(p Path) []byte {
+	n := len(p)
+	for _, name := range p {
+		n += len(name)
+	}
+	b := make([]byte, 0, n)
+	for i, name := range p {
+		if i > 0 {
+			b = append(b, indexSep)
+		}
+		b = append(b, fold(name)...)
+	}
+	return b
+}
 
-// valueID is the id of one value of the key at p.
-func valueID(p Path, name string) []byte { return append(valuePrefix(p), fold(name)...) }
+// belowID starts the ids of every key below p.
+func belowID(p Path) []byte {
+	if p.IsRoot() {
+		return nil
+	}
+	return append(indexID(p), indexSep)
+}
+
+// dataID is the id of a value of key number num in the data bucket.
+func dataID(num uint64, name string) []byte {
+	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(name)), num), fold(name)...)
+}
+
+// seek positions c at the first entry at or after prefix.
+func seek(c *bolt.Cursor, prefix []byte) ([]byte, []byte) {
+	if len(prefix) == 0 {
+		return c.First()
+	}
+	return c.Seek(prefix)
+}
 
 // Reader reads the hive inside one read transaction.
 type Reader struct{ tx *bolt.Tx }
@@ -84,22 +128,31 @@ func (r *Reader) Position() Position {
 	return p
 }
 
-// lookup walks to the bucket of p, returning the case-preserved path.
-func (r *Reader) lookup(p Path) (*bolt.Bucket, Path, error) {
-	b := r.tx.Bucket(bucketTree)
-	stored := make(Path, 0, len(p))
-	for i, name := range p {
-		b = b.Bucket(subkeyID(name))
-		if b == nil {
-			return nil, nil, fmt.Errorf("%w: %s", ErrKeyNotFound, p[:i+1])
+// nested reports whether the hive is of format 2 (read as it is).
+func (r *Reader) nested() bool { return r.tx.Bucket(bucketKeys) == nil }
+
+// record reads the key index entry of p.
+func (r *Reader) record(p Path) (keyRecord, error) {
+	return readRecord(r.tx.Bucket(bucketMeta), r.tx.Bucket(bucketKeys), p)
+}
+
+func readRecord(meta, keys *bolt.Bucket, p Path) (keyRecord, error) {
+	if p.IsRoot() {
+		if raw := meta.Get(keyRoot); raw != nil {
+			return decodeKeyRecord(raw)
 		}
-		rec, err := decodeKeyRecord(b.Get(keyMeta))
-		if err != nil {
-			return nil, nil, err
-		}
-		stored = append(stored, rec.name)
+		return keyRecord{}, nil
 	}
-	return b, stored, nil
+	raw := keys.Get(indexID(p))
+	if raw == nil {
+		// Name the first key of the path that is missing.
+		i := 1
+		for i < len(p) && keys.Get(indexID(p[:i])) != nil {
+			i++
+		}
+		return keyRecord{}, fmt.Errorf("%w: %s", ErrKeyNotFound, p[:i])
+	}
+	return decodeKeyRecord(raw)
 }
 
 // Get reads a key.
@@ -108,46 +161,42 @@ func (r *Reader) Get(path string) (Key, error) {
 	if err != nil {
 		return Key{}, err
 	}
-	b, stored, err := r.lookup(p)
+	if r.nested() {
+		return nested{r.tx}.get(p)
+	}
+	rec, err := r.record(p)
 	if err != nil {
 		return Key{}, err
 	}
-	return readKey(b, r.tx.Bucket(bucketValues), stored)
+	return r.readKey(p, rec)
 }
 
-func readKey(b, values *bolt.Bucket, stored Path) (Key, error) {
-	k := Key{Path: stored.String(), Subkeys: []string{}, Values: []Value{}}
-	if len(stored) > 0 {
-		k.Name = stored[len(stored)-1]
-		rec, err := decodeKeyRecord(b.Get(keyMeta))
-		if err != nil {
-			return Key{}, err
-		}
-		k.Change = rec.change
-	} else if rec := b.Get(keyMeta); rec != nil {
-		r, err := decodeKeyRecord(rec)
-		if err != nil {
-			return Key{}, err
-		}
-		k.Change = r.change
+// readKey reads the subkeys and values of the key at p.
+func (r *Reader) readKey(p Path, rec keyRecord) (Key, error) {
+	k := Key{Path: rec.path, Change: rec.change, Subkeys: []string{}, Values: []Value{}}
+	if !p.IsRoot() {
+		k.Name = rec.name()
 	}
-	c := b.Cursor()
-	for id, v := c.Seek([]byte{prefixKey}); id != nil && id[0] == prefixKey; id, v = c.Next() {
-		sub := b.Bucket(id)
-		if v != nil || sub == nil {
-			return Key{}, fmt.Errorf("%w: subkey entry %q of %q is not a bucket", ErrCorrupt, id[1:], k.Path)
-		}
-		rec, err := decodeKeyRecord(sub.Get(keyMeta))
+	below := belowID(p)
+	c := r.tx.Bucket(bucketKeys).Cursor()
+	for id, raw := seek(c, below); id != nil && bytes.HasPrefix(id, below); {
+		sub, _, err := checkedRecord(id, raw)
 		if err != nil {
 			return Key{}, err
 		}
-		if fold(rec.name) != string(id[1:]) {
-			return Key{}, fmt.Errorf("%w: subkey %q of %q stored under %q", ErrCorrupt, rec.name, k.Path, id[1:])
+		if bytes.IndexByte(id[len(below):], indexSep) >= 0 {
+			return Key{}, fmt.Errorf("%w: key %q has no parent", ErrCorrupt, sub.path)
 		}
-		k.Subkeys = append(k.Subkeys, rec.name)
+		k.Subkeys = append(k.Subkeys, sub.name())
+		// On past the subkey's own descendants.
+		under := append(bytes.Clone(id), indexSep)
+		if id, raw = c.Next(); id != nil && bytes.HasPrefix(id, under) {
+			under[len(under)-1] = indexSep + 1
+			id, raw = c.Seek(under)
+		}
 	}
-	prefix := valuePrefix(stored)
-	vc := values.Cursor()
+	prefix := dataID(rec.num, "")
+	vc := r.tx.Bucket(bucketData).Cursor()
 	for id, v := vc.Seek(prefix); id != nil && bytes.HasPrefix(id, prefix); id, v = vc.Next() {
 		val, err := decodeValue(v)
 		if err != nil {
@@ -161,6 +210,20 @@ func readKey(b, values *bolt.Bucket, stored Path) (Key, error) {
 	return k, nil
 }
 
+// checkedRecord decodes the index entry id and checks that its path is the
+// one id names.
+func checkedRecord(id, raw []byte) (keyRecord, Path, error) {
+	rec, err := decodeKeyRecord(raw)
+	if err != nil {
+		return keyRecord{}, nil, err
+	}
+	p, err := ParsePath(rec.path)
+	if err != nil || p.IsRoot() || !bytes.Equal(indexID(p), id) {
+		return keyRecord{}, nil, fmt.Errorf("%w: key %q stored under %q", ErrCorrupt, rec.path, id)
+	}
+	return rec, p, nil
+}
+
 // GetValue reads one value.
 func (r *Reader) GetValue(path, name string) (Value, error) {
 	p, err := ParsePath(path)
@@ -170,13 +233,16 @@ func (r *Reader) GetValue(path, name string) (Value, error) {
 	if err := validateName("value name", name); err != nil {
 		return Value{}, err
 	}
-	_, stored, err := r.lookup(p)
+	if r.nested() {
+		return nested{r.tx}.getValue(p, name)
+	}
+	rec, err := r.record(p)
 	if err != nil {
 		return Value{}, err
 	}
-	raw := r.tx.Bucket(bucketValues).Get(valueID(p, name))
+	raw := r.tx.Bucket(bucketData).Get(dataID(rec.num, name))
 	if raw == nil {
-		return Value{}, fmt.Errorf("%w: %q in key %q", ErrValueNotFound, name, stored.String())
+		return Value{}, fmt.Errorf("%w: %q in key %q", ErrValueNotFound, name, rec.path)
 	}
 	return decodeValue(raw)
 }
@@ -184,23 +250,33 @@ func (r *Reader) GetValue(path, name string) (Value, error) {
 // Walk calls fn for the key at p and every key below it, parents before
 // children, siblings in case-insensitive order.
 func (r *Reader) Walk(p Path, fn func(Key) error) error {
-	b, stored, err := r.lookup(p)
+	if r.nested() {
+		return nested{r.tx}.walk(p, fn)
+	}
+	rec, err := r.record(p)
 	if err != nil {
 		return err
 	}
-	return walk(b, r.tx.Bucket(bucketValues), stored, fn)
-}
-
-func walk(b, values *bolt.Bucket, stored Path, fn func(Key) error) error {
-	k, err := readKey(b, values, stored)
+	k, err := r.readKey(p, rec)
 	if err != nil {
 		return err
 	}
 	if err := fn(k); err != nil {
 		return err
 	}
-	for _, name := range k.Subkeys {
-		if err := walk(b.Bucket(subkeyID(name)), values, stored.Child(name), fn); err != nil {
+	// The index holds the keys below p in walk order.
+	below := belowID(p)
+	c := r.tx.Bucket(bucketKeys).Cursor()
+	for id, raw := seek(c, below); id != nil && bytes.HasPrefix(id, below); id, raw = c.Next() {
+		rec, sub, err := checkedRecord(id, raw)
+		if err != nil {
+			return err
+		}
+		k, err := r.readKey(sub, rec)
+		if err != nil {
+			return err
+		}
+		if err := fn(k); err != nil {
 			return err
 		}
 	}
@@ -220,28 +296,53 @@ func (r *Reader) Count(p Path) (keys, values int, err error) {
 // writer applies one compiled transaction inside a write transaction.
 type writer struct {
 	tx     *bolt.Tx
-	root   *bolt.Bucket
-	values *bolt.Bucket
+	meta   *bolt.Bucket
+	keys   *bolt.Bucket
+	data   *bolt.Bucket
 	seq    uint64
 	events []Event
 }
 
-func (w *writer) find(p Path) *bolt.Bucket {
-	b := w.root
-	for _, name := range p {
-		if b = filled(b.Bucket(subkeyID(name))); b == nil {
-			return nil
-		}
-	}
-	return b
+func newWriter(tx *bolt.Tx) *writer {
+	return &writer{tx: tx, meta: tx.Bucket(bucketMeta), keys: tx.Bucket(bucketKeys), data: filled(tx.Bucket(bucketData))}
 }
 
-// fillPercent is how full a page the hive's writes leave when bbolt splits
-// one. bbolt's default, half, suits random inserts; the hive's keys and
-// values mostly arrive in order within their parent (loads, restores,
-// new subkeys), where half leaves every page half empty: two 1 KiB values
-// to a 4 KiB page. Full pages keep the file, and so every backup, restore
-// and snapshot of it, at the size of the data.
+// find reads the record of the key at p; false if there is none.
+func (w *writer) find(p Path) (keyRecord, bool, error) {
+	if p.IsRoot() {
+		rec, err := readRecord(w.meta, w.keys, p)
+		return rec, true, err
+	}
+	raw := w.keys.Get(indexID(p))
+	if raw == nil {
+		return keyRecord{}, false, nil
+	}
+	rec, err := decodeKeyRecord(raw)
+	return rec, true, err
+}
+
+// put stores the record of the key at p.
+func (w *writer) put(p Path, rec keyRecord) error {
+	if p.IsRoot() {
+		return w.meta.Put(keyRoot, rec.encode())
+	}
+	return w.keys.Put(indexID(p), rec.encode())
+}
+
+// nextNum allocates a key number: numbers only grow, so a new key's values
+// are appended to the data bucket and fill its pages.
+func (w *writer) nextNum() (uint64, error) {
+	n := getU64(w.meta.Get(keyNextNum)) + 1
+	return n, w.meta.Put(keyNextNum, u64(n))
+}
+
+// fillPercent is how full a page the writes to the data bucket leave when
+// bbolt splits one. bbolt's default, half, suits random inserts; values are
+// appended (new keys take growing numbers), where half leaves every page
+// half empty: two 1 KiB values to a 4 KiB page. Full pages keep the file,
+// and so every backup, restore and snapshot of it, at the size of the data.
+// The key index keeps bbolt's default: its entries arrive interleaved
+// across parents (72% full at half, 35% at full pages).
 const fillPercent = 1.0
 
 // filled sets the fill percent of a bucket the writer changes (bbolt
@@ -255,33 +356,28 @@ func filled(b *bolt.Bucket) *bolt.Bucket {
 
 func (w *writer) check(conds []ccond) error {
 	for i, c := range conds {
-		b := w.find(c.path)
+		rec, exists, err := w.find(c.path)
+		if err != nil {
+			return err
+		}
 		fail := func(why string) error {
 			return fmt.Errorf("%w: condition %d (%s %q): %s", ErrPreconditionFailed, i, c.Kind, c.Key, why)
 		}
 		switch c.Kind {
 		case CondKeyExists:
-			if b == nil {
+			if !exists {
 				return fail("key does not exist")
 			}
 		case CondKeyMissing:
-			if b != nil {
+			if exists {
 				return fail("key exists")
 			}
 		case CondChangeEquals:
-			if b == nil {
+			if !exists {
 				return fail("key does not exist")
 			}
-			var change uint64
-			if raw := b.Get(keyMeta); raw != nil {
-				rec, err := decodeKeyRecord(raw)
-				if err != nil {
-					return err
-				}
-				change = rec.change
-			}
-			if change != c.Change {
-				return fail(fmt.Sprintf("key changed at %d, expected %d", change, c.Change))
+			if rec.change != c.Change {
+				return fail(fmt.Sprintf("key changed at %d, expected %d", rec.change, c.Change))
 			}
 		case CondValueExists, CondValueMissing, CondValueEquals:
 			name := c.Name
@@ -289,8 +385,8 @@ func (w *writer) check(conds []ccond) error {
 				name = c.Value.Name
 			}
 			var raw []byte
-			if b != nil {
-				raw = w.values.Get(valueID(c.path, name))
+			if exists {
+				raw = w.data.Get(dataID(rec.num, name))
 			}
 			switch {
 			case c.Kind == CondValueMissing && raw != nil:
@@ -331,68 +427,89 @@ func (w *writer) apply(ops []cop) error {
 	return nil
 }
 
-// touch records the transaction's sequence number as b's last change.
-func (w *writer) touch(b *bolt.Bucket) error {
-	var rec keyRecord
-	if raw := b.Get(keyMeta); raw != nil {
-		var err error
-		if rec, err = decodeKeyRecord(raw); err != nil {
-			return err
-		}
-	}
+// touch records the transaction's sequence number as the last change of
+// the key at p.
+func (w *writer) touch(p Path, rec keyRecord) error {
 	rec.change = w.seq
-	return b.Put(keyMeta, rec.encode())
+	return w.put(p, rec)
 }
 
-// createKey walks to p, creating every missing key on the way.
-func (w *writer) createKey(p Path) (*bolt.Bucket, error) {
-	b := w.root
-	for i, name := range p {
-		next := filled(b.Bucket(subkeyID(name)))
-		if next == nil {
-			var err error
-			if next, err = b.CreateBucket(subkeyID(name)); err != nil {
-				return nil, err
-			}
-			filled(next)
-			if err := next.Put(keyMeta, keyRecord{change: w.seq, name: name}.encode()); err != nil {
-				return nil, err
-			}
-			if err := w.touch(b); err != nil {
-				return nil, err
-			}
-			w.events = append(w.events, Event{Seq: w.seq, Kind: OpCreateKey, Key: p[:i+1].String()})
-		}
-		b = next
+// createKey creates every missing key on the way to p and returns p's record.
+func (w *writer) createKey(p Path) (keyRecord, error) {
+	parent, _, err := w.find(Path{})
+	if err != nil {
+		return keyRecord{}, err
 	}
-	return b, nil
+	for i, name := range p {
+		at := p[:i+1]
+		rec, exists, err := w.find(at)
+		if err != nil {
+			return keyRecord{}, err
+		}
+		if !exists {
+			rec = keyRecord{change: w.seq, path: name}
+			if i > 0 {
+				rec.path = parent.path + Separator + name
+			}
+			if rec.num, err = w.nextNum(); err != nil {
+				return keyRecord{}, err
+			}
+			if err := w.put(at, rec); err != nil {
+				return keyRecord{}, err
+			}
+			if err := w.touch(p[:i], parent); err != nil {
+				return keyRecord{}, err
+			}
+			w.events = append(w.events, Event{Seq: w.seq, Kind: OpCreateKey, Key: at.String()})
+		}
+		parent = rec
+	}
+	return parent, nil
 }
 
 func (w *writer) deleteKey(p Path) error {
-	parent := w.find(p[:len(p)-1])
-	if parent == nil || parent.Bucket(subkeyID(p[len(p)-1])) == nil {
-		return nil
-	}
-	if err := parent.DeleteBucket(subkeyID(p[len(p)-1])); err != nil {
+	rec, exists, err := w.find(p)
+	if err != nil || !exists || p.IsRoot() {
 		return err
 	}
-	// The key's values, and those of every key below it.
-	for _, prefix := range [][]byte{valuePrefix(p), []byte(foldedPath(p) + Separator)} {
-		if err := deletePrefix(w.values, prefix); err != nil {
+	parent, _, err := w.find(p[:len(p)-1])
+	if err != nil {
+		return err
+	}
+	// The key and every key below it, with their values.
+	if err := w.deleteEntry(indexID(p), rec); err != nil {
+		return err
+	}
+	below := belowID(p)
+	c := w.keys.Cursor()
+	for id, raw := c.Seek(below); id != nil && bytes.HasPrefix(id, below); id, raw = c.Seek(below) {
+		sub, err := decodeKeyRecord(raw)
+		if err != nil {
+			return err
+		}
+		if err := w.deleteEntry(bytes.Clone(id), sub); err != nil {
 			return err
 		}
 	}
 	w.events = append(w.events, Event{Seq: w.seq, Kind: OpDeleteKey, Key: p.String()})
-	return w.touch(parent)
+	return w.touch(p[:len(p)-1], parent)
+}
+
+// deleteEntry deletes one key's index entry and its values.
+func (w *writer) deleteEntry(id []byte, rec keyRecord) error {
+	if err := deletePrefix(w.data, dataID(rec.num, "")); err != nil {
+		return err
+	}
+	return w.keys.Delete(id)
 }
 
 func (w *writer) setValue(p Path, v Value) error {
-	b, err := w.createKey(p)
+	rec, err := w.createKey(p)
 	if err != nil {
 		return err
 	}
-	id := valueID(p, v.Name)
-	if old := w.values.Get(id); old != nil {
+	id := dataID(rec.num, v.Name)
+	if old := w.data.Get(id); old != nil {
 		// The name keeps the case it was created with.
 		prev, err := decodeValue(old)
 		if err != nil {
@@ -400,23 +517,27 @@ func (w *writer) setValue(p Path, v Value) error {
 		}
 		v.Name = prev.Name
 	}
-	if err := w.values.Put(id, v.encode()); err != nil {
+	if err := w.data.Put(id, v.encode()); err != nil {
 		return err
 	}
 	w.events = append(w.events, Event{Seq: w.seq, Kind: OpSetValue, Key: p.String(), Name: v.Name})
-	return w.touch(b)
+	return w.touch(p, rec)
 }
 
 func (w *writer) deleteValue(p Path, name string) error {
-	b := w.find(p)
-	if b == nil || w.values.Get(valueID(p, name)) == nil {
+	rec, exists, err := w.find(p)
+	if err != nil || !exists {
+		return err
+	}
+	id := dataID(rec.num, name)
+	if w.data.Get(id) == nil {
 		return nil
 	}
-	if err := w.values.Delete(valueID(p, name)); err != nil {
+	if err := w.data.Delete(id); err != nil {
 		return err
 	}
 	w.events = append(w.events, Event{Seq: w.seq, Kind: OpDeleteValue, Key: p.String(), Name: name})
-	return w.touch(b)
+	return w.touch(p, rec)
 }
 
 // deletePrefix deletes every entry of b whose key starts with prefix.

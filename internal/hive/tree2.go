@@ -1,0 +1,196 @@
+package hive
+
+// Format 2, read and converted: a bucket per key inside its parent's
+// bucket, values keyed by the folded path. Every key with subkeys was a
+// bucket bbolt cannot store inline, so a page of its own, and values landed
+// wherever their path sorted, leaving pages part empty. Read-only opens
+// (an offline read, an aside copy, a backup set of an earlier version) read
+// it as it is; a writable open converts it to the flat key index.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+const formatNested = 2
+
+var (
+	bucketTree   = []byte("tree")
+	bucketValues = []byte("values")
+	keyMeta      = []byte{0} // inside a key's bucket: its own record
+)
+
+const prefixKey = 'k'
+
+func subkeyID(name string) []byte { return append([]byte{prefixKey}, fold(name)...) }
+
+// nestedRecord is what a key's bucket stores under keyMeta.
+type nestedRecord struct {
+	change uint64
+	name   string
+}
+
+func decodeNestedRecord(b []byte) (nestedRecord, error) {
+	c, n := binary.Uvarint(b)
+	if n <= 0 {
+		return nestedRecord{}, fmt.Errorf("%w: stored key record", ErrCorrupt)
+	}
+	return nestedRecord{change: c, name: string(b[n:])}, nil
+}
+
+func nestedValuePrefix(p Path) []byte { return []byte(fold(p.String()) + "\x00") }
+
+// nested reads a format 2 hive.
+type nested struct{ tx *bolt.Tx }
+
+func (n nested) lookup(p Path) (*bolt.Bucket, Path, error) {
+	b := n.tx.Bucket(bucketTree)
+	stored := make(Path, 0, len(p))
+	for i, name := range p {
+		b = b.Bucket(subkeyID(name))
+		if b == nil {
+			return nil, nil, fmt.Errorf("%w: %s", ErrKeyNotFound, p[:i+1])
+		}
+		rec, err := decodeNestedRecord(b.Get(keyMeta))
+		if err != nil {
+			return nil, nil, err
+		}
+		stored = append(stored, rec.name)
+	}
+	return b, stored, nil
+}
+
+func (n nested) get(p Path) (Key, error) {
+	b, stored, err := n.lookup(p)
+	if err != nil {
+		return Key{}, err
+	}
+	return n.readKey(b, stored)
+}
+
+func (n nested) getValue(p Path, name string) (Value, error) {
+	_, stored, err := n.lookup(p)
+	if err != nil {
+		return Value{}, err
+	}
+	raw := n.tx.Bucket(bucketValues).Get(append(nestedValuePrefix(p), fold(name)...))
+	if raw == nil {
+		return Value{}, fmt.Errorf("%w: %q in key %q", ErrValueNotFound, name, stored.String())
+	}
+	return decodeValue(raw)
+}
+
+func (n nested) readKey(b *bolt.Bucket, stored Path) (Key, error) {
+	k := Key{Path: stored.String(), Subkeys: []string{}, Values: []Value{}}
+	if len(stored) > 0 {
+		k.Name = stored[len(stored)-1]
+	}
+	if raw := b.Get(keyMeta); raw != nil {
+		rec, err := decodeNestedRecord(raw)
+		if err != nil {
+			return Key{}, err
+		}
+		k.Change = rec.change
+	}
+	c := b.Cursor()
+	for id, v := c.Seek([]byte{prefixKey}); id != nil && id[0] == prefixKey; id, v = c.Next() {
+		sub := b.Bucket(id)
+		if v != nil || sub == nil {
+			return Key{}, fmt.Errorf("%w: subkey entry %q of %q is not a bucket", ErrCorrupt, id[1:], k.Path)
+		}
+		rec, err := decodeNestedRecord(sub.Get(keyMeta))
+		if err != nil {
+			return Key{}, err
+		}
+		if fold(rec.name) != string(id[1:]) {
+			return Key{}, fmt.Errorf("%w: subkey %q of %q stored under %q", ErrCorrupt, rec.name, k.Path, id[1:])
+		}
+		k.Subkeys = append(k.Subkeys, rec.name)
+	}
+	prefix := nestedValuePrefix(stored)
+	vc := n.tx.Bucket(bucketValues).Cursor()
+	for id, v := vc.Seek(prefix); id != nil && bytes.HasPrefix(id, prefix); id, v = vc.Next() {
+		val, err := decodeValue(v)
+		if err != nil {
+			return Key{}, fmt.Errorf("key %q: %w", k.Path, err)
+		}
+		if fold(val.Name) != string(id[len(prefix):]) {
+			return Key{}, fmt.Errorf("%w: value %q of %q stored under %q", ErrCorrupt, val.Name, k.Path, id[len(prefix):])
+		}
+		k.Values = append(k.Values, val)
+	}
+	return k, nil
+}
+
+func (n nested) walk(p Path, fn func(Key) error) error {
+	b, stored, err := n.lookup(p)
+	if err != nil {
+		return err
+	}
+	return n.walkFrom(b, stored, fn)
+}
+
+func (n nested) walkFrom(b *bolt.Bucket, stored Path, fn func(Key) error) error {
+	k, err := n.readKey(b, stored)
+	if err != nil {
+		return err
+	}
+	if err := fn(k); err != nil {
+		return err
+	}
+	for _, name := range k.Subkeys {
+		if err := n.walkFrom(b.Bucket(subkeyID(name)), stored.Child(name), fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// convertNested rewrites a format 2 hive as the flat key index, in tx: every
+// key in the order a walk meets it (so its values are stored in that order,
+// pages filled), keeping each key's last change and case, then drops the
+// nested buckets.
+func convertNested(tx *bolt.Tx) error {
+	keys, err := tx.CreateBucket(bucketKeys)
+	if err != nil {
+		return err
+	}
+	data, err := tx.CreateBucket(bucketData)
+	if err != nil {
+		return err
+	}
+	w := &writer{tx: tx, meta: tx.Bucket(bucketMeta), keys: filled(keys), data: filled(data)}
+	err = nested{tx}.walk(Path{}, func(k Key) error {
+		p, err := ParsePath(k.Path)
+		if err != nil {
+			return fmt.Errorf("%w: stored key %q: %v", ErrCorrupt, k.Path, err)
+		}
+		rec := keyRecord{change: k.Change, path: k.Path}
+		if !p.IsRoot() {
+			if rec.num, err = w.nextNum(); err != nil {
+				return err
+			}
+		}
+		if err := w.put(p, rec); err != nil {
+			return err
+		}
+		for _, v := range k.Values {
+			if err := data.Put(dataID(rec.num, v.Name), v.encode()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("convert the nested key tree: %w", err)
+	}
+	for _, b := range [][]byte{bucketTree, bucketValues} {
+		if err := tx.DeleteBucket(b); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketMeta).Put(keyFormat, u64(formatVersion))
+}
