@@ -69,6 +69,16 @@ func formatOf(t *testing.T, path string) uint64 {
 // and through the flat key index a writable open converts it to, which
 // then takes changes like any new hive.
 func TestFormat2IsReadAsItIsAndConvertedByAWritableOpen(t *testing.T) {
+	t.Run("in one transaction", testFormat2Conversion)
+	// A large hive is converted a batch of values per transaction.
+	t.Run("a transaction per key", func(t *testing.T) {
+		defer func(b int) { convertBatch = b }(convertBatch)
+		convertBatch = 1
+		testFormat2Conversion(t)
+	})
+}
+
+func testFormat2Conversion(t *testing.T) {
 	path := copyFormat2(t)
 	before, _ := os.ReadFile(path)
 	ro, err := OpenReadOnly(path)
@@ -129,6 +139,9 @@ func TestFormat2IsReadAsItIsAndConvertedByAWritableOpen(t *testing.T) {
 	}
 	if err := CheckFile(path); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + ".converting"); err == nil {
+		t.Fatal("the conversion's file was left behind")
 	}
 }
 

@@ -192,6 +192,12 @@ func (h *Hive) openDB(readOnly bool) (*bolt.DB, error) {
 		PageSize:        pageSize,
 	}
 	if !readOnly {
+		if err := convertFile(h.path, pageSize); err != nil {
+			if errors.Is(err, bolterrors.ErrTimeout) {
+				err = ErrInUse
+			}
+			return nil, fmt.Errorf("open hive %s: %w", h.path, err)
+		}
 		readAhead(h.path)
 	}
 	db, err := bolt.Open(h.path, 0o600, bo)
@@ -225,14 +231,8 @@ func prepare(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	v := getU64(m.Get(keyFormat))
-	if v == 0 && tx.Bucket(bucketTree) != nil {
-		v = formatNested // as format 2 stamped such a file
-		if err := m.Put(keyFormat, u64(v)); err != nil {
-			return err
-		}
-	}
-	switch v {
+	// A file of format 2 was converted by convertFile before (see there).
+	switch getU64(m.Get(keyFormat)) {
 	case 0:
 		for _, b := range [][]byte{bucketKeys, bucketData} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -240,13 +240,6 @@ func prepare(tx *bolt.Tx) error {
 			}
 		}
 		if err := m.Put(keyFormat, u64(formatVersion)); err != nil {
-			return err
-		}
-	case formatNested:
-		if err := checkFormat(tx); err != nil {
-			return err
-		}
-		if err := convertNested(tx); err != nil {
 			return err
 		}
 	}

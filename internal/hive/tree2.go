@@ -10,8 +10,14 @@ package hive
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
 
+	"github.com/clusterkeep/clusterkeep/internal/fsutil"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -149,21 +155,91 @@ func (n nested) walkFrom(b *bolt.Bucket, stored Path, fn func(Key) error) error 
 	return nil
 }
 
-// convertNested rewrites a format 2 hive as the flat key index, in tx: every
-// key in the order a walk meets it (so its values are stored in that order,
-// pages filled), keeping each key's last change and case, then drops the
-// nested buckets.
-func convertNested(tx *bolt.Tx) error {
-	keys, err := tx.CreateBucket(bucketKeys)
+// convertBatch is how many bytes of values one transaction of a conversion
+// writes: bbolt keeps a transaction's changed pages in memory until it
+// commits, and a hive may hold gigabytes. Tests make it small.
+var convertBatch = 32 << 20
+
+// convertFile converts the hive at path to the flat key index if it is of
+// format 2, into a new file beside it that is renamed over it once whole
+// and synced: a crash leaves the old file as it was, and the next open
+// starts again. Nothing is done to a file of another format, or none.
+func convertFile(path string, pageSize int) error {
+	src, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 200 * time.Millisecond})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	data, err := tx.CreateBucket(bucketData)
+	defer src.Close()
+	nestedFile := false
+	src.View(func(tx *bolt.Tx) error {
+		m := tx.Bucket(bucketMeta)
+		if m == nil {
+			return nil
+		}
+		v := getU64(m.Get(keyFormat))
+		nestedFile = (v == 0 || v == formatNested) && tx.Bucket(bucketTree) != nil && tx.Bucket(bucketKeys) == nil
+		return nil
+	})
+	if !nestedFile {
+		return nil
+	}
+	tmp := path + ".converting"
+	os.Remove(tmp)
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{NoSync: true, PageSize: pageSize, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return err
 	}
-	w := &writer{tx: tx, meta: tx.Bucket(bucketMeta), keys: filled(keys), data: filled(data)}
-	err = nested{tx}.walk(Path{}, func(k Key) error {
+	err = src.View(func(stx *bolt.Tx) error { return convertNested(stx, dst) })
+	if err == nil {
+		err = dst.Sync()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = fsutil.SyncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("convert format %d to %d: %w", formatNested, formatVersion, err)
+	}
+	return nil
+}
+
+// convertNested writes into dst every key of the format 2 hive read by stx,
+// in the order a walk meets it (so its values are stored in that order,
+// pages filled), keeping each key's last change and case, and the meta and
+// request buckets as they are.
+func convertNested(stx *bolt.Tx, dst *bolt.DB) error {
+	err := dst.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketKeys, bucketData} {
+			if _, err := tx.CreateBucket(b); err != nil {
+				return err
+			}
+		}
+		for _, b := range [][]byte{bucketMeta, bucketRequests, bucketReqOrder} {
+			if err := copyBucket(stx.Bucket(b), tx, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	tx, err := dst.Begin(true)
+	if err != nil {
+		return err
+	}
+	defer func() { tx.Rollback() }()
+	w, batch := newWriter(tx), 0
+	err = nested{stx}.walk(Path{}, func(k Key) error {
 		p, err := ParsePath(k.Path)
 		if err != nil {
 			return fmt.Errorf("%w: stored key %q: %v", ErrCorrupt, k.Path, err)
@@ -178,19 +254,48 @@ func convertNested(tx *bolt.Tx) error {
 			return err
 		}
 		for _, v := range k.Values {
-			if err := data.Put(dataID(rec.num, v.Name), v.encode()); err != nil {
+			if err := w.data.Put(dataID(rec.num, v.Name), v.encode()); err != nil {
 				return err
 			}
+			batch += v.Size()
 		}
+		if batch < convertBatch {
+			return nil
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		if tx, err = dst.Begin(true); err != nil {
+			return err
+		}
+		w, batch = newWriter(tx), 0
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("convert the nested key tree: %w", err)
 	}
-	for _, b := range [][]byte{bucketTree, bucketValues} {
-		if err := tx.DeleteBucket(b); err != nil {
-			return err
-		}
+	if err := tx.Bucket(bucketMeta).Put(keyFormat, u64(formatVersion)); err != nil {
+		return err
 	}
-	return tx.Bucket(bucketMeta).Put(keyFormat, u64(formatVersion))
+	return tx.Commit()
+}
+
+// copyBucket copies bucket src, and the buckets inside it, as name in dst
+// (a parent bucket or a transaction); a missing src copies nothing.
+func copyBucket(src *bolt.Bucket, dst interface {
+	CreateBucket([]byte) (*bolt.Bucket, error)
+}, name []byte) error {
+	if src == nil {
+		return nil
+	}
+	b, err := dst.CreateBucket(name)
+	if err != nil {
+		return err
+	}
+	return src.ForEach(func(k, v []byte) error {
+		if v == nil {
+			return copyBucket(src.Bucket(k), b, k)
+		}
+		return b.Put(k, v)
+	})
 }
