@@ -30,6 +30,11 @@ type logStore interface {
 	io.Closer
 }
 
+// logCacheEntries is how many of the newest log entries raft keeps in
+// memory for replication (at most 1 MiB each: a few hundred MiB at worst,
+// a few hundred KiB for configuration changes of a few hundred bytes).
+const logCacheEntries = 512
+
 // Names in the raft directory.
 const (
 	walDir = "wal"

@@ -315,7 +315,15 @@ func (s *Service) startRaft(bootstrap bool) error {
 	f.counters = &s.counters
 	hs := &hiveSnapshots{SnapshotStore: snaps, hive: s.hive}
 	f.beforeReplace = hs.abortStreams
-	r, err := raft.NewRaft(rc, f, store, store, hs, trans)
+	// The leader reads back each entry it sends to a follower: the newest
+	// are kept in memory (as Consul does), so a send is not a read of the log.
+	logs, err := raft.NewLogCache(logCacheEntries, store)
+	if err != nil {
+		trans.Close()
+		store.Close()
+		return fmt.Errorf("start raft: %w", err)
+	}
+	r, err := raft.NewRaft(rc, f, logs, store, hs, trans)
 	if err != nil {
 		trans.Close()
 		store.Close()
