@@ -195,8 +195,13 @@ func (r *Reader) readKey(p Path, rec keyRecord) (Key, error) {
 			id, raw = c.Seek(under)
 		}
 	}
-	prefix := dataID(rec.num, "")
-	vc := r.tx.Bucket(bucketData).Cursor()
+	return readValues(r.tx.Bucket(bucketData), dataID(rec.num, ""), k)
+}
+
+// readValues adds to k the values stored in b under prefix, each checked
+// against the name its id folds.
+func readValues(b *bolt.Bucket, prefix []byte, k Key) (Key, error) {
+	vc := b.Cursor()
 	for id, v := vc.Seek(prefix); id != nil && bytes.HasPrefix(id, prefix); id, v = vc.Next() {
 		val, err := decodeValue(v)
 		if err != nil {

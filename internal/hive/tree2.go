@@ -8,7 +8,6 @@ package hive
 // it as it is; a writable open converts it to the flat key index.
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -116,19 +115,7 @@ func (n nested) readKey(b *bolt.Bucket, stored Path) (Key, error) {
 		}
 		k.Subkeys = append(k.Subkeys, rec.name)
 	}
-	prefix := nestedValuePrefix(stored)
-	vc := n.tx.Bucket(bucketValues).Cursor()
-	for id, v := vc.Seek(prefix); id != nil && bytes.HasPrefix(id, prefix); id, v = vc.Next() {
-		val, err := decodeValue(v)
-		if err != nil {
-			return Key{}, fmt.Errorf("key %q: %w", k.Path, err)
-		}
-		if fold(val.Name) != string(id[len(prefix):]) {
-			return Key{}, fmt.Errorf("%w: value %q of %q stored under %q", ErrCorrupt, val.Name, k.Path, id[len(prefix):])
-		}
-		k.Values = append(k.Values, val)
-	}
-	return k, nil
+	return readValues(n.tx.Bucket(bucketValues), nestedValuePrefix(stored), k)
 }
 
 func (n nested) walk(p Path, fn func(Key) error) error {
