@@ -153,6 +153,23 @@ func TestPreconditionsChangeNothingWhenFailing(t *testing.T) {
 	}
 }
 
+// TestTheLongestPathIsStored: a path at the limit, of letters that folding
+// lengthens (Ⱥ, two bytes, folds to ⱥ, three), fits the key index.
+func TestTheLongestPathIsStored(t *testing.T) {
+	h := openTemp(t)
+	name := strings.Repeat("\u023a", MaxNameLength)
+	var p []string
+	for len(strings.Join(append(p, name), Separator)) <= MaxPathLength {
+		p = append(p, name)
+	}
+	path := strings.Join(p, Separator)
+	mustUpdate(t, h, SetValue(path, StringValue("v", "x")))
+	k, err := h.Get(path)
+	if err != nil || k.Path != path || len(k.Values) != 1 {
+		t.Fatalf("the longest path read back: %q, %v", k.Path, err)
+	}
+}
+
 func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 	h := openTemp(t)
 	mustUpdate(t, h, CreateKey("Keep"))
@@ -171,6 +188,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"bad utf8", Txn{Ops: []Op{CreateKey("a\xff")}}, ErrInvalidPath},
 		{"long key name", Txn{Ops: []Op{CreateKey(long)}}, ErrInvalidName},
 		{"too deep", Txn{Ops: []Op{CreateKey(deep)}}, ErrInvalidPath},
+		{"long path", Txn{Ops: []Op{CreateKey(strings.TrimSuffix(strings.Repeat(strings.Repeat("x", 200)+"/", MaxPathLength/200+1), "/"))}}, ErrInvalidPath},
 		{"long value name", Txn{Ops: []Op{SetValue("a", StringValue(long, "x"))}}, ErrInvalidName},
 		{"empty value name", Txn{Ops: []Op{SetValue("a", StringValue("", "x"))}}, ErrInvalidName},
 		{"bad type", Txn{Ops: []Op{SetValue("a", Value{Name: "x", Type: "float"})}}, ErrInvalidType},

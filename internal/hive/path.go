@@ -13,6 +13,10 @@ const (
 	MaxNameLength = 255
 	// MaxDepth is the deepest a key may be nested below the root.
 	MaxDepth = 64
+	// MaxPathLength is the longest key path, in bytes of UTF-8: the key
+	// index stores the whole path, folded, as one bbolt key (at most 32 KiB;
+	// folding may lengthen a character by a byte).
+	MaxPathLength = 8 << 10
 	// MaxValueSize is the largest value's data, in bytes (1 MiB).
 	MaxValueSize = 1 << 20
 	// MaxTxnOps is the most operations and conditions one transaction may hold.
@@ -57,6 +61,9 @@ func ParsePath(s string) (Path, error) {
 	s = strings.TrimPrefix(s, Separator)
 	if s == "" {
 		return Path{}, nil
+	}
+	if len(s) > MaxPathLength {
+		return nil, fmt.Errorf("%w: the path is %d bytes long, limit %d", ErrInvalidPath, len(s), MaxPathLength)
 	}
 	parts := strings.Split(s, Separator)
 	if len(parts) > MaxDepth {
