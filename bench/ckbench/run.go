@@ -189,7 +189,8 @@ func restoreRound(ctx context.Context, o options, t *table, u *ours, e *etcdClus
 }
 
 // profileAgents takes a CPU profile of every agent for d, written to
-// dir/<phase>-<node>.cpu.pprof; the returned function waits for them.
+// dir/<phase>-<node>.cpu.pprof, then its block profile so far
+// (<phase>-<node>.block.pprof); the returned function waits for them.
 func (u *ours) profileAgents(ctx context.Context, dir, phase string, d time.Duration) func() {
 	var wg sync.WaitGroup
 	for _, n := range u.lc.Nodes {
@@ -218,6 +219,16 @@ func (u *ours) profileAgents(ctx context.Context, dir, phase string, d time.Dura
 			}
 			defer f.Close()
 			io.Copy(f, resp.Body)
+			// The waits since the agent started, to this phase's end:
+			// go tool pprof -base idle-N.block.pprof backups-N.block.pprof
+			// is what the backups' run added.
+			if resp, err := http.Get(fmt.Sprintf("http://%s/block", addr)); err == nil {
+				defer resp.Body.Close()
+				if f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%s.block.pprof", phase, n.Name))); err == nil {
+					defer f.Close()
+					io.Copy(f, resp.Body)
+				}
+			}
 		}()
 	}
 	return wg.Wait

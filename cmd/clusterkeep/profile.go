@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -15,8 +16,8 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/failover/resources"
 )
 
-// EnvProfileDir, when set, makes every clusterkeep process serve CPU and
-// heap profiles on a loopback port of its own and write that address to
+// EnvProfileDir, when set, makes every clusterkeep process serve CPU, block
+// and heap profiles on a loopback port of its own and write that address to
 // DIR/<command>-<pid>.addr. A command other than the agent also profiles
 // its whole run, as it may end before anyone asks: DIR/<command>-<pid>.cpu.pprof
 // and, at its end, .heap.pprof. It is for the benchmarks (bench/ckbench
@@ -32,6 +33,9 @@ func init() {
 	if dir == "" || (len(os.Args) > 1 && os.Args[1] == resources.ShimArg) {
 		return
 	}
+	// Waits of 100 µs and more are sampled for /block; the benchmarks
+	// read it to see what a write waits on, which a CPU profile omits.
+	runtime.SetBlockProfileRate(int(100 * time.Microsecond))
 	if err := serveProfiles(dir); err != nil {
 		slog.Warn("profiles not served", "env", EnvProfileDir, "err", err)
 	}
@@ -106,6 +110,12 @@ func serveProfiles(dir string) error {
 		case <-r.Context().Done():
 		}
 		pprof.StopCPUProfile()
+	})
+	// GET /block: where goroutines have waited (channels, locks, selects)
+	// since the process started; the difference of two is the wait
+	// between them (go tool pprof -base).
+	mux.HandleFunc("/block", func(w http.ResponseWriter, r *http.Request) {
+		pprof.Lookup("block").WriteTo(w, 0)
 	})
 	// GET /heap: the heap profile now.
 	mux.HandleFunc("/heap", func(w http.ResponseWriter, r *http.Request) {
