@@ -192,7 +192,7 @@ func Open(cfg Config) (*Service, error) {
 		return fail(err)
 	}
 	s.id = id
-	if s.hive, err = hive.Open(filepath.Join(cfg.DataDir, hive.FileName), hive.Options{}); err != nil {
+	if s.hive, err = hive.Open(filepath.Join(cfg.DataDir, hive.FileName), hive.Options{Log: s.log}); err != nil {
 		return fail(err)
 	}
 	if s.creds, err = security.OpenStore(cfg.DataDir); err != nil {

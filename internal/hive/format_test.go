@@ -2,6 +2,7 @@ package hive
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,9 +112,13 @@ func testFormat2Conversion(t *testing.T) {
 		t.Fatal("a read-only open changed the file")
 	}
 
-	h, err := Open(path, Options{CommitInterval: -1})
+	var logged strings.Builder
+	h, err := Open(path, Options{CommitInterval: -1, Log: slog.New(slog.NewTextHandler(&logged, nil))})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(logged.String(), "converting the hive") || !strings.Contains(logged.String(), "converted the hive") {
+		t.Errorf("the conversion was not logged: %q", logged.String())
 	}
 	if got := dump(t, h); got != old {
 		t.Fatalf("converted hive reads differently:\n--- format 2\n%s--- converted\n%s", old, got)

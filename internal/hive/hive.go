@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -97,6 +98,9 @@ type Options struct {
 	// ErrCommitFailed. The default panics: the node must stop and replay,
 	// never carry on as if the applied entries were safe.
 	OnCommitError func(error)
+	// Log, when set, hears of the long things Open does: converting a
+	// file of an earlier format.
+	Log *slog.Logger
 }
 
 // Hive is an open cluster database.
@@ -192,7 +196,7 @@ func (h *Hive) openDB(readOnly bool) (*bolt.DB, error) {
 		PageSize:        pageSize,
 	}
 	if !readOnly {
-		if err := convertFile(h.path, pageSize); err != nil {
+		if err := convertFile(h.path, pageSize, h.opts.Log); err != nil {
 			if errors.Is(err, bolterrors.ErrTimeout) {
 				err = ErrInUse
 			}

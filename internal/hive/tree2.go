@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -151,7 +152,7 @@ var convertBatch = 32 << 20
 // format 2, into a new file beside it that is renamed over it once whole
 // and synced: a crash leaves the old file as it was, and the next open
 // starts again. Nothing is done to a file of another format, or none.
-func convertFile(path string, pageSize int) error {
+func convertFile(path string, pageSize int, log *slog.Logger) error {
 	src, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 200 * time.Millisecond})
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -172,6 +173,14 @@ func convertFile(path string, pageSize int) error {
 	})
 	if !nestedFile {
 		return nil
+	}
+	start := time.Now()
+	if log != nil {
+		size := int64(0)
+		if fi, err := os.Stat(path); err == nil {
+			size = fi.Size()
+		}
+		log.Warn("converting the hive to its new format (a flat key index): once, about a minute a GiB", "path", path, "format", formatNested, "to", formatVersion, "bytes", size)
 	}
 	tmp := path + ".converting"
 	os.Remove(tmp)
@@ -195,6 +204,9 @@ func convertFile(path string, pageSize int) error {
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("convert format %d to %d: %w", formatNested, formatVersion, err)
+	}
+	if log != nil {
+		log.Info("converted the hive to its new format", "path", path, "took", time.Since(start).Round(time.Millisecond))
 	}
 	return nil
 }
