@@ -180,7 +180,7 @@ func convertFile(path string, pageSize int, log *slog.Logger) error {
 		if fi, err := os.Stat(path); err == nil {
 			size = fi.Size()
 		}
-		log.Warn("converting the hive to its new format (a flat key index): once, about a minute a GiB", "path", path, "format", formatNested, "to", formatVersion, "bytes", size)
+		log.Warn("converting the hive to its new format (a flat key index), once: a large hive takes a while", "path", path, "format", formatNested, "to", formatVersion, "bytes", size)
 	}
 	tmp := path + ".converting"
 	os.Remove(tmp)
