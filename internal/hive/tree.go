@@ -216,17 +216,16 @@ func readValues(b *bolt.Bucket, prefix []byte, k Key) (Key, error) {
 }
 
 // checkedRecord decodes the index entry id and checks that its path is the
-// one id names.
+// one id names (folded, names joined by indexSep), returning the path.
 func checkedRecord(id, raw []byte) (keyRecord, Path, error) {
 	rec, err := decodeKeyRecord(raw)
 	if err != nil {
 		return keyRecord{}, nil, err
 	}
-	p, err := ParsePath(rec.path)
-	if err != nil || p.IsRoot() || !bytes.Equal(indexID(p), id) {
+	if rec.path == "" || fold(strings.ReplaceAll(rec.path, Separator, string(rune(indexSep)))) != string(id) {
 		return keyRecord{}, nil, fmt.Errorf("%w: key %q stored under %q", ErrCorrupt, rec.path, id)
 	}
-	return rec, p, nil
+	return rec, strings.Split(rec.path, Separator), nil
 }
 
 // GetValue reads one value.
@@ -258,15 +257,18 @@ func (r *Reader) Walk(p Path, fn func(Key) error) error {
 	if r.nested() {
 		return nested{r.tx}.walk(p, fn)
 	}
+	visit := func(p Path, rec keyRecord) error {
+		k, err := r.readKey(p, rec)
+		if err != nil {
+			return err
+		}
+		return fn(k)
+	}
 	rec, err := r.record(p)
 	if err != nil {
 		return err
 	}
-	k, err := r.readKey(p, rec)
-	if err != nil {
-		return err
-	}
-	if err := fn(k); err != nil {
+	if err := visit(p, rec); err != nil {
 		return err
 	}
 	// The index holds the keys below p in walk order.
@@ -277,11 +279,7 @@ func (r *Reader) Walk(p Path, fn func(Key) error) error {
 		if err != nil {
 			return err
 		}
-		k, err := r.readKey(sub, rec)
-		if err != nil {
-			return err
-		}
-		if err := fn(k); err != nil {
+		if err := visit(sub, rec); err != nil {
 			return err
 		}
 	}
