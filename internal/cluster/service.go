@@ -269,7 +269,7 @@ func (s *Service) startRaft(bootstrap bool) error {
 		if s.cfg.RaftAdvertise != "" {
 			stream.advertise = tcpAddr(s.cfg.RaftAdvertise)
 		}
-		trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: stream, MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog})
+		trans = &guardedTransport{NetworkTransport: raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: stream, MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog})}
 	}
 	store, err := openLogStore(s.raftDir(), hlog, s.log)
 	if err != nil {
