@@ -166,7 +166,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if f.beforeReplace != nil {
 		f.beforeReplace()
 	}
-	if err := f.hive.Replace(rc); err != nil {
+	if err := installSnapshot(f.hive, rc); err != nil {
 		return fmt.Errorf("install raft snapshot: %w", err)
 	}
 	if f.counters != nil {

@@ -271,20 +271,9 @@ func (s *Service) startRaft(bootstrap bool) error {
 		}
 		trans = &guardedTransport{NetworkTransport: raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: stream, MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog})}
 	}
-	store, err := openLogStore(s.raftDir(), hlog, s.log)
+	store, hs, err := s.openConsensusState(hlog, bootstrap, trans.LocalAddr())
 	if err != nil {
 		trans.Close()
-		return fmt.Errorf("start raft: %w", err)
-	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(s.raftDir(), 2, hlog)
-	if err != nil {
-		trans.Close()
-		store.Close()
-		return fmt.Errorf("start raft: open snapshot store: %w", err)
-	}
-	if err := s.catchUpFromSnapshot(snaps); err != nil {
-		trans.Close()
-		store.Close()
 		return fmt.Errorf("start raft: %w", err)
 	}
 	rc := raft.DefaultConfig()
@@ -313,7 +302,6 @@ func (s *Service) startRaft(bootstrap bool) error {
 	rc.NotifyCh = notify
 	f := newFSM(s.hive)
 	f.counters = &s.counters
-	hs := &hiveSnapshots{SnapshotStore: snaps, hive: s.hive}
 	f.beforeReplace = hs.abortStreams
 	// The leader reads back each entry it sends to a follower: the newest
 	// are kept in memory (as Consul does), so a send is not a read of the log.
@@ -328,15 +316,6 @@ func (s *Service) startRaft(bootstrap bool) error {
 		trans.Close()
 		store.Close()
 		return fmt.Errorf("start raft: %w", err)
-	}
-	if bootstrap {
-		cfg := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}}
-		if err := r.BootstrapCluster(cfg).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-			r.Shutdown().Error()
-			trans.Close()
-			store.Close()
-			return fmt.Errorf("bootstrap cluster: %w", err)
-		}
 	}
 	s.raft, s.fsm, s.stream, s.trans, s.store, s.notifyCh = r, f, stream, trans, store, notify
 	s.readyTerm = 0

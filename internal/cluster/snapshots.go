@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sync"
 
+	"github.com/clusterkeep/clusterkeep/internal/fsutil"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/hashicorp/raft"
 )
@@ -29,6 +32,7 @@ const hiveSnapshotID = "hive"
 type hiveSnapshots struct {
 	raft.SnapshotStore
 	hive *hive.Hive
+	dir  string // the directory raft's file store keeps its snapshots in
 
 	mu      sync.Mutex
 	streams map[*io.PipeWriter]struct{} // the hive's streams still open
@@ -56,17 +60,22 @@ func (s *hiveSnapshots) List() ([]*raft.SnapshotMeta, error) {
 		return nil, err
 	}
 	meta, ok := snapshotMeta(s.hive.Position())
-	if !ok || (len(list) > 0 && list[0].Index >= meta.Index) {
+	if !ok || (len(list) > 0 && list[0].Index > meta.Index) {
 		return list, nil
 	}
 	return append([]*raft.SnapshotMeta{meta}, list...), nil
 }
 
 // Open opens a stored snapshot, or streams the hive from a read
-// transaction, with the metadata of that transaction.
+// transaction, with the metadata of that transaction. A stored snapshot is
+// read as a storedSnapshot, which the hive can take in by renaming its file.
 func (s *hiveSnapshots) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
 	if id != hiveSnapshotID {
-		return s.SnapshotStore.Open(id)
+		meta, rc, err := s.SnapshotStore.Open(id)
+		if err != nil {
+			return nil, nil, err
+		}
+		return meta, &storedSnapshot{ReadCloser: rc, dir: filepath.Join(s.dir, id)}, nil
 	}
 	snap, err := s.hive.Snapshot()
 	if err != nil {
@@ -94,6 +103,76 @@ func (s *hiveSnapshots) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, erro
 		s.mu.Unlock()
 	}()
 	return meta, pr, nil
+}
+
+// storedSnapshot is a snapshot raft's file store holds (one received from a
+// leader, or taken here), its checksum verified as the store opened it. Its
+// state file is a whole hive file.
+type storedSnapshot struct {
+	io.ReadCloser
+	dir string
+}
+
+// installInto makes the snapshot the hive, by renaming its state file into
+// the hive's place, then drops what is left of it (a hive that is newer
+// stands in for it, see List): a snapshot received from the leader is
+// written once. On error the hive is unchanged and the snapshot is kept.
+func (s *storedSnapshot) installInto(h *hive.Hive) error {
+	if err := h.ReplaceFile(filepath.Join(s.dir, snapshotStateFile)); err != nil {
+		return err
+	}
+	s.Close()
+	if err := os.RemoveAll(s.dir); err != nil {
+		return fmt.Errorf("drop the installed snapshot: %w", err)
+	}
+	return fsutil.SyncDir(filepath.Dir(s.dir))
+}
+
+// installSnapshot makes the snapshot read from rc the hive: a stored one by
+// renaming its file, a stream by writing it.
+func installSnapshot(h *hive.Hive, rc io.ReadCloser) error {
+	if s, ok := rc.(*storedSnapshot); ok {
+		return s.installInto(h)
+	}
+	return h.Replace(rc)
+}
+
+// The names raft's file snapshot store gives its directory and its files.
+const (
+	snapshotDir       = "snapshots"
+	snapshotStateFile = "state.bin"
+)
+
+// dropInstalledSnapshots removes the snapshots whose state file is gone:
+// renamed into the hive by an install that was stopped before it dropped
+// the rest. The hive holds them, and raft must not be offered a snapshot
+// it cannot open.
+func dropInstalledSnapshots(raftDir string) error {
+	dir := filepath.Join(raftDir, snapshotDir)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read snapshots: %w", err)
+	}
+	dropped := false
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, e.Name(), snapshotStateFile)); !errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("drop installed snapshot %s: %w", e.Name(), err)
+		}
+		dropped = true
+	}
+	if dropped {
+		return fsutil.SyncDir(dir)
+	}
+	return nil
 }
 
 // snapshotMeta is the metadata of a snapshot at p, if p is whole.

@@ -607,15 +607,39 @@ func (h *Hive) Replace(r io.Reader) error {
 		os.Remove(tmp)
 		return fmt.Errorf("replace hive %s: %w", h.path, err)
 	}
-	if err := CheckFile(tmp); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("replace hive %s: incoming database: %w", h.path, err)
+	return h.replaceWith(tmp, true)
+}
+
+// ReplaceFile is Replace with the new database in a file of its own
+// already, made durable, on the hive's file system (a consensus snapshot
+// as raft stored it): it is checked, then renamed into the hive's place,
+// not copied. On error the hive is unchanged and file stays where it is.
+func (h *Hive) ReplaceFile(file string) error {
+	if h.readOnly {
+		return fmt.Errorf("replace: hive %s opened read-only", h.path)
+	}
+	if err := os.Chmod(file, 0o600); err != nil {
+		return fmt.Errorf("replace hive %s: %w", h.path, err)
+	}
+	return h.replaceWith(file, false)
+}
+
+// replaceWith checks file and swaps it in for the hive's; owned, it is
+// removed on error.
+func (h *Hive) replaceWith(file string, owned bool) error {
+	fail := func(err error) error {
+		if owned {
+			os.Remove(file)
+		}
+		return fmt.Errorf("replace hive %s: %w", h.path, err)
+	}
+	if err := CheckFile(file); err != nil {
+		return fail(fmt.Errorf("incoming database: %w", err))
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed || h.db == nil {
-		os.Remove(tmp)
-		return fmt.Errorf("replace hive %s: %w", h.path, ErrClosed)
+		return fail(ErrClosed)
 	}
 	// The pending group is committed first: if the swap fails, the hive
 	// stays as applied; if it works, the file is gone anyway.
@@ -623,15 +647,13 @@ func (h *Hive) Replace(r io.Reader) error {
 	err := h.commitLocked()
 	h.txMu.Unlock()
 	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("replace hive %s: %w", h.path, err)
+		return fail(err)
 	}
 	if err := h.db.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("replace hive %s: close: %w", h.path, err)
+		return fail(fmt.Errorf("close: %w", err))
 	}
 	h.db = nil
-	renameErr := os.Rename(tmp, h.path)
+	renameErr := os.Rename(file, h.path)
 	if renameErr == nil {
 		renameErr = fsutil.SyncDir(filepath.Dir(h.path))
 	}
@@ -643,8 +665,7 @@ func (h *Hive) Replace(r io.Reader) error {
 	h.db = db
 	h.watch.setFloor(h.seqLocked())
 	if renameErr != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("replace hive %s: %w", h.path, renameErr)
+		return fail(renameErr)
 	}
 	return nil
 }

@@ -1,0 +1,64 @@
+package hive
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestReplaceFileRenamesTheFileIn: a whole hive file on the hive's file
+// system takes the hive's place without a copy (it is gone from where it
+// was), and a damaged one is refused, left where it was, the hive unchanged.
+func TestReplaceFileRenamesTheFileIn(t *testing.T) {
+	src := openTemp(t)
+	mustUpdate(t, src, SetValue("a", Uint64Value("n", 7)))
+	snap, err := src.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := openTemp(t)
+	mustUpdate(t, h, SetValue("a", Uint64Value("n", 1)))
+	file := filepath.Join(filepath.Dir(h.Path()), "state.bin")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snap.WriteTo(f); err != nil {
+		t.Fatal(err)
+	}
+	snap.Close()
+	f.Close()
+
+	damaged := filepath.Join(filepath.Dir(h.Path()), "damaged.bin")
+	// bbolt keeps no checksum of its pages (raft's store checks the
+	// snapshot's own as it opens it): the check here is of structure.
+	b, _ := os.ReadFile(file)
+	if err := os.WriteFile(damaged, b[:pageSize+100], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ReplaceFile(damaged); err == nil {
+		t.Fatal("a damaged file replaced the hive")
+	}
+	if _, err := os.Stat(damaged); err != nil {
+		t.Fatalf("the refused file is gone: %v", err)
+	}
+	if v, _ := h.GetValue("a", "n"); v.Uint64 != 1 {
+		t.Fatalf("a refused replacement changed the hive: n=%d", v.Uint64)
+	}
+
+	if err := h.ReplaceFile(file); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Fatalf("the file was copied, not renamed in: %v", err)
+	}
+	if v, _ := h.GetValue("a", "n"); v.Uint64 != 7 {
+		t.Fatalf("the hive holds n=%d after the replace, want 7", v.Uint64)
+	}
+	if fi, _ := os.Stat(h.Path()); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the hive file is %v, want 0600", fi.Mode().Perm())
+	}
+	if err := h.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
