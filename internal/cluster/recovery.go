@@ -14,8 +14,8 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// startHistory starts a consensus history of one voter, this node, at the
-// hive as it is: the hive records itself as standing at index 1 of term 1
+// startHistory starts the consensus history of a cluster restored
+// authoritatively: one voter, this node, at the hive as it is: the hive records itself as standing at index 1 of term 1
 // under that configuration, and hiveSnapshots offers it to raft as the
 // snapshot the history starts from. Raft then holds no entry the hive does
 // not, so every member that joins receives the hive whole, streamed from
@@ -61,14 +61,14 @@ func (s *Service) sealRestoredState() error {
 
 // openConsensusState opens the node's consensus log and snapshots and
 // brings the hive level with them: a hive behind the newest snapshot is
-// replaced by it, a new history starts at the hive (bootstrap), and a hive
+// replaced by it, a restored cluster's history starts at the hive, and a hive
 // its log cannot bring forward is refused.
-func (s *Service) openConsensusState(hlog hclog.Logger, bootstrap bool, addr raft.ServerAddress) (logStore, *hiveSnapshots, error) {
+func (s *Service) openConsensusState(hlog hclog.Logger, restored bool, addr raft.ServerAddress) (logStore, *hiveSnapshots, error) {
 	store, err := openLogStore(s.raftDir(), hlog, s.log)
 	if err != nil {
 		return nil, nil, err
 	}
-	hs, err := s.levelHive(store, hlog, bootstrap, addr)
+	hs, err := s.levelHive(store, hlog, restored, addr)
 	if err != nil {
 		store.Close()
 		return nil, nil, err
@@ -76,7 +76,7 @@ func (s *Service) openConsensusState(hlog hclog.Logger, bootstrap bool, addr raf
 	return store, hs, nil
 }
 
-func (s *Service) levelHive(store logStore, hlog hclog.Logger, bootstrap bool, addr raft.ServerAddress) (*hiveSnapshots, error) {
+func (s *Service) levelHive(store logStore, hlog hclog.Logger, restored bool, addr raft.ServerAddress) (*hiveSnapshots, error) {
 	if err := dropInstalledSnapshots(s.raftDir()); err != nil {
 		return nil, err
 	}
@@ -88,7 +88,7 @@ func (s *Service) levelHive(store logStore, hlog hclog.Logger, bootstrap bool, a
 	if err := s.catchUpFromSnapshot(hs); err != nil {
 		return nil, err
 	}
-	if bootstrap {
+	if restored {
 		if err := s.startHistory(raft.ServerID(s.id.NodeID), addr); err != nil {
 			return nil, fmt.Errorf("bootstrap cluster: %w", err)
 		}

@@ -271,7 +271,10 @@ func (s *Service) startRaft(bootstrap bool) error {
 		}
 		trans = &guardedTransport{NetworkTransport: raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: stream, MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog})}
 	}
-	store, hs, err := s.openConsensusState(hlog, bootstrap, trans.LocalAddr())
+	// A cluster restored authoritatively starts its history at its hive
+	// (startHistory); a new cluster's starts at raft's bootstrap entry.
+	restored := bootstrap && s.id.Bootstrap
+	store, hs, err := s.openConsensusState(hlog, restored, trans.LocalAddr())
 	if err != nil {
 		trans.Close()
 		return fmt.Errorf("start raft: %w", err)
@@ -316,6 +319,15 @@ func (s *Service) startRaft(bootstrap bool) error {
 		trans.Close()
 		store.Close()
 		return fmt.Errorf("start raft: %w", err)
+	}
+	if bootstrap && !restored {
+		cfg := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}}
+		if err := r.BootstrapCluster(cfg).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			r.Shutdown().Error()
+			trans.Close()
+			store.Close()
+			return fmt.Errorf("bootstrap cluster: %w", err)
+		}
 	}
 	s.raft, s.fsm, s.stream, s.trans, s.store, s.notifyCh = r, f, stream, trans, store, notify
 	s.readyTerm = 0
