@@ -15,16 +15,16 @@ import (
 )
 
 // startHistory starts the consensus history of a cluster restored
-// authoritatively: one voter, this node, at the hive as it is: the hive records itself as standing at index 1 of term 1
-// under that configuration, and hiveSnapshots offers it to raft as the
-// snapshot the history starts from. Raft then holds no entry the hive does
-// not, so every member that joins receives the hive whole, streamed from
-// the file, and no copy of it is written first (raft's BootstrapCluster
-// would put the configuration in the log at index 1, and a member could be
-// sent the log instead of the hive). A hive that already stands somewhere
-// was started on by an earlier run: it is left as it is.
+// authoritatively at its hive: the hive records itself as standing at
+// index 1 of term 1, under a configuration of one voter, this node, and
+// hiveSnapshots offers it to raft as the snapshot the history starts from.
+// Raft then holds no entry the hive does not, so every member that joins
+// is sent the hive whole, streamed from the file, and no copy of it is
+// written first (a raft snapshot sealing the restored state wrote one). A
+// hive that already stands somewhere was started on by an earlier run: it
+// is left as it is.
 func (s *Service) startHistory(id raft.ServerID, addr raft.ServerAddress) error {
-	if p := s.hive.Position(); p.Index != 0 {
+	if s.hive.Applied() != 0 {
 		return nil
 	}
 	cfg := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: id, Address: addr}}}
@@ -76,6 +76,7 @@ func (s *Service) openConsensusState(hlog hclog.Logger, restored bool, addr raft
 	return store, hs, nil
 }
 
+// levelHive is openConsensusState once the log is open.
 func (s *Service) levelHive(store logStore, hlog hclog.Logger, restored bool, addr raft.ServerAddress) (*hiveSnapshots, error) {
 	if err := dropInstalledSnapshots(s.raftDir()); err != nil {
 		return nil, err
@@ -90,7 +91,7 @@ func (s *Service) levelHive(store logStore, hlog hclog.Logger, restored bool, ad
 	}
 	if restored {
 		if err := s.startHistory(raft.ServerID(s.id.NodeID), addr); err != nil {
-			return nil, fmt.Errorf("bootstrap cluster: %w", err)
+			return nil, fmt.Errorf("start the restored cluster: %w", err)
 		}
 	}
 	if err := s.checkLogReaches(store); err != nil {

@@ -121,7 +121,6 @@ func (s *storedSnapshot) installInto(h *hive.Hive) error {
 	if err := h.ReplaceFile(filepath.Join(s.dir, snapshotStateFile)); err != nil {
 		return err
 	}
-	s.Close()
 	if err := os.RemoveAll(s.dir); err != nil {
 		return fmt.Errorf("drop the installed snapshot: %w", err)
 	}

@@ -595,7 +595,7 @@ func (s *Snapshot) WriteTo(w io.Writer) (int64, error) { return s.tx.WriteTo(w) 
 func (s *Snapshot) Close() error { return s.tx.Rollback() }
 
 // Replace atomically swaps the hive's file for the database read from r
-// (a raft snapshot being installed, or a restore). The new file is written
+// (a raft snapshot streamed to it). ReplaceFile takes a file in instead. The new file is written
 // aside, fsync'd and checked before it takes the old one's place; on any
 // error the hive is unchanged. Watchers see ErrCompacted.
 func (h *Hive) Replace(r io.Reader) error {
