@@ -594,10 +594,11 @@ func (s *Snapshot) WriteTo(w io.Writer) (int64, error) { return s.tx.WriteTo(w) 
 // Close ends the read transaction.
 func (s *Snapshot) Close() error { return s.tx.Rollback() }
 
-// Replace atomically swaps the hive's file for the database read from r
-// (a raft snapshot streamed to it). ReplaceFile takes a file in instead. The new file is written
-// aside, fsync'd and checked before it takes the old one's place; on any
-// error the hive is unchanged. Watchers see ErrCompacted.
+// Replace atomically swaps the hive's file for the database read from r (a
+// raft snapshot streamed to it; ReplaceFile takes in a file instead). The
+// new file is written aside, fsync'd and checked before it takes the old
+// one's place; on any error the hive is unchanged. Watchers see
+// ErrCompacted.
 func (h *Hive) Replace(r io.Reader) error {
 	if h.readOnly {
 		return fmt.Errorf("replace: hive %s opened read-only", h.path)
