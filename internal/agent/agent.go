@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -141,7 +142,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 		log.Info("serving metrics over plain HTTP", "addr", metricsLn.Addr().String())
 	}
 	log.Info("agent started", "node", svc.Identity().NodeName, "api", adv, "data_dir", cfg.DataDir)
-	if !svc.Identity().Configured() {
+	if pending := svc.PendingJoin(); len(pending) > 0 {
+		// A join killed before the cluster added this node (one that set
+		// a stale state aside, or was started with --join) goes on first,
+		// with the members it was asking: --create must not make a new
+		// cluster of a node that was on its way into one.
+		log.Warn("resuming a join that did not finish", "members", strings.Join(pending, ","))
+		a.startJoin(pending)
+	} else if !svc.Identity().Configured() {
 		switch {
 		case cfg.Create != "":
 			// Serving starts once the cluster's records (its authority

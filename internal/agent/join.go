@@ -30,12 +30,21 @@ func (a *Agent) startJoin(addrs []string) {
 	}()
 }
 
-// joinLoop asks the given members to add this node until one does.
+// joinLoop asks the given members to add this node until one does. The
+// join is recorded while it runs: killed, the node resumes it at its next
+// start.
 func (a *Agent) joinLoop(ctx context.Context, addrs []string) {
+	if err := a.svc.RecordJoin(addrs); err != nil {
+		a.log.Error("cannot join", "err", err)
+		return
+	}
 	for attempt := 0; ; attempt++ {
 		err := a.joinOnce(ctx, addrs)
 		if err == nil {
 			a.log.Info("joined cluster", "cluster", a.svc.Identity().ClusterName)
+			if err := a.svc.JoinDone(); err != nil {
+				a.log.Warn("joined cluster", "err", err)
+			}
 			return
 		}
 		if errors.Is(err, errNoJoinToken) {
@@ -46,6 +55,9 @@ func (a *Agent) joinLoop(ctx context.Context, addrs []string) {
 			a.log.Error("cannot join", "err", err)
 			if ferr := a.svc.Forget("join-refused"); ferr != nil {
 				a.log.Error("take back the join", "err", ferr)
+			}
+			if err := a.svc.JoinDone(); err != nil {
+				a.log.Warn("take back the join", "err", err)
 			}
 			return
 		}

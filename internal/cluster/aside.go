@@ -108,6 +108,16 @@ func (s *Service) noticeStale(them PeerIdentity) {
 			s.stale = false
 			s.mu.Unlock()
 		}()
+		// The member to rejoin through is recorded before anything moves:
+		// a node killed between the move and the join rejoins at its next
+		// start, instead of staying in no cluster (or, started with
+		// --create, making a cluster of its own).
+		if them.APIAddr != "" {
+			if err := s.RecordJoin([]string{them.APIAddr}); err != nil {
+				s.log.Error("move stale state aside", "err", err)
+				return
+			}
+		}
 		if err := s.forget("stale-generation"); err != nil {
 			s.log.Error("move stale state aside", "err", err)
 			return
@@ -156,12 +166,13 @@ func (s *Service) forget(reason string) error {
 	// Everything is moved by rename, as it is: the copy costs no writes
 	// and reads offline as any stopped node's (--data-dir).
 	dir := aside.NewPath(s.cfg.DataDir, reason, time.Now())
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// The intent is written first: a node that dies half way finishes the
+	// job at its next start, rather than starting with half its state (or
+	// leaving an empty folder aside).
+	if err := fsutil.WriteFileAtomic(filepath.Join(s.cfg.DataDir, forgetMarker), strings.NewReader(dir)); err != nil {
 		return fmt.Errorf("move cluster data aside: %w", err)
 	}
-	// The intent is written first: a node that dies half way finishes the
-	// job at its next start, rather than starting with half its state.
-	if err := fsutil.WriteFileAtomic(filepath.Join(s.cfg.DataDir, forgetMarker), strings.NewReader(dir)); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("move cluster data aside: %w", err)
 	}
 	if err := os.Rename(s.raftDir(), filepath.Join(dir, "raft")); err != nil && !os.IsNotExist(err) {

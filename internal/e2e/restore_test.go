@@ -220,8 +220,14 @@ func authoritativeSetup(t *testing.T, lc *localcluster.Cluster, c *client.Cluste
 	return uint64(gen)
 }
 
-func checkConverged(t *testing.T, lc *localcluster.Cluster, c *client.Cluster, gen uint64) {
+// checkConverged checks that every node serves the restored state at gen,
+// and that each stale member (node2 and node3 unless named) kept its old
+// state aside.
+func checkConverged(t *testing.T, lc *localcluster.Cluster, c *client.Cluster, gen uint64, stale ...localcluster.Node) {
 	t.Helper()
+	if stale == nil {
+		stale = lc.Nodes[1:]
+	}
 	tc.Eventually(t, "three nodes Up", func() error { return allUp(tc.Context(t), c, 3) })
 	for _, nd := range lc.Nodes {
 		waitHolds(t, nd, "A", "v", 1)
@@ -235,7 +241,7 @@ func checkConverged(t *testing.T, lc *localcluster.Cluster, c *client.Cluster, g
 	// The stale members' state is kept aside whole, moved as it was
 	// (database, consensus log, which holds the later writes even where
 	// they were not applied yet), listed with its size.
-	for _, nd := range lc.Nodes[1:] {
+	for _, nd := range stale {
 		for _, f := range []string{"clusdb", "raft/wal"} {
 			if m, _ := filepath.Glob(filepath.Join(nd.DataDir, "aside", "*-stale-generation", f)); len(m) != 1 {
 				t.Fatalf("%s: stale %s not moved aside: %v", nd.Name, f, m)
@@ -252,11 +258,12 @@ func checkConverged(t *testing.T, lc *localcluster.Cluster, c *client.Cluster, g
 	}
 }
 
-// asideHolds reports whether any stale member's copy set aside holds key,
-// read offline with --data-dir as any stopped node's database.
-func asideHolds(t *testing.T, lc *localcluster.Cluster, key string) bool {
+// asideHolds reports whether any of the nodes' copies set aside for a stale
+// generation holds key, read offline with --data-dir as any stopped node's
+// database.
+func asideHolds(t *testing.T, nodes []localcluster.Node, key string) bool {
 	t.Helper()
-	for _, nd := range lc.Nodes[1:] {
+	for _, nd := range nodes {
 		m, _ := filepath.Glob(filepath.Join(nd.DataDir, "aside", "*-stale-generation"))
 		for _, dir := range m {
 			if _, _, code := cli(t, nil, "config", "get", key, "v", "--data-dir", dir); code == 0 {
@@ -329,7 +336,7 @@ func TestStaleMajorityCannotOverwriteTheRestoredState(t *testing.T) {
 	}
 	// The stale leader applied the write before acknowledging it: it is in
 	// the state that leader moved aside.
-	if !asideHolds(t, lc, "W") {
+	if !asideHolds(t, lc.Nodes[1:], "W") {
 		t.Fatal("the stale majority's write is not kept in the moved-aside data")
 	}
 	// The operator removes the copies no longer wanted, with one command.
@@ -504,45 +511,7 @@ func TestRestoreKilledAtAnyMomentFinishesWhenRunAgain(t *testing.T) {
 		}
 		return nil
 	})
-	args := []string{"restore", path, "--data-dir", n3.DataDir}
-	for _, after := range []time.Duration{5 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 45 * time.Millisecond, 50 * time.Millisecond, 55 * time.Millisecond, 60 * time.Millisecond, 80 * time.Millisecond, 150 * time.Millisecond} {
-		// Each round starts from the node's old state.
-		os.RemoveAll(n3.DataDir)
-		if out, err := exec.Command("cp", "-a", pristine, n3.DataDir).CombinedOutput(); err != nil {
-			t.Fatalf("%v %s", err, out)
-		}
-		cmd := exec.Command(tc.Binary(t), args...)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(after)
-		cmd.Process.Kill()
-		cmd.Wait()
-		// Whatever the moment, the node's database is whole: the old one,
-		// or the new one (with a restore possibly still pending).
-		if err := hive.CheckFile(filepath.Join(n3.DataDir, hive.FileName)); err != nil {
-			t.Fatalf("killed after %v: the node's database: %v", after, err)
-		}
-		p, _ := staging.Pending(n3.DataDir)
-		state := "neither old nor new"
-		switch fileSum(filepath.Join(n3.DataDir, hive.FileName)) {
-		case oldSum:
-			state = "old"
-		case newSum:
-			state = "new"
-		}
-		if state == "neither old nor new" {
-			t.Fatalf("killed after %v: the node's database is %s", after, state)
-		}
-		t.Logf("killed after %v: the node holds the %s state; a restore pending: %v", after, state, p != nil)
-		// Run again to the end: it finishes the job.
-		if _, errOut, code := cli(t, nil, args...); code != 0 {
-			t.Fatalf("killed after %v: run again: %s", after, errOut)
-		}
-		if p, _ := staging.Pending(n3.DataDir); p != nil {
-			t.Fatalf("killed after %v: restore still pending after the re-run", after)
-		}
-	}
+	killCommandAtMoments(t, pristine, n3.DataDir, oldSum, newSum, "restore", path, "--data-dir", n3.DataDir)
 	h, err := hive.OpenReadOnly(filepath.Join(n3.DataDir, hive.FileName))
 	if err != nil {
 		t.Fatal(err)
@@ -556,6 +525,56 @@ func TestRestoreKilledAtAnyMomentFinishesWhenRunAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitHolds(t, n3, "A", "v", 2)
+}
+
+// killCommandAtMoments runs the command args on dataDir, reset to pristine
+// each time, and kills it after each of a series of moments. Whatever the
+// moment, the node's database is whole and is the old one (oldSum) or the
+// new one (newSum); the same command run again to its end finishes the job.
+func killCommandAtMoments(t *testing.T, pristine, dataDir, oldSum, newSum string, args ...string) {
+	t.Helper()
+	for _, after := range []time.Duration{5 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 45 * time.Millisecond, 50 * time.Millisecond, 55 * time.Millisecond, 60 * time.Millisecond, 80 * time.Millisecond, 150 * time.Millisecond} {
+		os.RemoveAll(dataDir)
+		if out, err := exec.Command("cp", "-a", pristine, dataDir).CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		cmd := exec.Command(tc.Binary(t), args...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(after)
+		cmd.Process.Kill()
+		cmd.Wait()
+		// A kill between the moves of an apply leaves no database in
+		// place, only a pending restore that the next run or start
+		// finishes; any database in place is whole.
+		p, _ := staging.Pending(dataDir)
+		db := filepath.Join(dataDir, hive.FileName)
+		state := "none, a restore pending"
+		if _, err := os.Stat(db); err == nil || p == nil {
+			if err := hive.CheckFile(db); err != nil {
+				t.Fatalf("killed after %v: the node's database: %v", after, err)
+			}
+			switch fileSum(db) {
+			case oldSum:
+				state = "old"
+			case newSum:
+				state = "new"
+			default:
+				t.Fatalf("killed after %v: the node's database is neither the old one nor the new one", after)
+			}
+		}
+		t.Logf("killed after %v: the node holds the %s state; a restore pending: %v", after, state, p != nil)
+		if _, errOut, code := cli(t, nil, args...); code != 0 {
+			t.Fatalf("killed after %v: run again: %s", after, errOut)
+		}
+		if p, _ := staging.Pending(dataDir); p != nil {
+			t.Fatalf("killed after %v: restore still pending after the re-run", after)
+		}
+		if fileSum(db) != newSum {
+			t.Fatalf("killed after %v: after the re-run the node does not hold the backup's database", after)
+		}
+	}
 }
 
 func fileSum(p string) string {

@@ -280,8 +280,23 @@ func (c *Cluster) alive(nd *Node) bool {
 	return err != nil || strings.Contains(string(cmdline), nd.DataDir)
 }
 
-// Start starts one stopped node.
+// Running reports whether the named node's process runs.
+func (c *Cluster) Running(name string) bool {
+	nd, err := c.Node(name)
+	return err == nil && c.alive(nd)
+}
+
+// Start starts one stopped node and waits until its service runs.
 func (c *Cluster) Start(ctx context.Context, name string) (*Node, error) {
+	nd, err := c.Launch(name)
+	if err != nil {
+		return nd, err
+	}
+	return nd, waitRunning(ctx, nd)
+}
+
+// Launch starts one stopped node and returns at once.
+func (c *Cluster) Launch(name string) (*Node, error) {
 	nd, err := c.Node(name)
 	if err != nil {
 		return nil, err
@@ -289,10 +304,7 @@ func (c *Cluster) Start(ctx context.Context, name string) (*Node, error) {
 	if c.alive(nd) {
 		return nd, fmt.Errorf("node %s already runs (pid %d)", nd.Name, nd.PID)
 	}
-	if err := c.start(nd); err != nil {
-		return nil, err
-	}
-	return nd, waitRunning(ctx, nd)
+	return nd, c.start(nd)
 }
 
 // Stop stops one node: SIGTERM and, after 10 seconds, SIGKILL; with kill,

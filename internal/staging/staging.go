@@ -108,6 +108,16 @@ func (w *Workspace) Commit(p Plan) error {
 	if err := fsutil.SyncDir(w.dir); err != nil {
 		return err
 	}
+	// A restore whose apply began and was killed is finished first: a new
+	// plan would set the rest of the old state aside in a folder of its
+	// own, leaving the old database and its consensus log apart.
+	if old, err := Pending(w.dataDir); err != nil {
+		return fmt.Errorf("stage restore: %w", err)
+	} else if old != nil && begun(w.dataDir, old) {
+		if err := applyPlan(w.dataDir, old); err != nil {
+			return fmt.Errorf("stage restore: finish the restore %s a killed run began: %w", old.ID, err)
+		}
+	}
 	final := filepath.Join(w.dataDir, PendingDir)
 	if err := os.RemoveAll(final); err != nil {
 		return err
@@ -240,7 +250,7 @@ func applyPlan(dataDir string, p *Plan) error {
 			}
 		}
 	}
-	kept := filepath.Join(dataDir, AsideDir, "restore-"+p.ID)
+	kept := keptDir(dataDir, p)
 	if err := os.MkdirAll(kept, 0o700); err != nil {
 		return fmt.Errorf("apply restore: %w", err)
 	}
@@ -284,6 +294,17 @@ func applyPlan(dataDir string, p *Plan) error {
 		return fmt.Errorf("apply restore: clear the staged restore: %w", err)
 	}
 	return fsutil.SyncDir(dataDir)
+}
+
+// keptDir is where applying p sets the node's old files aside.
+func keptDir(dataDir string, p *Plan) string {
+	return filepath.Join(dataDir, AsideDir, "restore-"+p.ID)
+}
+
+// begun reports whether applying p began: its folder aside exists.
+func begun(dataDir string, p *Plan) bool {
+	_, err := os.Stat(keptDir(dataDir, p))
+	return err == nil
 }
 
 // moveOnce renames from to to unless that was done already: from is gone,
