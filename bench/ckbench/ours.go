@@ -389,16 +389,19 @@ func (u *ours) restoreAuthoritative(ctx context.Context, bin, backup string, wan
 	r := authRun{seconds: time.Since(t0).Seconds(), cmd: c, writeBytes: c.writeBytes}
 	// The agents started after the command: all they wrote since is the
 	// restore's.
+	who := fmt.Sprintf("command %.1f", float64(c.writeBytes)/(1<<20))
 	for i, pid := range pids {
 		wb, err := benchutil.WriteBytes(pid)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "ckbench: bytes written by %s: %v\n", u.lc.Nodes[i].Name, err)
 		}
 		r.writeBytes += wb
+		who += fmt.Sprintf(", %s %.1f", u.lc.Nodes[i].Name, float64(wb)/(1<<20))
 	}
 	if fi, err := os.Stat(u.dbPath("node1")); err == nil {
 		r.hiveBytes = fi.Size()
 	}
+	fmt.Fprintf(os.Stderr, "ckbench: the authoritative restore's bytes written (MiB): %s; hive %.1f\n", who, float64(r.hiveBytes)/(1<<20))
 	// What the stale members moved aside is kept by design; the benchmark
 	// removes it, or rounds of a 1M-key hive would fill the disk.
 	for _, n := range u.lc.Nodes {
