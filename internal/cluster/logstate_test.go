@@ -1,16 +1,20 @@
 package cluster
 
 import (
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/clusterkeep/clusterkeep/internal/consensuslog"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
 
+// The offline reads of a stopped node's log, against the log store the
+// service writes: its range, and a note when its hive is behind it.
 func TestUnappliedNoteComparesTheLogWithTheHive(t *testing.T) {
 	dir := t.TempDir()
 	if note := UnappliedNote(dir, 0); note != "" {
@@ -30,9 +34,19 @@ func TestUnappliedNoteComparesTheLogWithTheHive(t *testing.T) {
 	if err := store.StoreLogs(logs); err != nil {
 		t.Fatal(err)
 	}
+	// Raft compacts the head of the log as it snapshots.
+	if err := store.DeleteRange(1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := consensuslog.FirstIndex(dir); !errors.Is(err, consensuslog.ErrInUse) {
+		t.Fatalf("the first index of a log in use: %v, want %v", err, consensuslog.ErrInUse)
+	}
 	store.Close()
-	if last, err := LogLastIndex(dir, 0); err != nil || last != 5 {
+	if last, err := consensuslog.LastIndex(dir, 0); err != nil || last != 5 {
 		t.Fatalf("last index %d, %v; want 5", last, err)
+	}
+	if first, err := consensuslog.FirstIndex(dir); err != nil || first != 3 {
+		t.Fatalf("first index %d, %v; want 3", first, err)
 	}
 	if note := UnappliedNote(dir, 3); !strings.Contains(note, "up to index 5") || !strings.Contains(note, "up to 3") {
 		t.Fatalf("hive behind its log: %q", note)

@@ -139,21 +139,6 @@ func (e *rolesEnv) starts(name string) map[string]int {
 	return out
 }
 
-func (e *rolesEnv) status(name string) placement.GroupStatus {
-	e.t.Helper()
-	var list []placement.GroupStatus
-	if err := json.Unmarshal([]byte(e.must("group", "status", "--json")), &list); err != nil {
-		e.t.Fatal(err)
-	}
-	for _, s := range list {
-		if strings.EqualFold(s.Name, name) {
-			return s
-		}
-	}
-	e.t.Fatalf("group %s not in the status", name)
-	return placement.GroupStatus{}
-}
-
 // waitGroup polls the group's status until ok accepts it.
 func (e *rolesEnv) waitGroup(name, what string, ok func(placement.GroupStatus) bool) placement.GroupStatus {
 	e.t.Helper()

@@ -28,6 +28,7 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/backupset"
 	"github.com/clusterkeep/clusterkeep/internal/backupset/offline"
 	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/consensuslog"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
 	"github.com/clusterkeep/clusterkeep/internal/staging"
@@ -46,6 +47,7 @@ var (
 	ErrNodeNotNamed   = errors.New("the data directory holds no node: say which node it is for")
 	ErrNotAMember     = errors.New("not a member in the backup")
 	ErrNodeRunning    = errors.New("the node answers in the cluster")
+	ErrLogGap         = errors.New("the node's consensus log cannot bring the backup's hive forward")
 )
 
 // Options are the restore's settings.
@@ -133,6 +135,32 @@ func withHive(db string, fn func(h *hive.Hive) error) error {
 	}
 	defer h.Close()
 	return fn(h)
+}
+
+// checkLogReaches refuses a non-authoritative restore of a hive older than
+// the start of the consensus log the node keeps: the service would refuse
+// to start on it, as raft would have entries to apply that the log no
+// longer holds (a snapshot the node received replaced its hive, and was
+// not kept). A log in use (the service runs: the restore is staged for its
+// next start) is checked by the service as it starts.
+func checkLogReaches(dataDir, db string) error {
+	first, err := consensuslog.FirstIndex(dataDir)
+	if errors.Is(err, consensuslog.ErrInUse) || (err == nil && first == 0) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("restore: nothing was changed: %w", err)
+	}
+	var applied uint64
+	if err := withHive(db, func(h *hive.Hive) error { applied = h.Applied(); return nil }); err != nil {
+		return fmt.Errorf("restore: nothing was changed: %w", err)
+	}
+	if first > applied+1 {
+		return fmt.Errorf("restore: nothing was changed: %w: the backup's hive has applied up to index %d and the consensus log of this node starts at index %d: "+
+			"restore a backup taken after index %d, or empty the node's data directory and restore into it with --node NAME, for the cluster to send the whole hive",
+			ErrLogGap, applied, first, first-1)
+	}
+	return nil
 }
 
 // restoreKey writes one key or subtree of the backup into the running
@@ -280,6 +308,11 @@ func restoreNode(ctx context.Context, o Options, set *backupset.Set) (*Result, e
 			m.Cluster.Generation, local.Generation, local.Generation)
 	} else if id.ClusterID == "" {
 		id.ClusterID, id.ClusterName, id.Generation = m.Cluster.ID, m.Cluster.Name, m.Cluster.Generation
+	}
+	if !o.Authoritative {
+		if err := checkLogReaches(o.DataDir, db); err != nil {
+			return nil, err
+		}
 	}
 	res.Node, res.Generation = id.NodeName, id.Generation
 	// Where application files go is decided and checked before anything
