@@ -166,11 +166,15 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if f.beforeReplace != nil {
 		f.beforeReplace()
 	}
-	if err := installSnapshot(f.hive, rc); err != nil {
+	renamed, err := installSnapshot(f.hive, rc)
+	if err != nil {
 		return fmt.Errorf("install raft snapshot: %w", err)
 	}
 	if f.counters != nil {
 		f.counters.installed.Add(1)
+		if !renamed {
+			f.counters.installedCopied.Add(1)
+		}
 	}
 	f.advance(f.hive.Applied())
 	return nil

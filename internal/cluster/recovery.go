@@ -147,7 +147,7 @@ func (s *Service) catchUpFromSnapshot(snaps raft.SnapshotStore) error {
 		return fmt.Errorf("open snapshot %s: %w", newest.ID, err)
 	}
 	defer rc.Close()
-	if err := installSnapshot(s.hive, rc); err != nil {
+	if _, err := installSnapshot(s.hive, rc); err != nil {
 		return fmt.Errorf("restore hive from snapshot %s: %w", newest.ID, err)
 	}
 	return nil

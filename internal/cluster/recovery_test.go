@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/clusterkeep/clusterkeep/internal/hive"
+	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
 	"github.com/hashicorp/raft"
 )
 
@@ -69,5 +70,49 @@ func TestAnInstalledSnapshotLeftOverIsDropped(t *testing.T) {
 	}
 	if err := dropInstalledSnapshots(t.TempDir()); err != nil {
 		t.Fatalf("a node with no snapshots: %v", err)
+	}
+}
+
+// TestAMemberJoiningARestoredClusterRenamesTheHiveIn: a cluster restored
+// authoritatively starts its history at its hive, so a member that joins
+// it is sent the hive as a snapshot; raft's store holds it as received,
+// and it is renamed in as the member's hive, not written a second time.
+func TestAMemberJoiningARestoredClusterRenamesTheHiveIn(t *testing.T) {
+	base := t.TempDir()
+	a := openSvc(t, filepath.Join(base, "a"), "a")
+	if err := a.Create(ctx(t), "restored"); err != nil {
+		t.Fatal(err)
+	}
+	writeKeys(t, 0, 20, a)
+	a.Close()
+	// What an authoritative restore leaves: the hive at a new history,
+	// no consensus log, the node to start as a cluster of one.
+	h, err := hive.Open(filepath.Join(base, "a", hive.FileName), hive.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ResetConsensus(); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	if err := os.RemoveAll(filepath.Join(base, "a", "raft")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := noderegistry.Update(filepath.Join(base, "a"), func(i *noderegistry.Identity) error {
+		i.Generation, i.Bootstrap = 2, true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	a = openSvc(t, filepath.Join(base, "a"), "a")
+	leaderOf(t, a)
+	b := openSvc(t, filepath.Join(base, "b"), "b")
+	join(t, a, b)
+	eventually(t, "b holds the restored keys", hasKeys(b, 20))
+	if st := b.Stats(); st.SnapshotsInstalled != 1 || st.SnapshotsCopied != 0 {
+		t.Fatalf("b installed %d snapshots, %d of them copied into its hive; want one, renamed in", st.SnapshotsInstalled, st.SnapshotsCopied)
+	}
+	if m, _ := filepath.Glob(filepath.Join(base, "b", "raft", snapshotDir, "*")); len(m) != 0 {
+		t.Fatalf("b keeps the snapshot it installed: %v", m)
 	}
 }

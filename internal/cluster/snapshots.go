@@ -128,12 +128,21 @@ func (s *storedSnapshot) installInto(h *hive.Hive) error {
 }
 
 // installSnapshot makes the snapshot read from rc the hive: a stored one by
-// renaming its file, a stream by writing it.
-func installSnapshot(h *hive.Hive, rc io.ReadCloser) error {
-	if s, ok := rc.(*storedSnapshot); ok {
-		return s.installInto(h)
+// renaming its file (renamed is true), a stream by writing it. Raft hands
+// the FSM a stored snapshot wrapped in a reader that counts what is read
+// (for its progress log); the stored snapshot is found underneath.
+func installSnapshot(h *hive.Hive, rc io.ReadCloser) (renamed bool, err error) {
+	for {
+		w, ok := rc.(interface{ WrappedReadCloser() io.ReadCloser })
+		if !ok {
+			break
+		}
+		rc = w.WrappedReadCloser()
 	}
-	return h.Replace(rc)
+	if s, ok := rc.(*storedSnapshot); ok {
+		return true, s.installInto(h)
+	}
+	return false, h.Replace(rc)
 }
 
 // The names raft's file snapshot store gives its directory and its files.

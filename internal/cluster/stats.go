@@ -25,6 +25,10 @@ type Stats struct {
 	// SnapshotsInstalled counts the whole hives this node received from a
 	// leader, because the entries it lacked were no longer in the log.
 	SnapshotsInstalled uint64
+	// SnapshotsCopied counts those of them written into the hive from a
+	// stream, rather than renamed in from raft's store as received (each
+	// is one more write of the whole hive).
+	SnapshotsCopied uint64
 	// HiveBytes is the size of the database file (clusdb).
 	HiveBytes int64
 	// RestoreAppliedAtStart is whether this process applied a restore
@@ -34,11 +38,12 @@ type Stats struct {
 
 // counters are the service's running figures.
 type counters struct {
-	leaderChanges  atomic.Uint64
-	writesApplied  atomic.Uint64
-	writesRejected atomic.Uint64
-	installed      atomic.Uint64
-	restoredAtOpen atomic.Bool
+	leaderChanges   atomic.Uint64
+	writesApplied   atomic.Uint64
+	writesRejected  atomic.Uint64
+	installed       atomic.Uint64
+	installedCopied atomic.Uint64
+	restoredAtOpen  atomic.Bool
 }
 
 // Stats returns this node's figures.
@@ -48,6 +53,7 @@ func (s *Service) Stats() Stats {
 		WritesApplied:         s.counters.writesApplied.Load(),
 		WritesRejected:        s.counters.writesRejected.Load(),
 		SnapshotsInstalled:    s.counters.installed.Load(),
+		SnapshotsCopied:       s.counters.installedCopied.Load(),
 		RestoreAppliedAtStart: s.counters.restoredAtOpen.Load(),
 	}
 	if r, err := s.currentRaft(); err == nil {
