@@ -107,13 +107,7 @@ func TestAuthoritativeRestoreKilledAtAnyMomentFinishes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	set(t, c, "A", "v", 1)
-	path := takeBackup(t, lc, "")
-	set(t, c, "A", "v", 2)
-	set(t, c, "C", "v", 9)
-	if err := lc.Down(); err != nil {
-		t.Fatal(err)
-	}
+	path := backupThenDown(t, lc, c)
 	n1 := lc.Nodes[0]
 	pristine := filepath.Join(t.TempDir(), "node1")
 	if out, err := exec.Command("cp", "-a", n1.DataDir, pristine).CombinedOutput(); err != nil {
@@ -189,13 +183,7 @@ func TestAuthoritativeRestoreKilledAtAnyMomentFinishes(t *testing.T) {
 func TestAStaleMemberKilledBeforeItRejoinedRejoinsAtItsNextStart(t *testing.T) {
 	lc := tc.Processes(t, 3)
 	c := tc.Open(t, lc.APIAddrs())
-	set(t, c, "A", "v", 1)
-	path := takeBackup(t, lc, "")
-	set(t, c, "A", "v", 2)
-	set(t, c, "C", "v", 9)
-	if err := lc.Down(); err != nil {
-		t.Fatal(err)
-	}
+	path := backupThenDown(t, lc, c)
 	n2 := lc.Nodes[1]
 	m, errOut, code := restoreCLI(t, lc, path, "--authoritative", "--data-dir", n2.DataDir)
 	gen, _ := m["generation"].(float64)

@@ -201,9 +201,9 @@ func TestAuthoritativeRestoreIsRefusedWhileMembersRunOrCannotBeReached(t *testin
 	}
 }
 
-// The steps of an authoritative restore up to the restored node running as
-// a cluster of one; it returns the backup's path.
-func authoritativeSetup(t *testing.T, lc *localcluster.Cluster, c *client.Cluster) uint64 {
+// backupThenDown takes a backup holding A=1, writes A=2 and C=9 after it,
+// and stops the cluster; it returns the backup's path.
+func backupThenDown(t *testing.T, lc *localcluster.Cluster, c *client.Cluster) string {
 	t.Helper()
 	set(t, c, "A", "v", 1)
 	path := takeBackup(t, lc, "")
@@ -212,6 +212,14 @@ func authoritativeSetup(t *testing.T, lc *localcluster.Cluster, c *client.Cluste
 	if err := lc.Down(); err != nil {
 		t.Fatal(err)
 	}
+	return path
+}
+
+// The steps of an authoritative restore on node1, the cluster stopped; it
+// returns the restored generation.
+func authoritativeSetup(t *testing.T, lc *localcluster.Cluster, c *client.Cluster) uint64 {
+	t.Helper()
+	path := backupThenDown(t, lc, c)
 	m, errOut, code := restoreCLI(t, lc, path, "--authoritative", "--data-dir", lc.Nodes[0].DataDir)
 	gen, _ := m["generation"].(float64)
 	if code != 0 || m["applied"] != "now" || gen <= 1 {
