@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"filippo.io/age"
+	"github.com/clusterkeep/clusterkeep/internal/consensuslog"
 	"github.com/clusterkeep/clusterkeep/internal/restore"
 	"github.com/spf13/cobra"
 )
@@ -64,6 +65,7 @@ this node today owns, never through or over a symbolic link.`,
 				return usageError{fmt.Errorf("--new-cluster goes with --authoritative")}
 			}
 			o.Cluster = g.clusterAddrs()
+			o.LogStart = consensuslog.Start
 			o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 			ctx, cancel := g.context(cmd)
 			defer cancel()

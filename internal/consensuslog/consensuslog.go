@@ -3,7 +3,8 @@
 // changing nothing: which entries it holds. Opening the log as raft does
 // would recover and rewrite its tail; the cluster service does that itself.
 // The offline commands and the restore program, which never link the
-// service, read the log here.
+// service, read the log here (the restore program through the command,
+// as it links no consensus code itself).
 package consensuslog
 
 import (
@@ -71,6 +72,17 @@ func FirstIndex(dataDir string) (uint64, error) {
 		return 0, err
 	}
 	return first, nil
+}
+
+// Start is FirstIndex for a restore: 0 also when the node's running
+// service holds the log (the service checks its log against its hive as
+// it starts).
+func Start(dataDir string) (uint64, error) {
+	first, err := FirstIndex(dataDir)
+	if errors.Is(err, ErrInUse) {
+		return 0, nil
+	}
+	return first, err
 }
 
 // LastIndex returns the index of the last entry above after in the log of

@@ -1,6 +1,7 @@
 package hive
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -29,21 +30,29 @@ func TestReplaceFileRenamesTheFileIn(t *testing.T) {
 	snap.Close()
 	f.Close()
 
-	damaged := filepath.Join(filepath.Dir(h.Path()), "damaged.bin")
 	// bbolt keeps no checksum of its pages (raft's store checks the
-	// snapshot's own as it opens it): the check here is of structure.
+	// snapshot's own as it opens it): the check here is that the file
+	// opens as a whole hive. Cut short anywhere, or not a hive, it is
+	// refused.
 	b, _ := os.ReadFile(file)
-	if err := os.WriteFile(damaged, b[:pageSize+100], 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.ReplaceFile(damaged); err == nil {
-		t.Fatal("a damaged file replaced the hive")
-	}
-	if _, err := os.Stat(damaged); err != nil {
-		t.Fatalf("the refused file is gone: %v", err)
-	}
-	if v, _ := h.GetValue("a", "n"); v.Uint64 != 1 {
-		t.Fatalf("a refused replacement changed the hive: n=%d", v.Uint64)
+	for name, content := range map[string][]byte{
+		"cut after its first page": b[:pageSize+100],
+		"cut before its last page": b[:len(b)-pageSize],
+		"not a hive":               bytes.Repeat([]byte{0xAB}, len(b)),
+	} {
+		damaged := filepath.Join(filepath.Dir(h.Path()), "damaged.bin")
+		if err := os.WriteFile(damaged, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.ReplaceFile(damaged); err == nil {
+			t.Fatalf("a file %s replaced the hive", name)
+		}
+		if _, err := os.Stat(damaged); err != nil {
+			t.Fatalf("the refused file (%s) is gone: %v", name, err)
+		}
+		if v, _ := h.GetValue("a", "n"); v.Uint64 != 1 {
+			t.Fatalf("a refused replacement (%s) changed the hive: n=%d", name, v.Uint64)
+		}
 	}
 
 	if err := h.ReplaceFile(file); err != nil {

@@ -47,7 +47,7 @@ func TestRestoreOfABackupOlderThanTheNodesLogIsRefused(t *testing.T) {
 	}
 	w.Close()
 	before := files(t, dataDir)
-	_, err = restore.Run(ctx, restore.Options{Path: res.Path, DataDir: dataDir})
+	_, err = restore.Run(ctx, restore.Options{Path: res.Path, DataDir: dataDir, LogStart: consensuslog.Start})
 	if !errors.Is(err, restore.ErrLogGap) || !strings.Contains(err.Error(), fmt.Sprintf("starts at index %d", last)) || !strings.Contains(err.Error(), "nothing was changed") {
 		t.Fatalf("restore of a backup older than the log: %v, want %v naming index %d", err, restore.ErrLogGap, last)
 	}

@@ -28,7 +28,6 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/backupset"
 	"github.com/clusterkeep/clusterkeep/internal/backupset/offline"
 	"github.com/clusterkeep/clusterkeep/internal/client"
-	"github.com/clusterkeep/clusterkeep/internal/consensuslog"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
 	"github.com/clusterkeep/clusterkeep/internal/staging"
@@ -73,6 +72,13 @@ type Options struct {
 	Log        *slog.Logger
 	// ProbeTimeout bounds asking a member whether it runs.
 	ProbeTimeout time.Duration
+	// LogStart, when set, returns the index of the first entry of the
+	// consensus log the stopped node at dataDir keeps (0 when it keeps
+	// none, or its running service holds it): a non-authoritative restore
+	// of a backup older than that is refused before anything changes. The
+	// command sets it (internal/consensuslog): this package does not link
+	// consensus.
+	LogStart func(dataDir string) (uint64, error)
 }
 
 // Result is what a restore did.
@@ -143,13 +149,13 @@ func withHive(db string, fn func(h *hive.Hive) error) error {
 // longer holds (a snapshot the node received replaced its hive, and was
 // not kept). A log in use (the service runs: the restore is staged for its
 // next start) is checked by the service as it starts.
-func checkLogReaches(dataDir, db string) error {
-	first, err := consensuslog.FirstIndex(dataDir)
-	if errors.Is(err, consensuslog.ErrInUse) || (err == nil && first == 0) {
-		return nil
-	}
+func checkLogReaches(dataDir, db string, logStart func(string) (uint64, error)) error {
+	first, err := logStart(dataDir)
 	if err != nil {
 		return fmt.Errorf("restore: nothing was changed: %w", err)
+	}
+	if first == 0 {
+		return nil
 	}
 	var applied uint64
 	if err := withHive(db, func(h *hive.Hive) error { applied = h.Applied(); return nil }); err != nil {
@@ -309,8 +315,8 @@ func restoreNode(ctx context.Context, o Options, set *backupset.Set) (*Result, e
 	} else if id.ClusterID == "" {
 		id.ClusterID, id.ClusterName, id.Generation = m.Cluster.ID, m.Cluster.Name, m.Cluster.Generation
 	}
-	if !o.Authoritative {
-		if err := checkLogReaches(o.DataDir, db); err != nil {
+	if !o.Authoritative && o.LogStart != nil {
+		if err := checkLogReaches(o.DataDir, db, o.LogStart); err != nil {
 			return nil, err
 		}
 	}
