@@ -47,6 +47,7 @@ var (
 	ErrNotAMember     = errors.New("not a member in the backup")
 	ErrNodeRunning    = errors.New("the node answers in the cluster")
 	ErrLogGap         = errors.New("the node's consensus log cannot bring the backup's hive forward")
+	ErrNoSpace        = errors.New("not enough free space for the backup's database")
 )
 
 // Options are the restore's settings.
@@ -236,6 +237,9 @@ func backupRegistry(path string) (*noderegistry.Identity, error) {
 func restoreNode(ctx context.Context, o Options, set *backupset.Set) (*Result, error) {
 	// Before anything is written there: a typo must not become a folder.
 	if err := checkDataDir(o.DataDir); err != nil {
+		return nil, err
+	}
+	if err := checkSpace(o.DataDir, set); err != nil {
 		return nil, err
 	}
 	ws, err := staging.Begin(o.DataDir)

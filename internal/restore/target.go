@@ -12,10 +12,13 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/clusterkeep/clusterkeep/internal/backupset"
 	"github.com/clusterkeep/clusterkeep/internal/client"
 	"github.com/clusterkeep/clusterkeep/internal/hive"
 	"github.com/clusterkeep/clusterkeep/internal/noderegistry"
 	"github.com/clusterkeep/clusterkeep/internal/reserved"
+	"github.com/clusterkeep/clusterkeep/internal/writers"
+	"golang.org/x/sys/unix"
 )
 
 // checkDataDir refuses a data directory that does not exist: a typo in
@@ -30,6 +33,33 @@ func checkDataDir(dir string) error {
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("restore: nothing was changed: data directory %s is not a directory", dir)
+	}
+	return nil
+}
+
+// spareSpace is room left, beside the database, for the plan, the
+// registry and the files the restore moves aside by rename.
+const spareSpace = 1 << 20
+
+// checkSpace refuses a restore whose database cannot fit on the data
+// directory's file system, before anything is written there: a restore
+// that ran out of space half way would be refused anyway, with the
+// misleading word of a set that does not verify. The old database is set
+// aside by a rename, so it needs no room of its own.
+func checkSpace(dir string, set *backupset.Set) error {
+	var need int64
+	for _, f := range set.Manifest.Files {
+		if f.WriterID == writers.ClusterDBID {
+			need += f.Size
+		}
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("restore: nothing was changed: free space in %s: %w", dir, err)
+	}
+	if free := int64(st.Bavail) * st.Bsize; free < need+spareSpace {
+		return fmt.Errorf("restore: nothing was changed: %w: %s has %.1f MiB free, the backup's database needs %.1f MiB",
+			ErrNoSpace, dir, float64(free)/(1<<20), float64(need+spareSpace)/(1<<20))
 	}
 	return nil
 }
