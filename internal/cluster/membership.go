@@ -111,6 +111,13 @@ func (s *Service) PrepareJoin(info JoinInfo) (Member, error) {
 	defer s.opMu.Unlock()
 	id := s.Identity()
 	if id.Configured() {
+		if id.ClusterID == info.ClusterID && id.Generation < info.Generation {
+			// Not a retried join: this node holds a state the cluster
+			// rolled back past. It meets the restored generation through
+			// its own raft, sets that state aside and is in no cluster;
+			// the join's next try goes on from there.
+			return Member{}, fmt.Errorf("join cluster %q: this node holds generation %d and the cluster is at %d: its state is to be set aside first", info.ClusterName, id.Generation, info.Generation)
+		}
 		if id.ClusterID == info.ClusterID {
 			// A retried join: make sure raft runs, then ask again.
 			if err := s.startRaft(false); err != nil {
