@@ -12,7 +12,6 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/restore"
 	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
 	"github.com/clusterkeep/clusterkeep/internal/wire"
-	wal "github.com/hashicorp/raft-wal"
 )
 
 // A non-authoritative restore of a backup older than the start of the
@@ -34,18 +33,7 @@ func TestRestoreOfABackupOlderThanTheNodesLogIsRefused(t *testing.T) {
 		}
 	}
 	nodes[0].Stop()
-	// Compact the log's head as raft does after a snapshot: it keeps its
-	// last entry only.
-	w, err := wal.Open(consensuslog.Dir(dataDir), wal.WithSegmentSize(16<<20))
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, _ := w.FirstIndex()
-	last, _ := w.LastIndex()
-	if err := w.DeleteRange(first, last-1); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
+	last := tc.CompactLogHead(t, dataDir)
 	before := files(t, dataDir)
 	_, err = restore.Run(ctx, restore.Options{Path: res.Path, DataDir: dataDir, LogStart: consensuslog.Start})
 	if !errors.Is(err, restore.ErrLogGap) || !strings.Contains(err.Error(), fmt.Sprintf("starts at index %d", last)) || !strings.Contains(err.Error(), "nothing was changed") {
