@@ -92,7 +92,11 @@ func TestPruneTouchesNoIncompleteSetWhoseWriterMayLive(t *testing.T) {
 		return res
 	}
 	res := prune(true)
-	for _, n := range slices.Concat(kept, removed) {
+	// A dry run says what it would remove, and removes nothing.
+	if !res.DryRun || len(res.Removed) != 1 || res.Removed[0].Path != paths[0] {
+		t.Fatalf("dry run: would remove %+v, want %s", res.Removed, paths[0])
+	}
+	for _, n := range append(slices.Concat(kept, removed), filepath.Base(paths[0])) {
 		if _, err := os.Stat(filepath.Join(to, n, "data")); err != nil {
 			t.Fatalf("a dry run removed %s: %v", n, err)
 		}

@@ -347,7 +347,7 @@ func (r *Runner) Once(ctx context.Context) error {
 		return fmt.Errorf("claim the run due at %s: %w", a.Slot.Format(time.RFC3339), err)
 	}
 	r.Log.Info("scheduled backup", "slot", a.Slot, "why", a.Why, "target", c.Target)
-	out, berr, current := r.runLeased(ctx, c, cs, claimed)
+	out, current, berr := r.runLeased(ctx, c, cs, claimed)
 	done, _ := ParseState(current)
 	if ctx.Err() != nil {
 		// The agent is stopping: the run is recorded as interrupted, not
@@ -390,8 +390,9 @@ func (r *Runner) Once(ctx context.Context) error {
 // runLeased runs the backup while renewing the run's heartbeat every
 // Lease/3, and cancels it the moment this node stops leading or a renewal
 // fails (another node may then take the run once the lease expires, never
-// before). It returns the backup's outcome and the state as last recorded.
-func (r *Runner) runLeased(ctx context.Context, c Config, cs string, claimed State) (Outcome, error, string) {
+// before). It returns the backup's outcome, the state as last recorded and
+// the backup's error.
+func (r *Runner) runLeased(ctx context.Context, c Config, cs string, claimed State) (Outcome, string, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var mu sync.Mutex
@@ -442,7 +443,7 @@ func (r *Runner) runLeased(ctx context.Context, c Config, cs string, claimed Sta
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	return out, err, current
+	return out, current, err
 }
 
 func appendRun(h []Run, r Run) []Run {

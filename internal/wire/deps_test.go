@@ -2,8 +2,6 @@ package wire_test
 
 import (
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -18,7 +16,10 @@ const module = "github.com/clusterkeep/clusterkeep/"
 // goList runs `go list` with args and returns its lines.
 func goList(t *testing.T, args ...string) []string {
 	t.Helper()
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command, to list the packages' dependencies: %v", err)
+	}
 	out, err := exec.Command(gobin, append([]string{"list"}, args...)...).Output()
 	if err != nil {
 		msg := ""

@@ -188,8 +188,10 @@ func (e *Engine) Renew(ctx context.Context, rep NodeReport) (Grant, error) {
 	e.grants[rep.Node] = g
 	e.mu.Unlock()
 	if returning {
+		// A barrier: wait for the decision in progress.
 		e.deciding.Lock()
-		e.deciding.Unlock() //nolint:staticcheck // a barrier: wait for the decision in progress
+		//lint:ignore SA2001 the empty critical section is the barrier
+		e.deciding.Unlock()
 	}
 	idx, err := e.store.ReadIndex(ctx)
 	if err != nil {
