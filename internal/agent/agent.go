@@ -28,6 +28,11 @@ import (
 	"github.com/clusterkeep/clusterkeep/internal/writers"
 )
 
+// ExitStorageFailure is the agent's exit status when its storage failed
+// under it (a full disk, a failed fsync): see cluster.Config's
+// OnStorageFailure.
+const ExitStorageFailure = 75
+
 // Agent is a running node.
 type Agent struct {
 	cfg   Config
@@ -98,6 +103,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, raftLog io.Writer)
 		OnStale:           func(api string) { a.startJoin([]string{api}) },
 		CreateCA:          ca, JoinSecret: cfg.JoinToken, AdminToken: cfg.AdminToken,
 		OnApply: reg.ObserveWrite,
+		// Fail-stop, as after any storage failure: never serve on as if
+		// the applied entries were safe. The service manager restarts
+		// the node (Restart=on-failure), which replays them from its log.
+		OnStorageFailure: func(err error) {
+			log.Error("stopping: the node cannot store what it applied; it replays it from its consensus log when it starts again", "err", err)
+			os.Exit(ExitStorageFailure)
+		},
 	})
 	if err != nil {
 		closeListeners()

@@ -90,6 +90,12 @@ type Config struct {
 	// handled as leader took to commit and apply, and its error.
 	OnApply func(d time.Duration, err error)
 
+	// OnStorageFailure, when set, is told that the hive could not commit
+	// what the node applied (a full disk, a failed fsync): the node must
+	// stop, and a restart replays those entries from the consensus log.
+	// The default panics.
+	OnStorageFailure func(error)
+
 	// Inmem, when set, carries consensus traffic in memory instead of
 	// over TLS sockets (tests; see InmemNetwork).
 	Inmem *InmemNetwork
@@ -192,7 +198,7 @@ func Open(cfg Config) (*Service, error) {
 		return fail(err)
 	}
 	s.id = id
-	if s.hive, err = hive.Open(filepath.Join(cfg.DataDir, hive.FileName), hive.Options{Log: s.log}); err != nil {
+	if s.hive, err = hive.Open(filepath.Join(cfg.DataDir, hive.FileName), hive.Options{Log: s.log, OnCommitError: cfg.OnStorageFailure}); err != nil {
 		return fail(err)
 	}
 	if s.creds, err = security.OpenStore(cfg.DataDir); err != nil {

@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/clusterkeep/clusterkeep/internal/client"
+	"github.com/clusterkeep/clusterkeep/internal/localcluster"
+	tc "github.com/clusterkeep/clusterkeep/internal/testcluster"
+	"github.com/clusterkeep/clusterkeep/internal/wire"
+	"golang.org/x/sys/unix"
+)
+
+// onSmallDisk moves the stopped node's data directory onto a tmpfs of size
+// (CI runs the tests as root).
+func onSmallDisk(t *testing.T, nd localcluster.Node, size string) {
+	t.Helper()
+	orig := nd.DataDir + ".orig"
+	if err := os.Rename(nd.DataDir, orig); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(nd.DataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", nd.DataDir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
+		t.Skipf("mounting a tmpfs needs root (CI runs the tests as root): %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(nd.DataDir, unix.MNT_DETACH) })
+	if out, err := exec.Command("cp", "-a", orig+"/.", nd.DataDir+"/").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+}
+
+// fill writes a file into dir until its file system is full.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			return path
+		}
+	}
+}
+
+// A follower's data disk fills during writes: the cluster keeps taking
+// them; the follower stops, saying why, rather than serve on as if what it
+// applied were stored; once space is freed and it starts again it catches
+// up, its files whole, and no acknowledged write is lost. (Under systemd the
+// restart is the unit's: Restart=on-failure, no start limit.)
+func TestAFollowersDiskFillsDuringWrites(t *testing.T) {
+	lc := tc.Processes(t, 3)
+	c := tc.Open(t, lc.APIAddrs())
+	set(t, c, "A", "v", 1)
+	n3 := lc.Nodes[2]
+	if _, err := lc.Stop("node3", false); err != nil {
+		t.Fatal(err)
+	}
+	onSmallDisk(t, n3, "96m")
+	if _, err := lc.Start(tc.Context(t), "node3"); err != nil {
+		t.Fatal(err)
+	}
+	waitHolds(t, n3, "A", "v", 1)
+	filler := fill(t, n3.DataDir)
+	const writes = 300
+	last := bytes.Repeat([]byte{7}, 4096)
+	for i := range writes {
+		v := wire.BinaryValue("v", bytes.Repeat([]byte{byte(i)}, 4096))
+		if i == writes-1 {
+			v = wire.BinaryValue("v", last)
+		}
+		if _, err := c.SetValue(tc.Context(t), "B", v); err != nil {
+			t.Fatalf("write %d with a follower's disk full: %v", i, err)
+		}
+	}
+	set(t, c, "A", "v", 2)
+	if lc.Running("node3") {
+		t.Log("node3 runs on with its disk full (its log's preallocated segment still had room)")
+	} else {
+		b, err := os.ReadFile(n3.Log)
+		t.Logf("log %s: %d bytes, %v", n3.Log, len(b), err)
+		if !strings.Contains(string(b), "no space left on device") || !strings.Contains(string(b), "cannot store what it applied") {
+			t.Fatalf("node3 stopped without saying why; its log ends:\n%s", tail(b, 2000))
+		}
+	}
+	os.Remove(filler)
+	if !lc.Running("node3") {
+		if _, err := lc.Start(tc.Context(t), "node3"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitHolds(t, n3, "A", "v", 2)
+	for _, nd := range lc.Nodes {
+		tc.Eventually(t, nd.Name+" holds the last acknowledged write", func() error {
+			v, err := client.Node(nd.API).GetValue(tc.Context(t), "B", "v", client.Stale())
+			if err != nil || !bytes.Equal(v.Binary, last) {
+				return errors.New("not yet")
+			}
+			return nil
+		})
+	}
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
