@@ -195,6 +195,9 @@ func (h *Hive) openDB(readOnly bool) (*bolt.DB, error) {
 		NoFreelistSync:  true,
 		PageSize:        pageSize,
 	}
+	if err := checkPages(h.path); err != nil {
+		return nil, fmt.Errorf("open hive %s: %w", h.path, err)
+	}
 	if !readOnly {
 		if err := convertFile(h.path, pageSize, h.opts.Log); err != nil {
 			if errors.Is(err, bolterrors.ErrTimeout) {
@@ -221,6 +224,35 @@ func (h *Hive) openDB(readOnly bool) (*bolt.DB, error) {
 		return nil, fmt.Errorf("open hive %s: %w", h.path, err)
 	}
 	return db, nil
+}
+
+// checkPages refuses a hive file shorter than the pages its meta page
+// counts (a file cut short): bbolt would read past its end through its
+// mmap, and the process would die of SIGBUS instead of saying what is
+// wrong. It reads the meta pages only. A file that is not there yet is a
+// new hive.
+func checkPages(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 200 * time.Millisecond})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return ErrInUse
+	}
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		if tx.Size() > fi.Size() {
+			return fmt.Errorf("%w: the file has %d bytes and its pages need %d: it was cut short", ErrCorrupt, fi.Size(), tx.Size())
+		}
+		return nil
+	})
 }
 
 // prepare makes a writable hive ready: the buckets of a new file, a
@@ -635,21 +667,12 @@ func (h *Hive) ReplaceFile(file string) error {
 // each member receiving it, to find only a fault the sender itself carried
 // (as a restore does not run them on a backup set unless --deep).
 func checkWhole(path string) error {
+	// A read-only open checks both (checkPages, checkFormat).
 	h, err := OpenReadOnly(path)
 	if err != nil {
 		return err
 	}
-	defer h.Close()
-	fi, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	return h.view(func(tx *bolt.Tx) error {
-		if tx.Size() > fi.Size() {
-			return fmt.Errorf("%w: the file has %d bytes, its pages need %d", ErrCorrupt, fi.Size(), tx.Size())
-		}
-		return checkFormat(tx)
-	})
+	return h.Close()
 }
 
 // replaceWith checks file and swaps it in for the hive's; owned, it is

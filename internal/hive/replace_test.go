@@ -2,8 +2,11 @@ package hive
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -69,5 +72,36 @@ func TestReplaceFileRenamesTheFileIn(t *testing.T) {
 	}
 	if err := h.Check(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAFileCutShortIsRefusedAtOpen: a hive file shorter than the pages its
+// meta page counts (cut short while its node was down) is refused by
+// every open, read-write or read-only, with ErrCorrupt, instead of the
+// process dying of SIGBUS when bbolt reads past the file's end.
+func TestAFileCutShortIsRefusedAtOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	h, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 64 {
+		mustUpdate(t, h, SetValue(fmt.Sprintf("k%d", i), BinaryValue("v", bytes.Repeat([]byte{byte(i)}, 64<<10))))
+	}
+	snap, err := h.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := snap.Size()
+	snap.Close()
+	h.Close()
+	if err := os.Truncate(path, used/3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, Options{}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "cut short") {
+		t.Fatalf("read-write open of a file cut short: %v, want %v", err, ErrCorrupt)
+	}
+	if _, err := OpenReadOnly(path); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("read-only open of a file cut short: %v, want %v", err, ErrCorrupt)
 	}
 }

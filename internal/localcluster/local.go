@@ -162,7 +162,7 @@ func UpSaying(ctx context.Context, dir string, n int, binary string, agentArgs [
 		}
 		if i == 0 {
 			// The first node creates the cluster; the others join it.
-			if err := waitRunning(ctx, nd); err != nil {
+			if err := c.waitRunning(ctx, nd); err != nil {
 				return nil, err
 			}
 			if err := c.keepCA(nd); err != nil {
@@ -292,7 +292,7 @@ func (c *Cluster) Start(ctx context.Context, name string) (*Node, error) {
 	if err != nil {
 		return nd, err
 	}
-	return nd, waitRunning(ctx, nd)
+	return nd, c.waitRunning(ctx, nd)
 }
 
 // Launch starts one stopped node and returns at once.
@@ -412,13 +412,16 @@ func (c *Cluster) keepCA(nd *Node) error {
 	return os.WriteFile(filepath.Join(c.Dir, CAFile), b, 0o644)
 }
 
-func waitRunning(ctx context.Context, nd *Node) error {
+func (c *Cluster) waitRunning(ctx context.Context, nd *Node) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
 		st, err := client.GetNodeState(ctx, nd.DataDir)
 		if err == nil && st.State == client.Running {
 			return nil
+		}
+		if !c.alive(nd) {
+			return fmt.Errorf("node %s exited as it started; see %s", nd.Name, nd.Log)
 		}
 		select {
 		case <-ctx.Done():
@@ -487,5 +490,5 @@ func (c *Cluster) Add(ctx context.Context) (*Node, error) {
 	if err := c.start(nd); err != nil {
 		return nil, err
 	}
-	return nd, waitRunning(ctx, nd)
+	return nd, c.waitRunning(ctx, nd)
 }
