@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -35,6 +36,9 @@ type fsm struct {
 	hive *hive.Hive
 	// counters, when set, count the transactions applied.
 	counters *counters
+	// storageFailure, when set, is told that the hive could not store
+	// what was applied (Config.OnStorageFailure).
+	storageFailure func(error)
 	// beforeReplace, when set, is called before a snapshot replaces the
 	// hive (it ends the hive's own streams, whose read transactions the
 	// replacement would wait for).
@@ -129,7 +133,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	if err != nil {
 		// The hive cannot take committed entries: continuing would
 		// diverge from the cluster. Stop the node; it replays on restart.
-		panic(fmt.Sprintf("clusterkeep: cannot apply committed entries to the hive: %v", err))
+		f.stop("cannot apply committed entries to the hive", err)
 	}
 	applied := make([]hive.Result, len(cmds))
 	for j, c := range cmds {
@@ -148,9 +152,19 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 // record, so the hive's position is unknown until the next entry.
 func (f *fsm) StoreConfiguration(index uint64, c raft.Configuration) {
 	if _, err := f.hive.Apply([]hive.Entry{{Index: index, Mark: true, Config: raft.EncodeConfiguration(c)}}); err != nil {
-		panic(fmt.Sprintf("clusterkeep: cannot record configuration entry %d in the hive: %v", index, err))
+		f.stop(fmt.Sprintf("cannot record configuration entry %d in the hive", index), err)
 	}
 	f.advance(index)
+}
+
+// stop stops the node when the hive cannot take what was committed: a
+// storage failure (a full disk, a failed fsync) is told to
+// storageFailure, which ends the process; anything else panics.
+func (f *fsm) stop(what string, err error) {
+	if f.storageFailure != nil && errors.Is(err, hive.ErrCommitFailed) {
+		f.storageFailure(fmt.Errorf("%s: %w", what, err))
+	}
+	panic(fmt.Sprintf("clusterkeep: %s: %v", what, err))
 }
 
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {

@@ -311,6 +311,7 @@ func (s *Service) startRaft(bootstrap bool) error {
 	rc.NotifyCh = notify
 	f := newFSM(s.hive)
 	f.counters = &s.counters
+	f.storageFailure = s.cfg.OnStorageFailure
 	f.beforeReplace = hs.abortStreams
 	// The leader reads back each entry it sends to a follower: the newest
 	// are kept in memory (as Consul does), so a send is not a read of the log.
