@@ -66,12 +66,29 @@ func FirstIndex(dataDir string) (uint64, error) {
 	if len(state.Segments) == 0 {
 		return 0, nil
 	}
-	first := slices.MinFunc(state.Segments, func(a, b types.SegmentInfo) int { return cmp.Compare(a.BaseIndex, b.BaseIndex) }).MinIndex
-	// A log made and never written to has a segment, and no entry.
-	if last, err := LastIndex(dataDir, max(first, 1)-1); err != nil || last == 0 {
-		return 0, err
+	seg := slices.MinFunc(state.Segments, func(a, b types.SegmentInfo) int { return cmp.Compare(a.BaseIndex, b.BaseIndex) })
+	if !seg.SealTime.IsZero() {
+		return seg.MinIndex, nil // a sealed segment holds entries
 	}
-	return first, nil
+	// The first segment is the one being written, and the only one: made
+	// and never written to, it holds no entry. The read stops at its first
+	// entry (an upper bound would drop the entries of the batch it ends in).
+	found := false
+	err = segment.NewFiler(dir, fs.New()).DumpLogs(max(seg.MinIndex, 1)-1, 0, func(_ types.SegmentInfo, e types.LogEntry) (bool, error) {
+		found = true
+		return false, nil
+	})
+	if err != nil || !found {
+		return 0, wrapRead(dir, err)
+	}
+	return seg.MinIndex, nil
+}
+
+func wrapRead(dir string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("read consensus log %s: %w", dir, err)
 }
 
 // Start is FirstIndex for a restore: 0 also when the node's running

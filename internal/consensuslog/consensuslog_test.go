@@ -48,3 +48,33 @@ func TestFirstIndexOfNoLogAnEmptyOneAndACompactedOne(t *testing.T) {
 		t.Fatalf("last index %d, %v; want 20", last, err)
 	}
 }
+
+// A log of several segments starts at its first sealed segment's first
+// entry, as raft-wal says.
+func TestFirstIndexOfALogOfSeveralSegments(t *testing.T) {
+	dataDir := t.TempDir()
+	if err := os.MkdirAll(Dir(dataDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	w, err := wal.Open(Dir(dataDir), wal.WithSegmentSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 200; i++ {
+		if err := w.StoreLogs([]*raft.Log{{Index: i, Term: 1, Type: raft.LogCommand, Data: make([]byte, 2048)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.DeleteRange(1, 40); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := w.FirstIndex()
+	w.Close()
+	segs, _ := os.ReadDir(Dir(dataDir))
+	if len(segs) < 3 {
+		t.Fatalf("the log has %d files, want several segments", len(segs))
+	}
+	if first, err := FirstIndex(dataDir); err != nil || first != want || want <= 1 {
+		t.Fatalf("first index %d, %v; raft-wal says %d", first, err, want)
+	}
+}

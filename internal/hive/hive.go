@@ -195,10 +195,12 @@ func (h *Hive) openDB(readOnly bool) (*bolt.DB, error) {
 		NoFreelistSync:  true,
 		PageSize:        pageSize,
 	}
-	if err := checkPages(h.path); err != nil {
-		return nil, fmt.Errorf("open hive %s: %w", h.path, err)
-	}
 	if !readOnly {
+		// A read-write open visits every page (the free list is rebuilt):
+		// a file cut short is refused before, from a read-only open.
+		if err := checkPages(h.path); err != nil {
+			return nil, fmt.Errorf("open hive %s: %w", h.path, err)
+		}
 		if err := convertFile(h.path, pageSize, h.opts.Log); err != nil {
 			if errors.Is(err, bolterrors.ErrTimeout) {
 				err = ErrInUse
@@ -215,7 +217,12 @@ func (h *Hive) openDB(readOnly bool) (*bolt.DB, error) {
 		return nil, fmt.Errorf("open hive %s: %w", h.path, err)
 	}
 	if readOnly {
-		err = db.View(checkFormat)
+		err = db.View(func(tx *bolt.Tx) error {
+			if err := checkSize(tx, h.path); err != nil {
+				return err
+			}
+			return checkFormat(tx)
+		})
 	} else {
 		err = db.Update(prepare)
 	}
@@ -232,12 +239,8 @@ func (h *Hive) openDB(readOnly bool) (*bolt.DB, error) {
 // wrong. It reads the meta pages only. A file that is not there yet is a
 // new hive.
 func checkPages(path string) error {
-	fi, err := os.Stat(path)
-	if errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil
-	}
-	if err != nil {
-		return err
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 200 * time.Millisecond})
 	if errors.Is(err, bolterrors.ErrTimeout) {
@@ -247,12 +250,20 @@ func checkPages(path string) error {
 		return err
 	}
 	defer db.Close()
-	return db.View(func(tx *bolt.Tx) error {
-		if tx.Size() > fi.Size() {
-			return fmt.Errorf("%w: the file has %d bytes and its pages need %d: it was cut short", ErrCorrupt, fi.Size(), tx.Size())
-		}
-		return nil
-	})
+	return db.View(func(tx *bolt.Tx) error { return checkSize(tx, path) })
+}
+
+// checkSize refuses a file shorter than the pages tx's meta page counts,
+// before anything reads them.
+func checkSize(tx *bolt.Tx, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if tx.Size() > fi.Size() {
+		return fmt.Errorf("%w: the file has %d bytes and its pages need %d: it was cut short", ErrCorrupt, fi.Size(), tx.Size())
+	}
+	return nil
 }
 
 // prepare makes a writable hive ready: the buckets of a new file, a
@@ -667,7 +678,7 @@ func (h *Hive) ReplaceFile(file string) error {
 // each member receiving it, to find only a fault the sender itself carried
 // (as a restore does not run them on a backup set unless --deep).
 func checkWhole(path string) error {
-	// A read-only open checks both (checkPages, checkFormat).
+	// A read-only open checks both (checkSize, checkFormat).
 	h, err := OpenReadOnly(path)
 	if err != nil {
 		return err
